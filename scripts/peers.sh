@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the real third-party peers the full test suite runs against:
+# Debian's mosquitto broker and pymodbus. When a peer is missing and we run as
+# root, it is installed with apt-get; otherwise the script fails naming what
+# to install.
+set -euo pipefail
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "peers: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}" >/dev/null
+  exit 0
+fi
+
+echo "peers: missing ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+exit 1
