@@ -1,0 +1,62 @@
+package tb
+
+import (
+	"context"
+	"sync"
+)
+
+// Ack is the outcome of one publish. For QoS 1 it completes when the server
+// acknowledged the message with a PUBACK (nil error), or with ErrDropped or
+// ErrClosed. For QoS 0 it completes when the message was written to the
+// connection: QoS 0 has no acknowledgement.
+type Ack struct {
+	once sync.Once
+	done chan struct{}
+	err  error
+	seq  uint64
+}
+
+func newAck() *Ack { return &Ack{done: make(chan struct{})} }
+
+func (a *Ack) complete(err error) {
+	a.once.Do(func() {
+		a.err = err
+		close(a.done)
+	})
+}
+
+// Done is closed when the outcome is known.
+func (a *Ack) Done() <-chan struct{} { return a.done }
+
+// Err returns the outcome once Done is closed (nil means acknowledged), and
+// nil before.
+func (a *Ack) Err() error {
+	select {
+	case <-a.done:
+		return a.err
+	default:
+		return nil
+	}
+}
+
+// Wait blocks until the outcome is known or ctx ends. A context error means
+// only that the caller stopped waiting: the message stays in the outbox and
+// is still delivered.
+func (a *Ack) Wait(ctx context.Context) error {
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Seq is the message's outbox sequence number (0 for QoS 0).
+func (a *Ack) Seq() uint64 { return a.seq }
+
+// completedAck returns an Ack that is already complete.
+func completedAck(err error) *Ack {
+	a := newAck()
+	a.complete(err)
+	return a
+}

@@ -1,0 +1,846 @@
+package tb
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tbflow/tbflow/tb/internal/outbox"
+)
+
+// client is the connection machinery shared by Device and Gateway: the
+// connection loop, the outbox sender, request correlation and hand-off of
+// downlinks away from paho's goroutines.
+type client struct {
+	cfg    Config
+	log    *slog.Logger
+	tlsCfg *tls.Config
+	ob     *outbox.Outbox
+	// restoredMax is the highest sequence found in the outbox at start:
+	// entries up to it have no Ack waiting.
+	restoredMax uint64
+
+	ctx    context.Context // lifetime of the client; ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	started  bool
+	closing  bool
+	state    State
+	lastErr  error
+	conn     *conn
+	upCh     chan struct{} // closed while a connection is up
+	attemptN uint64        // connection attempts so far
+	attempts chan struct{} // closed and replaced after each attempt
+	acks     map[uint64]*Ack
+	early    map[uint64]error // outcomes that arrived before their Ack was registered
+	pending  map[string]*pendingReq
+	subs     map[string]byte // filters subscribed after every CONNACK
+	hooks    []func(*conn)   // run after every CONNACK, in a goroutine
+	lim      *limits
+	inflight int
+
+	routes []route // downlink routing by topic prefix
+	reqSeq atomic.Int64
+	epoch  atomic.Uint64
+
+	statusMu sync.Mutex
+	statusCh chan struct{}
+}
+
+// conn is one MQTT connection (one paho client, never reused).
+type conn struct {
+	cli      mqtt.Client
+	epoch    uint64
+	ctx      context.Context // ends when the connection is lost
+	cancel   context.CancelFunc
+	lost     chan struct{}
+	lostOnce sync.Once
+	err      error
+	sender   chan struct{} // closed when the sender loop ended
+}
+
+func (cn *conn) markLost(err error) {
+	cn.lostOnce.Do(func() {
+		cn.err = err
+		cn.cancel()
+		close(cn.lost)
+	})
+}
+
+// route hands the downlinks whose topic starts with prefix to fn. fn runs
+// on paho's router goroutine and must not block.
+type route struct {
+	prefix string
+	exact  bool
+	fn     func(topic string, payload []byte)
+}
+
+type pendingReq struct {
+	reqTopic string
+	payload  []byte
+	ch       chan []byte
+}
+
+func newClient(cfg Config) (*client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		acks:     map[uint64]*Ack{},
+		early:    map[uint64]error{},
+		pending:  map[string]*pendingReq{},
+		subs:     map[string]byte{},
+		upCh:     make(chan struct{}),
+		attempts: make(chan struct{}),
+		inflight: cfg.MaxInflight,
+		statusCh: make(chan struct{}, 1),
+	}
+	c.lim, _ = newLimits(nil)
+	if cfg.TLS != nil {
+		if c.tlsCfg, err = cfg.TLS.tlsConfig(cfg.Host); err != nil {
+			return nil, err
+		}
+	}
+	policy := outbox.Block
+	switch cfg.Outbox.Full {
+	case OutboxReject:
+		policy = outbox.Reject
+	case OutboxDropOldest:
+		policy = outbox.DropOldest
+	}
+	c.ob, err = outbox.Open(outbox.Options{
+		Path:     cfg.Outbox.Path,
+		MaxBytes: cfg.Outbox.MaxBytes,
+		Policy:   policy,
+		NoSync:   cfg.Outbox.NoSync,
+		OnDrop: func(seqs []uint64) {
+			for _, s := range seqs {
+				c.completeAck(s, ErrDropped)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tb: opening outbox: %w", err)
+	}
+	if last := c.ob.Next(0, 1<<30); len(last) > 0 {
+		c.restoredMax = last[len(last)-1].Seq
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	// Passive filters: ThingsBoard sends responses without them, a plain
+	// MQTT broker with a responder needs them.
+	c.subs[topicAttrResponseSub] = c.cfg.QoS
+	c.subs[topicRPCResponseSub] = c.cfg.QoS
+	c.addRoute(topicAttrResponse, false, c.resolvePending)
+	c.addRoute(topicRPCResponse, false, c.resolvePending)
+	c.wg.Add(1)
+	go c.statusLoop()
+	return c, nil
+}
+
+func (c *client) addRoute(prefix string, exact bool, fn func(string, []byte)) {
+	c.routes = append(c.routes, route{prefix: prefix, exact: exact, fn: fn})
+}
+
+// start launches the connection loop once.
+func (c *client) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return ErrClosed
+	}
+	if !c.started {
+		c.started = true
+		c.wg.Add(1)
+		go c.run()
+	}
+	return nil
+}
+
+// connect starts the loop and waits for a CONNACK. A refusal the server
+// will repeat (bad credentials) is returned at once.
+func (c *client) connect(ctx context.Context) error {
+	if err := c.start(); err != nil {
+		return err
+	}
+	for {
+		c.mu.Lock()
+		up, attempts, lastErr, closing := c.upCh, c.attempts, c.lastErr, c.closing
+		isUp := c.conn != nil
+		c.mu.Unlock()
+		if closing {
+			return ErrClosed
+		}
+		if isUp {
+			return nil
+		}
+		var ce *ConnectError
+		if errors.As(lastErr, &ce) && ce.Permanent() {
+			return lastErr
+		}
+		select {
+		case <-up:
+		case <-attempts:
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("tb: connecting: %w (last error: %v)", ctx.Err(), lastErr)
+			}
+			return fmt.Errorf("tb: connecting: %w", ctx.Err())
+		}
+	}
+}
+
+// waitConnected blocks until a connection is up or ctx ends.
+func (c *client) waitConnected(ctx context.Context) error {
+	c.mu.Lock()
+	up := c.upCh
+	c.mu.Unlock()
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *client) run() {
+	defer c.wg.Done()
+	failures := 0
+	for c.ctx.Err() == nil {
+		c.setState(StateConnecting, nil)
+		cn, err := c.dial()
+		c.mu.Lock()
+		c.attemptN++
+		close(c.attempts)
+		c.attempts = make(chan struct{})
+		c.mu.Unlock()
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			failures++
+			c.log.Warn("connection attempt failed", "broker", c.cfg.brokerURL(), "error", err)
+			c.setState(StateOffline, err)
+			if !c.sleep(c.backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		c.online(cn)
+		select {
+		case <-cn.lost:
+		case <-c.ctx.Done():
+			cn.markLost(ErrClosed)
+		}
+		c.offline(cn)
+	}
+}
+
+func (c *client) backoff(failures int) time.Duration {
+	d := c.cfg.ReconnectMin
+	for i := 1; i < failures && d < c.cfg.ReconnectMax; i++ {
+		d *= 2
+	}
+	if d > c.cfg.ReconnectMax {
+		d = c.cfg.ReconnectMax
+	}
+	// Jitter in [d/2, d] so that many devices do not reconnect in step.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (c *client) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// dial makes one connection attempt with a new paho client.
+func (c *client) dial() (*conn, error) {
+	epoch := c.epoch.Add(1)
+	cctx, cancel := context.WithCancel(c.ctx)
+	cn := &conn{epoch: epoch, ctx: cctx, cancel: cancel, lost: make(chan struct{}), sender: make(chan struct{})}
+	o := mqtt.NewClientOptions()
+	o.AddBroker(c.cfg.brokerURL())
+	o.SetProtocolVersion(4)
+	o.SetClientID(c.cfg.ClientID)
+	if c.cfg.AccessToken != "" {
+		o.SetUsername(c.cfg.AccessToken)
+	} else {
+		o.SetUsername(c.cfg.Username)
+		o.SetPassword(c.cfg.Password)
+	}
+	if c.tlsCfg != nil {
+		o.SetTLSConfig(c.tlsCfg)
+	}
+	o.SetCleanSession(true)
+	o.SetAutoReconnect(false)
+	o.SetConnectRetry(false)
+	o.SetKeepAlive(c.cfg.KeepAlive)
+	o.SetPingTimeout(10 * time.Second)
+	o.SetConnectTimeout(c.cfg.ConnectTimeout)
+	o.SetWriteTimeout(c.cfg.WriteTimeout)
+	o.SetOrderMatters(true)
+	o.SetMessageChannelDepth(1024)
+	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		if c.epoch.Load() != epoch {
+			return
+		}
+		c.dispatch(m.Topic(), m.Payload())
+	})
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		cn.markLost(fmt.Errorf("tb: connection lost: %w", err))
+	})
+	cn.cli = mqtt.NewClient(o)
+	tok := cn.cli.Connect()
+	select {
+	case <-tok.Done():
+	case <-c.ctx.Done():
+		cn.cli.Disconnect(0)
+		cancel()
+		return nil, ErrClosed
+	}
+	if err := tok.Error(); err != nil {
+		cancel()
+		if ct, ok := tok.(*mqtt.ConnectToken); ok && ct.ReturnCode() != 0 && ct.ReturnCode() < 6 {
+			return nil, &ConnectError{Code: ct.ReturnCode()}
+		}
+		return nil, fmt.Errorf("tb: connecting to %s: %w", c.cfg.brokerURL(), err)
+	}
+	return cn, nil
+}
+
+// online runs after a CONNACK: subscribe again, resend pending requests,
+// start the outbox sender and the connect hooks.
+func (c *client) online(cn *conn) {
+	c.mu.Lock()
+	filters := make(map[string]byte, len(c.subs))
+	for f, q := range c.subs {
+		filters[f] = q
+	}
+	c.mu.Unlock()
+	if len(filters) > 0 {
+		c.subscribe(cn, filters)
+	}
+	c.mu.Lock()
+	c.conn = cn
+	close(c.upCh)
+	pend := make([]*pendingReq, 0, len(c.pending))
+	for _, p := range c.pending {
+		pend = append(pend, p)
+	}
+	hooks := append([]func(*conn){}, c.hooks...)
+	c.mu.Unlock()
+	c.setState(StateConnected, nil)
+	c.log.Info("connected", "broker", c.cfg.brokerURL())
+	for _, p := range pend {
+		cn.cli.Publish(p.reqTopic, c.cfg.QoS, false, p.payload)
+	}
+	go func() {
+		defer close(cn.sender)
+		c.sendLoop(cn)
+	}()
+	for _, h := range hooks {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			h(cn)
+		}()
+	}
+}
+
+func (c *client) offline(cn *conn) {
+	c.mu.Lock()
+	if c.conn == cn {
+		c.conn = nil
+		c.upCh = make(chan struct{})
+	}
+	c.mu.Unlock()
+	<-cn.sender
+	if c.ctx.Err() != nil {
+		cn.cli.Disconnect(250)
+		return
+	}
+	cn.cli.Disconnect(0)
+	c.log.Warn("disconnected", "error", cn.err)
+	c.setState(StateOffline, cn.err)
+}
+
+// subscribe sends the filters and waits (bounded) for the SUBACK. Filters
+// the server refuses are logged: ThingsBoard refuses some passive ones and
+// still sends their downlinks.
+func (c *client) subscribe(cn *conn, filters map[string]byte) {
+	tok := cn.cli.SubscribeMultiple(filters, nil)
+	if !tok.WaitTimeout(c.cfg.RequestTimeout) {
+		c.log.Warn("subscribe not acknowledged in time", "filters", len(filters))
+		return
+	}
+	if err := tok.Error(); err != nil {
+		c.log.Warn("subscribe failed", "error", err)
+		return
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code > 1 {
+				c.log.Debug("subscription refused by server", "filter", f, "code", code)
+			}
+		}
+	}
+}
+
+// ensureSub adds a filter to the set subscribed after every CONNACK and
+// subscribes now when connected.
+func (c *client) ensureSub(filter string) {
+	c.mu.Lock()
+	if _, ok := c.subs[filter]; ok {
+		c.mu.Unlock()
+		return
+	}
+	c.subs[filter] = c.cfg.QoS
+	cn := c.conn
+	c.mu.Unlock()
+	if cn != nil {
+		c.subscribe(cn, map[string]byte{filter: c.cfg.QoS})
+	}
+}
+
+// onConnect registers a hook run (in its own goroutine) after every CONNACK.
+func (c *client) onConnect(h func(*conn)) {
+	c.mu.Lock()
+	c.hooks = append(c.hooks, h)
+	cn := c.conn
+	c.mu.Unlock()
+	if cn != nil {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			h(cn)
+		}()
+	}
+}
+
+func (c *client) current() *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// dispatch routes one downlink. It runs on paho's router goroutine and never
+// blocks: handlers are handed to other goroutines by the route functions.
+func (c *client) dispatch(topic string, payload []byte) {
+	p := make([]byte, len(payload))
+	copy(p, payload)
+	for _, r := range c.routes {
+		if (r.exact && topic == r.prefix) || (!r.exact && strings.HasPrefix(topic, r.prefix)) {
+			r.fn(topic, p)
+			return
+		}
+	}
+	c.log.Debug("downlink on unexpected topic dropped", "topic", topic)
+}
+
+func (c *client) reportError(err error) {
+	c.log.Error("recovered", "error", err)
+	if c.cfg.OnError != nil {
+		c.cfg.OnError(err)
+	}
+}
+
+// --- publishing -----------------------------------------------------------
+
+// checkSize rejects payloads over the server's maximum packet size.
+func (c *client) checkSize(topic string, payload []byte) error {
+	c.mu.Lock()
+	maxPayload := c.lim.maxPayload
+	c.mu.Unlock()
+	// MQTT remaining length of a QoS 1 PUBLISH: topic length prefix, topic,
+	// packet id, payload.
+	if n := 2 + len(topic) + 2 + len(payload); n > maxPayload {
+		return fmt.Errorf("%w: %d bytes, the server accepts %d", ErrPayloadTooLarge, n, maxPayload)
+	}
+	return nil
+}
+
+// publish sends one message with the configured QoS: QoS 1 through the
+// outbox (durable, acknowledged), QoS 0 straight to the connection.
+func (c *client) publish(ctx context.Context, topic string, payload []byte) (*Ack, error) {
+	if err := c.checkSize(topic, payload); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return nil, ErrClosed
+	}
+	if c.cfg.QoS == 0 {
+		return c.publishQoS0(ctx, topic, payload)
+	}
+	seqs, err := c.ob.Append(ctx, outbox.Record{Topic: topic, Payload: payload})
+	if err != nil {
+		switch {
+		case errors.Is(err, outbox.ErrFull):
+			return nil, fmt.Errorf("%w: %w", ErrOutboxFull, err)
+		case errors.Is(err, outbox.ErrClosed):
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("tb: storing message in outbox: %w", err)
+	}
+	a := newAck()
+	a.seq = seqs[0]
+	c.mu.Lock()
+	if err, ok := c.early[a.seq]; ok {
+		delete(c.early, a.seq)
+		c.mu.Unlock()
+		a.complete(err)
+		return a, nil
+	}
+	c.acks[a.seq] = a
+	c.mu.Unlock()
+	return a, nil
+}
+
+func (c *client) publishQoS0(ctx context.Context, topic string, payload []byte) (*Ack, error) {
+	cn := c.current()
+	if cn == nil {
+		return nil, ErrNotConnected
+	}
+	if err := c.limits().wait(ctx, topic, payload); err != nil {
+		return nil, err
+	}
+	tok := cn.cli.Publish(topic, 0, false, payload)
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotConnected, err)
+	}
+	return completedAck(nil), nil
+}
+
+// publishNow sends a message that is not kept in the outbox (requests,
+// replies, claims) and waits for its PUBACK (QoS 1) or write (QoS 0).
+func (c *client) publishNow(ctx context.Context, topic string, payload []byte) error {
+	if err := c.checkSize(topic, payload); err != nil {
+		return err
+	}
+	cn := c.current()
+	if cn == nil {
+		return ErrNotConnected
+	}
+	if err := c.limits().wait(ctx, topic, payload); err != nil {
+		return err
+	}
+	tok := cn.cli.Publish(topic, c.cfg.QoS, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("tb: publishing to %q: %w", topic, err)
+		}
+		return nil
+	case <-cn.lost:
+		return fmt.Errorf("tb: publishing to %q: %w", topic, ErrNotConnected)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *client) limits() *limits {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lim
+}
+
+func (c *client) completeAck(seq uint64, err error) {
+	c.mu.Lock()
+	a, ok := c.acks[seq]
+	if ok {
+		delete(c.acks, seq)
+	} else if seq > c.restoredMax {
+		c.early[seq] = err
+	}
+	c.mu.Unlock()
+	if ok {
+		a.complete(err)
+	}
+}
+
+// sendLoop publishes the outbox in order with a bounded in-flight window,
+// removing each message when its PUBACK arrives. It ends when the
+// connection is lost; the next connection starts again from the oldest
+// unacknowledged message.
+func (c *client) sendLoop(cn *conn) {
+	type flight struct {
+		seq uint64
+		tok mqtt.Token
+	}
+	c.mu.Lock()
+	window := c.inflight
+	c.mu.Unlock()
+	inflight := make(chan flight, window)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for f := range inflight {
+			select {
+			case <-f.tok.Done():
+			case <-cn.lost:
+				return
+			}
+			if err := f.tok.Error(); err != nil {
+				cn.markLost(fmt.Errorf("tb: publish not acknowledged: %w", err))
+				return
+			}
+			c.ob.Remove(f.seq)
+			c.completeAck(f.seq, nil)
+		}
+	}()
+	defer func() {
+		close(inflight)
+		<-collected
+	}()
+	var last uint64
+	for {
+		batch := c.ob.Next(last, 256)
+		if len(batch) == 0 {
+			select {
+			case <-c.ob.Notify():
+				continue
+			case <-cn.lost:
+				return
+			}
+		}
+		lim := c.limits()
+		for _, e := range batch {
+			if err := lim.wait(cn.ctx, e.Topic, e.Payload); err != nil {
+				return
+			}
+			tok := cn.cli.Publish(e.Topic, 1, false, e.Payload)
+			select {
+			case inflight <- flight{e.Seq, tok}:
+			case <-cn.lost:
+				return
+			}
+			last = e.Seq
+		}
+	}
+}
+
+// --- requests --------------------------------------------------------------
+
+// nextRequestID returns ids for attribute requests and client RPC. They
+// start high so that a broker that echoes our own publishes never confuses
+// them with server-side RPC ids, which start at 0.
+func (c *client) nextRequestID() int64 {
+	return 1_000_000 + c.reqSeq.Add(1)
+}
+
+// request publishes payload on reqTopic and waits for a downlink on
+// respTopic. The request is published again after every reconnect until it
+// is answered or ctx ends. Without a deadline, Config.RequestTimeout applies.
+func (c *client) request(ctx context.Context, reqTopic, respTopic string, payload []byte) ([]byte, error) {
+	if err := c.checkSize(reqTopic, payload); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	p := &pendingReq{reqTopic: reqTopic, payload: payload, ch: make(chan []byte, 1)}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pending[respTopic] = p
+	cn := c.conn
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending[respTopic] == p {
+			delete(c.pending, respTopic)
+		}
+		c.mu.Unlock()
+	}()
+	if cn != nil {
+		if err := c.limits().wait(ctx, reqTopic, payload); err != nil {
+			return nil, err
+		}
+		// The outcome of this publish does not matter: a lost connection
+		// republishes every pending request after the next CONNACK.
+		cn.cli.Publish(reqTopic, c.cfg.QoS, false, payload)
+	}
+	select {
+	case b := <-p.ch:
+		return b, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: no answer on %q: %w", ErrTimeout, respTopic, ctx.Err())
+		}
+		return nil, ctx.Err()
+	case <-c.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// resolvePending completes the request waiting for topic, if any.
+func (c *client) resolvePending(topic string, payload []byte) {
+	c.mu.Lock()
+	p, ok := c.pending[topic]
+	if ok {
+		delete(c.pending, topic)
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.log.Debug("response without a pending request dropped", "topic", topic)
+		return
+	}
+	select {
+	case p.ch <- payload:
+	default:
+	}
+}
+
+// --- status and shutdown ---------------------------------------------------
+
+func (c *client) setState(s State, err error) {
+	c.mu.Lock()
+	if c.state == StateClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.state = s
+	if err != nil || s == StateConnected {
+		c.lastErr = err
+	}
+	c.mu.Unlock()
+	select {
+	case c.statusCh <- struct{}{}:
+	default:
+	}
+}
+
+func (c *client) status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Status{State: c.state, Queued: c.ob.Len(), Err: c.lastErr}
+}
+
+// statusLoop delivers status changes to Config.OnStatus one at a time,
+// coalescing bursts to the latest state.
+func (c *client) statusLoop() {
+	defer c.wg.Done()
+	var last *Status
+	for {
+		select {
+		case <-c.statusCh:
+		case <-c.ctx.Done():
+			if c.cfg.OnStatus != nil {
+				c.cfg.OnStatus(Status{State: StateClosed, Queued: c.ob.Len()})
+			}
+			return
+		}
+		st := c.status()
+		if last != nil && last.State == st.State && errors.Is(last.Err, st.Err) {
+			continue
+		}
+		last = &st
+		if c.cfg.OnStatus != nil {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						c.reportError(&HandlerPanicError{Handler: "status", Value: r})
+					}
+				}()
+				c.cfg.OnStatus(st)
+			}()
+		}
+	}
+}
+
+// close flushes the outbox while ctx allows, then disconnects and closes the
+// outbox. Messages not yet acknowledged stay in the outbox file.
+func (c *client) close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	connected := c.conn != nil
+	c.mu.Unlock()
+	if connected {
+		t := time.NewTicker(10 * time.Millisecond)
+	flush:
+		for c.ob.Len() > 0 {
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				break flush
+			}
+		}
+		t.Stop()
+	}
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	acks := c.acks
+	c.acks = map[uint64]*Ack{}
+	c.state = StateClosed
+	c.mu.Unlock()
+	for _, a := range acks {
+		a.complete(ErrClosed)
+	}
+	if err := c.ob.Close(); err != nil {
+		return fmt.Errorf("tb: closing outbox: %w", err)
+	}
+	return nil
+}
+
+// sendReliable publishes a message that is not kept in the outbox (claims,
+// RPC replies) and waits for its acknowledgement, waiting for a connection
+// and publishing again after a reconnect until ctx ends. Without a deadline
+// on ctx, Config.RequestTimeout applies.
+func (c *client) sendReliable(ctx context.Context, topic string, payload []byte) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	for {
+		if err := c.waitConnected(ctx); err != nil {
+			return fmt.Errorf("tb: sending to %q: waiting for a connection: %w", topic, err)
+		}
+		err := c.publishNow(ctx, topic, payload)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrPayloadTooLarge) {
+			return err
+		}
+		c.log.Debug("publish interrupted; sending again after reconnect", "topic", topic, "error", err)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,640 @@
+package tb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Device is one ThingsBoard device's MQTT session. It is safe for
+// concurrent use.
+type Device struct {
+	c      *client
+	attrQ  *serialQueue
+	limits sessionLimitsBox
+
+	attrMu   sync.Mutex
+	watches  map[int]*attrWatch
+	watchSeq int
+	known    map[string]any // last known shared attribute values
+
+	rpcMu       sync.Mutex
+	rpcHandlers map[string]RPCHandler
+	rpcRunning  map[string]bool   // request ids whose handler runs
+	rpcUnsent   map[string][]byte // replies not yet acknowledged, by id
+
+	otaMu sync.Mutex
+	ota   map[string]*otaDownload // by response topic prefix
+}
+
+type sessionLimitsBox struct {
+	mu sync.Mutex
+	v  *SessionLimits
+}
+
+// NewDevice validates cfg and opens the outbox. It does no network I/O:
+// call Connect (or Start) next.
+func NewDevice(cfg Config) (*Device, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{
+		c:           c,
+		watches:     map[int]*attrWatch{},
+		known:       map[string]any{},
+		rpcHandlers: map[string]RPCHandler{},
+		rpcRunning:  map[string]bool{},
+		rpcUnsent:   map[string][]byte{},
+		ota:         map[string]*otaDownload{},
+	}
+	d.attrQ = newSerialQueue("attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
+	c.addRoute(topicAttributes, true, d.onAttributeUpdate)
+	c.addRoute(topicRPCRequest, false, d.onRPCRequest)
+	c.addRoute("v2/fw/", false, d.onOTADownlink)
+	c.addRoute("v2/sw/", false, d.onOTADownlink)
+	if !c.cfg.SkipSessionLimits {
+		c.onConnect(d.fetchSessionLimits)
+	}
+	c.onConnect(d.resyncAttributes)
+	return d, nil
+}
+
+// Connect creates a Device and waits for its first connection.
+func Connect(ctx context.Context, cfg Config) (*Device, error) {
+	d, err := NewDevice(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Connect(ctx); err != nil {
+		_ = d.Close(context.Background())
+		return nil, err
+	}
+	return d, nil
+}
+
+// Start launches the connection loop in the background and returns at once.
+func (d *Device) Start() error { return d.c.start() }
+
+// Connect starts the connection loop and waits for the first CONNACK or
+// until ctx ends. A refusal that retrying cannot fix (bad credentials) is
+// returned as a *ConnectError at once. The loop keeps reconnecting in the
+// background either way, until Close.
+func (d *Device) Connect(ctx context.Context) error { return d.c.connect(ctx) }
+
+// WaitConnected blocks until the device is connected or ctx ends.
+func (d *Device) WaitConnected(ctx context.Context) error { return d.c.waitConnected(ctx) }
+
+// Status returns the connection state and the number of messages waiting
+// in the outbox.
+func (d *Device) Status() Status { return d.c.status() }
+
+// Close sends what the outbox holds while ctx allows, then disconnects. What
+// is still unacknowledged stays in an outbox file for the next start.
+func (d *Device) Close(ctx context.Context) error { return d.c.close(ctx) }
+
+// SessionLimits returns the limits the server reported, or nil before the
+// answer (or when the server does not implement getSessionLimits).
+func (d *Device) SessionLimits() *SessionLimits {
+	d.limits.mu.Lock()
+	defer d.limits.mu.Unlock()
+	return d.limits.v
+}
+
+// PublishTelemetry accepts telemetry for sending and returns once it is
+// stored in the outbox (QoS 1) or written (QoS 0). v may be a flat
+// map[string]any, a Telemetry, a []Telemetry, a slice of maps, any value
+// that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
+// Wait on the Ack for the server's acknowledgement.
+func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
+	b, err := encodeTelemetry(v)
+	if err != nil {
+		return nil, err
+	}
+	return d.c.publish(ctx, topicTelemetry, b)
+}
+
+// SendTelemetry publishes telemetry and waits for the server's
+// acknowledgement.
+func (d *Device) SendTelemetry(ctx context.Context, v any) error {
+	a, err := d.PublishTelemetry(ctx, v)
+	if err != nil {
+		return err
+	}
+	return a.Wait(ctx)
+}
+
+// PublishAttributes accepts client-side attributes (a JSON object) for
+// sending; see PublishTelemetry.
+func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
+	b, err := encodeAttributes(v)
+	if err != nil {
+		return nil, err
+	}
+	return d.c.publish(ctx, topicAttributes, b)
+}
+
+// SendAttributes publishes client attributes and waits for the server's
+// acknowledgement.
+func (d *Device) SendAttributes(ctx context.Context, v any) error {
+	a, err := d.PublishAttributes(ctx, v)
+	if err != nil {
+		return err
+	}
+	return a.Wait(ctx)
+}
+
+// --- attribute requests -----------------------------------------------------
+
+// Attributes is the answer to an attribute request. Keys the server does
+// not have are absent.
+type Attributes struct {
+	Client map[string]any `json:"client"`
+	Shared map[string]any `json:"shared"`
+}
+
+// RequestAttributes asks for client and shared attributes by key. With both
+// lists empty the server returns every client and shared attribute; with
+// one list empty only the other scope is asked for. The request is sent
+// again after a reconnect; it fails when ctx ends (or after
+// Config.RequestTimeout when ctx has no deadline).
+func (d *Device) RequestAttributes(ctx context.Context, clientKeys, sharedKeys []string) (*Attributes, error) {
+	req := map[string]string{}
+	for scope, keys := range map[string][]string{"clientKeys": clientKeys, "sharedKeys": sharedKeys} {
+		if len(keys) == 0 {
+			continue
+		}
+		for _, k := range keys {
+			if k == "" || strings.Contains(k, ",") {
+				return nil, fmt.Errorf("%w: attribute key %q (keys are sent comma-separated)", ErrInvalidPayload, k)
+			}
+		}
+		req[scope] = strings.Join(keys, ",")
+	}
+	payload, _ := json.Marshal(req)
+	id := strconv.FormatInt(d.c.nextRequestID(), 10)
+	b, err := d.c.request(ctx, topicAttrRequest+id, topicAttrResponse+id, payload)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAttributes(b)
+}
+
+func decodeAttributes(b []byte) (*Attributes, error) {
+	var a Attributes
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("tb: malformed attribute response %q: %w", truncate(b), err)
+	}
+	if a.Client == nil {
+		a.Client = map[string]any{}
+	}
+	if a.Shared == nil {
+		a.Shared = map[string]any{}
+	}
+	return &a, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}
+
+// --- shared attribute updates -------------------------------------------------
+
+// AttributeUpdate is a change of shared attributes.
+type AttributeUpdate struct {
+	Values  map[string]any // new or changed values
+	Deleted []string       // keys deleted on the server
+	// Resync is true for updates made from the server's current values after
+	// a (re)connect: the first one carries the values at start, later ones
+	// what changed while the device was offline.
+	Resync bool
+}
+
+type attrWatch struct {
+	keys map[string]bool // nil = every key
+	fn   func(AttributeUpdate)
+}
+
+// SubscribeAttributes calls fn with every change of the given shared
+// attribute keys (every key when keys is empty): pushes from the server and,
+// after each (re)connect, the difference between the server's current
+// values and the last known ones. fn runs on the device's attribute
+// goroutine, one update at a time, in order. The returned function
+// unsubscribes.
+func (d *Device) SubscribeAttributes(keys []string, fn func(AttributeUpdate)) (unsubscribe func()) {
+	w := &attrWatch{fn: fn}
+	if len(keys) > 0 {
+		w.keys = map[string]bool{}
+		for _, k := range keys {
+			w.keys[k] = true
+		}
+	}
+	d.attrMu.Lock()
+	d.watchSeq++
+	id := d.watchSeq
+	d.watches[id] = w
+	d.attrMu.Unlock()
+	d.c.ensureSub(topicAttributes)
+	if cn := d.c.current(); cn != nil {
+		go d.resyncAttributes(cn)
+	}
+	return func() {
+		d.attrMu.Lock()
+		delete(d.watches, id)
+		d.attrMu.Unlock()
+	}
+}
+
+func (d *Device) onAttributeUpdate(_ string, payload []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		d.c.reportError(fmt.Errorf("tb: malformed attribute update %q: %w", truncate(payload), err))
+		return
+	}
+	up := AttributeUpdate{Values: map[string]any{}}
+	if del, ok := m["deleted"].([]any); ok {
+		for _, k := range del {
+			if s, ok := k.(string); ok {
+				up.Deleted = append(up.Deleted, s)
+			}
+		}
+		delete(m, "deleted")
+	}
+	maps.Copy(up.Values, m)
+	d.attrQ.push(func() { d.deliver(up) })
+}
+
+// deliver records an update as known and hands each watch its part.
+func (d *Device) deliver(up AttributeUpdate) {
+	d.attrMu.Lock()
+	maps.Copy(d.known, up.Values)
+	for _, k := range up.Deleted {
+		delete(d.known, k)
+	}
+	watches := make([]*attrWatch, 0, len(d.watches))
+	for _, w := range d.watches {
+		watches = append(watches, w)
+	}
+	d.attrMu.Unlock()
+	for _, w := range watches {
+		part := AttributeUpdate{Resync: up.Resync}
+		if w.keys == nil {
+			part.Values, part.Deleted = up.Values, up.Deleted
+		} else {
+			part.Values = map[string]any{}
+			for k, v := range up.Values {
+				if w.keys[k] {
+					part.Values[k] = v
+				}
+			}
+			for _, k := range up.Deleted {
+				if w.keys[k] {
+					part.Deleted = append(part.Deleted, k)
+				}
+			}
+		}
+		if len(part.Values) == 0 && len(part.Deleted) == 0 && !(up.Resync && w.keys == nil && len(up.Values) == 0) {
+			continue
+		}
+		runGuarded("attribute", d.c.cfg.SlowHandler, d.c.reportError, func() { w.fn(part) })
+	}
+}
+
+// resyncAttributes requests the watched shared attributes after a connect
+// and delivers what differs from the last known values. ThingsBoard never
+// replays updates made while a device was offline.
+func (d *Device) resyncAttributes(cn *conn) {
+	d.attrMu.Lock()
+	if len(d.watches) == 0 {
+		d.attrMu.Unlock()
+		return
+	}
+	all := false
+	keySet := map[string]bool{}
+	for _, w := range d.watches {
+		if w.keys == nil {
+			all = true
+		}
+		for k := range w.keys {
+			keySet[k] = true
+		}
+	}
+	d.attrMu.Unlock()
+	var keys []string
+	if !all {
+		for k := range keySet {
+			keys = append(keys, k)
+		}
+	}
+	ctx, cancel := context.WithTimeout(cn.ctx, d.c.cfg.RequestTimeout)
+	defer cancel()
+	var (
+		a   *Attributes
+		err error
+	)
+	if all {
+		a, err = d.RequestAttributes(ctx, nil, nil)
+	} else {
+		a, err = d.RequestAttributes(ctx, nil, keys)
+	}
+	if err != nil {
+		if cn.ctx.Err() == nil {
+			d.c.log.Warn("requesting shared attributes after connect", "error", err)
+		}
+		return
+	}
+	d.attrQ.push(func() {
+		up := AttributeUpdate{Values: map[string]any{}, Resync: true}
+		d.attrMu.Lock()
+		for k, v := range a.Shared {
+			if old, ok := d.known[k]; !ok || !jsonEqual(old, v) {
+				up.Values[k] = v
+			}
+		}
+		for k := range d.known {
+			if _, still := a.Shared[k]; !still && (all || keySet[k]) {
+				up.Deleted = append(up.Deleted, k)
+			}
+		}
+		d.attrMu.Unlock()
+		d.deliver(up)
+	})
+}
+
+func jsonEqual(a, b any) bool {
+	ab, err1 := json.Marshal(a)
+	bb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ab) == string(bb)
+}
+
+// --- server-side RPC ------------------------------------------------------------
+
+// RPCRequest is a server-side RPC call to the device.
+type RPCRequest struct {
+	ID     int             // the server's request id (per device, from 0)
+	Method string          // method name
+	Params json.RawMessage // params as sent (JSON null when absent)
+}
+
+// RPCHandler answers a server-side RPC. Its result is marshalled to JSON as
+// the reply (nil is sent as {}); an error is sent as {"error": "..."}. ctx
+// ends after Config.RPCHandlerTimeout or when the device closes.
+type RPCHandler func(ctx context.Context, req RPCRequest) (any, error)
+
+// HandleRPC registers the handler for method; "" registers the handler for
+// every method without its own. Calls run concurrently, each on its own
+// goroutine; a handler that panics is recovered and the caller gets an
+// error reply. A request the server delivers again (ThingsBoard re-sends
+// pending RPCs after a reconnect) is not run twice: while the first call
+// runs the duplicate is ignored, and once it has finished its reply is sent
+// again.
+func (d *Device) HandleRPC(method string, fn RPCHandler) {
+	d.rpcMu.Lock()
+	if fn == nil {
+		delete(d.rpcHandlers, method)
+	} else {
+		d.rpcHandlers[method] = fn
+	}
+	d.rpcMu.Unlock()
+	if fn != nil {
+		d.c.ensureSub(topicRPCRequestSub)
+	}
+}
+
+func (d *Device) onRPCRequest(topic string, payload []byte) {
+	id := strings.TrimPrefix(topic, topicRPCRequest)
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		d.c.reportError(fmt.Errorf("tb: rpc request on %q: id is not a number", topic))
+		return
+	}
+	// A broker that echoes publishes back returns our own client-side RPC.
+	d.c.mu.Lock()
+	_, own := d.c.pending[topicRPCResponse+id]
+	d.c.mu.Unlock()
+	if own {
+		return
+	}
+	var body struct {
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}
+	if err := json.Unmarshal(payload, &body); err != nil || body.Method == "" {
+		d.c.reportError(fmt.Errorf("tb: malformed rpc request %q on %q", truncate(payload), topic))
+		d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"}))
+		return
+	}
+	if len(body.Params) == 0 {
+		body.Params = json.RawMessage("null")
+	}
+	key := id + "\x00" + string(payload)
+	d.rpcMu.Lock()
+	if d.rpcRunning[key] {
+		d.rpcMu.Unlock()
+		return
+	}
+	if reply, ok := d.rpcUnsent[key]; ok {
+		d.rpcMu.Unlock()
+		go d.sendRPCReplyKeyed(key, id, reply)
+		return
+	}
+	fn := d.rpcHandlers[body.Method]
+	if fn == nil {
+		fn = d.rpcHandlers[""]
+	}
+	d.rpcRunning[key] = true
+	d.rpcMu.Unlock()
+	req := RPCRequest{ID: n, Method: body.Method, Params: body.Params}
+	go d.runRPC(key, id, req, fn)
+}
+
+func (d *Device) runRPC(key, id string, req RPCRequest, fn RPCHandler) {
+	var reply []byte
+	if fn == nil {
+		reply = mustJSON(map[string]string{"error": fmt.Sprintf("no handler for method %q", req.Method)})
+	} else {
+		ctx, cancel := context.WithTimeout(d.c.ctx, d.c.cfg.RPCHandlerTimeout)
+		var (
+			res any
+			err error
+		)
+		runGuarded("rpc "+req.Method, d.c.cfg.SlowHandler, d.c.reportError, func() {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("handler panicked: %v", r)
+					panic(r)
+				}
+			}()
+			res, err = fn(ctx, req)
+		})
+		cancel()
+		reply = rpcReply(res, err)
+	}
+	d.rpcMu.Lock()
+	delete(d.rpcRunning, key)
+	d.rpcUnsent[key] = reply
+	d.rpcMu.Unlock()
+	d.sendRPCReplyKeyed(key, id, reply)
+}
+
+func rpcReply(res any, err error) []byte {
+	if err != nil {
+		return mustJSON(map[string]string{"error": err.Error()})
+	}
+	if res == nil {
+		return []byte("{}")
+	}
+	switch v := res.(type) {
+	case json.RawMessage:
+		if json.Valid(v) {
+			return v
+		}
+	case []byte:
+		if json.Valid(v) {
+			return v
+		}
+	}
+	b, merr := json.Marshal(res)
+	if merr != nil {
+		return mustJSON(map[string]string{"error": "reply is not JSON: " + merr.Error()})
+	}
+	return b
+}
+
+// sendRPCReplyKeyed sends a reply and forgets it once acknowledged; a reply
+// that could not be sent waits for the server to deliver the request again.
+func (d *Device) sendRPCReplyKeyed(key, id string, reply []byte) {
+	if err := d.sendRPCReply(id, reply); err != nil {
+		d.c.log.Warn("rpc reply not sent; it is sent when the server repeats the request", "id", id, "error", err)
+		d.rpcMu.Lock()
+		if len(d.rpcUnsent) > 1000 {
+			clear(d.rpcUnsent)
+		}
+		d.rpcMu.Unlock()
+		return
+	}
+	d.rpcMu.Lock()
+	delete(d.rpcUnsent, key)
+	d.rpcMu.Unlock()
+}
+
+func (d *Device) sendRPCReply(id string, reply []byte) error {
+	ctx, cancel := context.WithTimeout(d.c.ctx, d.c.cfg.RequestTimeout)
+	defer cancel()
+	return d.c.publishNow(ctx, topicRPCResponse+id, reply)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// --- client-side RPC --------------------------------------------------------------
+
+// Call makes a client-side RPC: it publishes {"method", "params"} and waits
+// for the server's reply. An {"error": "..."} reply (ThingsBoard sends
+// {"error":"timeout"} when no rule chain answers) is returned as *RPCError.
+// The call is sent again after a reconnect; without a deadline on ctx,
+// Config.RequestTimeout applies.
+func (d *Device) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	if method == "" {
+		return nil, fmt.Errorf("%w: rpc method is empty", ErrInvalidPayload)
+	}
+	var p json.RawMessage
+	switch v := params.(type) {
+	case nil:
+		p = json.RawMessage("{}")
+	case json.RawMessage:
+		p = v
+	default:
+		b, err := json.Marshal(params)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rpc params: %v", ErrInvalidPayload, err)
+		}
+		p = b
+	}
+	payload, err := json.Marshal(struct {
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}{method, p})
+	if err != nil {
+		return nil, fmt.Errorf("%w: rpc params: %v", ErrInvalidPayload, err)
+	}
+	id := strconv.FormatInt(d.c.nextRequestID(), 10)
+	b, err := d.c.request(ctx, topicRPCRequest+id, topicRPCResponse+id, payload)
+	if err != nil {
+		return nil, fmt.Errorf("tb: rpc %q: %w", method, err)
+	}
+	var e struct {
+		Error *string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != nil {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(b, &m) == nil && len(m) == 1 {
+			return nil, &RPCError{Method: method, Message: *e.Error}
+		}
+	}
+	return json.RawMessage(b), nil
+}
+
+// fetchSessionLimits asks the server for its limits after each connect and
+// applies them. A server that does not answer leaves the defaults.
+func (d *Device) fetchSessionLimits(cn *conn) {
+	ctx, cancel := context.WithTimeout(cn.ctx, 10*time.Second)
+	defer cancel()
+	b, err := d.Call(ctx, "getSessionLimits", map[string]int{"timeout": 5000})
+	if err != nil {
+		var re *RPCError
+		if errors.As(err, &re) || errors.Is(err, ErrTimeout) {
+			d.c.log.Info("server gave no session limits; using defaults", "error", err)
+		}
+		return
+	}
+	var sl SessionLimits
+	if err := json.Unmarshal(b, &sl); err != nil {
+		d.c.reportError(fmt.Errorf("tb: malformed session limits %q: %w", truncate(b), err))
+		return
+	}
+	lim, err := newLimits(&sl)
+	if err != nil {
+		d.c.reportError(fmt.Errorf("tb: session limits: %w", err))
+		return
+	}
+	d.limits.mu.Lock()
+	d.limits.v = &sl
+	d.limits.mu.Unlock()
+	d.c.mu.Lock()
+	d.c.lim = lim
+	if sl.MaxInflightMessages > 0 && sl.MaxInflightMessages < d.c.cfg.MaxInflight {
+		d.c.inflight = sl.MaxInflightMessages
+	} else {
+		d.c.inflight = d.c.cfg.MaxInflight
+	}
+	d.c.mu.Unlock()
+	d.c.log.Debug("session limits applied", "maxPayloadSize", lim.maxPayload, "rateLimits", sl.RateLimits)
+}
+
+// --- claiming --------------------------------------------------------------------
+
+// Claim allows a user to claim the device with secretKey for duration (0 =
+// the server's default, one day). It waits for the server's
+// acknowledgement; ThingsBoard reports no claiming errors to the device.
+func (d *Device) Claim(ctx context.Context, secretKey string, duration time.Duration) error {
+	body := map[string]any{"secretKey": secretKey}
+	if duration > 0 {
+		body["durationMs"] = duration.Milliseconds()
+	}
+	return d.c.sendReliable(ctx, topicClaim, mustJSON(body))
+}

@@ -1,0 +1,34 @@
+// Package tb is a client for ThingsBoard's MQTT Device API.
+//
+// A Device keeps one MQTT session to a ThingsBoard server (or any
+// compatible endpoint, such as tb/tbsim) and gives a context-aware API for
+// everything the server offers a device: telemetry and client attributes,
+// shared-attribute updates, attribute requests, server-side RPC handlers,
+// client-side RPC, claiming, provisioning and firmware/software OTA.
+//
+// What sets it apart from other ThingsBoard clients:
+//
+//   - A QoS 1 publish is durable before it returns: it is appended to an
+//     outbox (on disk when Config.Outbox.Path is set) and its Ack completes
+//     only when the server has sent the PUBACK. Messages survive broker
+//     outages, reconnects and process restarts (kill -9 included) and are
+//     replayed in order.
+//   - The connection is re-established with exponential backoff and jitter.
+//     After every CONNACK the client subscribes again (ThingsBoard keeps no
+//     session), requests the shared attributes its subscribers watch and
+//     delivers what changed while it was offline, and re-sends the requests
+//     (attribute requests, client RPC, OTA chunks) that are still waiting.
+//   - Every call that waits takes a context; requests without a deadline get
+//     Config.RequestTimeout.
+//   - Handlers never run on the MQTT library's network goroutine. A handler
+//     that panics is recovered and reported (an RPC gets an error reply), and
+//     a slow one is reported; neither stops the client.
+//   - The limits the server reports through getSessionLimits (payload size,
+//     message, telemetry-message and data-point rates) are honoured with
+//     token buckets that let traffic through up to the limit, not below it.
+//
+// Lifecycle: NewDevice validates the configuration and opens the outbox (no
+// network I/O); Connect starts the connection loop and waits for the first
+// CONNACK; Close flushes the outbox as far as its context allows and
+// disconnects. Anything still in the outbox is sent on the next start.
+package tb
