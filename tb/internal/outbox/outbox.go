@@ -473,6 +473,18 @@ func (o *Outbox) Bytes() int64 {
 	return o.idx.bytes
 }
 
+// Last is the seq of the newest entry held, 0 when empty.
+func (o *Outbox) Last() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.idx.slots) - 1; i >= o.idx.head; i-- {
+		if o.idx.slots[i].live {
+			return o.idx.slots[i].Seq
+		}
+	}
+	return 0
+}
+
 // Stats returns the counters.
 func (o *Outbox) Stats() Stats {
 	o.mu.Lock()

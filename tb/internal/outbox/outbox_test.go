@@ -634,6 +634,47 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+func TestLazyRemoval(t *testing.T) {
+	commits := func(o *Outbox) uint64 { return o.Stats().Commits }
+	t.Run("interval", func(t *testing.T) {
+		o := open(t, Options{Path: filepath.Join(t.TempDir(), "outbox.db"), FlushInterval: 5 * time.Millisecond})
+		appendOne(t, o, rec(1))
+		before := commits(o)
+		o.Remove(1)
+		eventually(t, func() bool { return commits(o) > before })
+	})
+	t.Run("many pending", func(t *testing.T) {
+		o := open(t, Options{Path: filepath.Join(t.TempDir(), "outbox.db"), FlushInterval: time.Hour})
+		recs := make([]Record, removeKickAt)
+		for i := range recs {
+			recs[i] = rec(i)
+		}
+		seqs, err := o.Append(context.Background(), recs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := commits(o)
+		o.Remove(seqs[:removeKickAt-1]...)
+		if got := commits(o); got != before {
+			t.Fatalf("%d removals committed at once", removeKickAt-1)
+		}
+		o.Remove(seqs[removeKickAt-1])
+		eventually(t, func() bool { return commits(o) > before })
+	})
+	t.Run("last", func(t *testing.T) {
+		o := open(t, Options{})
+		if o.Last() != 0 {
+			t.Fatalf("Last of empty outbox = %d", o.Last())
+		}
+		appendOne(t, o, rec(1))
+		appendOne(t, o, rec(2))
+		o.Remove(2)
+		if o.Last() != 1 {
+			t.Fatalf("Last = %d, want 1", o.Last())
+		}
+	})
+}
+
 func TestNotify(t *testing.T) {
 	modes(t, func(t *testing.T, opts Options) {
 		o := open(t, opts)
@@ -764,6 +805,41 @@ func TestCorruptFile(t *testing.T) {
 			defer f.Close()
 			junk := bytes.Repeat([]byte{0x5a}, int(st.Size())-8192)
 			if _, err := f.WriteAt(junk, 8192); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"leaf page overwritten", func(t *testing.T, path string) {
+			valid(t, path)
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, size := -1, db.Info().PageSize
+			if err := db.View(func(tx *bolt.Tx) error {
+				for id := 2; ; id++ {
+					p, err := tx.Page(id)
+					if err != nil || p == nil {
+						return err
+					}
+					if p.Type == "leaf" {
+						leaf = id
+					}
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if leaf < 0 {
+				t.Fatal("no leaf page found")
+			}
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0x5a}, size), int64(leaf*size)); err != nil {
 				t.Fatal(err)
 			}
 		}},
