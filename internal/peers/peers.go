@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,7 +73,10 @@ type Mosquitto struct {
 // MosquittoConfig is extra configuration appended after the listener line
 // (TLS files, for example). Empty means anonymous plain MQTT.
 type MosquittoConfig struct {
-	Extra string
+	// Persistent keeps sessions and queued messages across a graceful
+	// restart (StopGraceful then Start).
+	Persistent bool
+	Extra      string
 }
 
 // StartMosquitto starts Debian's mosquitto on a free loopback port with
@@ -83,7 +87,16 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	dir := t.TempDir()
 	port := FreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 0\n%s\n", port, cfg.Extra)
+	persist := "persistence false\n"
+	if cfg.Persistent {
+		persist = fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\n", dir)
+		if os.Geteuid() == 0 {
+			// Otherwise mosquitto drops to its own user, which cannot
+			// write into the test's private directory.
+			persist += "user root\n"
+		}
+	}
+	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%smax_inflight_messages 0\nmax_queued_messages 0\n%s\n", port, persist, cfg.Extra)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +139,19 @@ func (m *Mosquitto) Start() {
 
 // Stop kills the broker process this test started (by its PID) and waits
 // for it to exit.
-func (m *Mosquitto) Stop() {
+func (m *Mosquitto) Stop() { m.stop(os.Kill) }
+
+// StopGraceful ends the broker with SIGTERM, letting it save its
+// persistence file, and waits for it to exit.
+func (m *Mosquitto) StopGraceful() { m.stop(syscall.SIGTERM) }
+
+func (m *Mosquitto) stop(sig os.Signal) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
 		return
 	}
-	_ = m.cmd.Process.Kill()
+	_ = m.cmd.Process.Signal(sig)
 	_ = m.cmd.Wait()
 	m.log.Close()
 	m.cmd = nil
