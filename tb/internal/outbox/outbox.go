@@ -222,13 +222,14 @@ func (o *Outbox) load(db *bolt.DB) (err error) {
 			return fmt.Errorf("creating bucket: %w", err)
 		}
 		last := b.Sequence()
+		topics := map[string]string{} // a few topics shared by many entries
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 8 {
 				return fmt.Errorf("reading entries: %d-byte key %x: not an outbox file", len(k), k)
 			}
 			seq := binary.BigEndian.Uint64(k)
-			rec, err := decode(v)
+			rec, err := decode(v, topics)
 			if err != nil {
 				return fmt.Errorf("reading entry %d: %w", seq, err)
 			}
@@ -252,8 +253,9 @@ func encode(buf []byte, r Record) []byte {
 	return append(buf, r.Payload...)
 }
 
-// decode parses a stored value into a Record that owns its memory.
-func decode(v []byte) (Record, error) {
+// decode parses a stored value into a Record that owns its memory. Topics
+// are interned in topics when it is not nil.
+func decode(v []byte, topics map[string]string) (Record, error) {
 	if len(v) == 0 || v[0] != valueVersion {
 		if len(v) == 0 {
 			return Record{}, errors.New("empty value")
@@ -267,7 +269,14 @@ func decode(v []byte) (Record, error) {
 	rest := v[1+w:]
 	payload := make([]byte, len(rest)-int(n))
 	copy(payload, rest[n:])
-	return Record{Topic: string(rest[:n]), Payload: payload}, nil
+	topic, ok := topics[string(rest[:n])]
+	if !ok {
+		topic = string(rest[:n])
+		if topics != nil {
+			topics[topic] = topic
+		}
+	}
+	return Record{Topic: topic, Payload: payload}, nil
 }
 
 // Append stores records durably (committed to disk unless Path == "") and
@@ -276,6 +285,8 @@ func decode(v []byte) (Record, error) {
 // the payloads, so the caller may reuse them. ctx bounds only the wait for
 // space (Block, or DropOldest while the space is taken by Appends not yet
 // committed); once queued for the commit, Append waits for the commit.
+// Waiting Appends are not served first-come first-served: when space is
+// freed, whichever fits first is stored.
 func (o *Outbox) Append(ctx context.Context, recs ...Record) ([]uint64, error) {
 	if len(recs) == 0 {
 		return nil, nil
@@ -298,8 +309,10 @@ func (o *Outbox) Append(ctx context.Context, recs ...Record) ([]uint64, error) {
 		}
 		switch o.opts.Policy {
 		case Reject:
+			used, n := o.idx.bytes+o.resBytes, o.idx.count+o.resCount
 			o.mu.Unlock()
-			return nil, fmt.Errorf("appending %d bytes (%d of %d bytes used): %w", size, o.idx.bytes+o.resBytes, o.opts.MaxBytes, ErrFull)
+			return nil, fmt.Errorf("appending %d records of %d bytes (holding %d entries, %d of %d bytes): %w",
+				len(recs), size, n, used, o.opts.MaxBytes, ErrFull)
 		case DropOldest:
 			d := o.idx.dropOldest(func() bool { return o.fits(size, len(recs)) })
 			if len(d) > 0 {

@@ -876,7 +876,7 @@ func TestCorruptFile(t *testing.T) {
 
 func TestCodec(t *testing.T) {
 	for _, r := range []Record{{}, {Topic: "t"}, {Payload: []byte{0}}, {Topic: strings.Repeat("x", 300), Payload: []byte("{}")}} {
-		got, err := decode(encode(nil, r))
+		got, err := decode(encode(nil, r), nil)
 		if err != nil || got.Topic != r.Topic || !bytes.Equal(got.Payload, r.Payload) {
 			t.Fatalf("round trip of %+v = %+v, %v", r, got, err)
 		}
@@ -888,11 +888,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{valueVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		r, err := decode(v)
+		r, err := decode(v, map[string]string{})
 		if err != nil {
 			return
 		}
-		again, err := decode(encode(nil, r))
+		again, err := decode(encode(nil, r), nil)
 		if err != nil || again.Topic != r.Topic || !bytes.Equal(again.Payload, r.Payload) {
 			t.Fatalf("round trip of %+v = %+v, %v", r, again, err)
 		}
