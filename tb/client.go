@@ -136,9 +136,7 @@ func newClient(cfg Config) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tb: opening outbox: %w", err)
 	}
-	if last := c.ob.Next(0, 1<<30); len(last) > 0 {
-		c.restoredMax = last[len(last)-1].Seq
-	}
+	c.restoredMax = c.ob.Last()
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	// Passive filters: ThingsBoard sends responses without them, a plain
 	// MQTT broker with a responder needs them.
@@ -501,6 +499,8 @@ func (c *client) publish(ctx context.Context, topic string, payload []byte) (*Ac
 			return nil, fmt.Errorf("%w: %w", ErrOutboxFull, err)
 		case errors.Is(err, outbox.ErrClosed):
 			return nil, ErrClosed
+		case errors.Is(err, outbox.ErrTooLarge):
+			return nil, fmt.Errorf("%w: larger than the whole outbox: %w", ErrPayloadTooLarge, err)
 		}
 		return nil, fmt.Errorf("tb: storing message in outbox: %w", err)
 	}

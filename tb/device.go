@@ -22,7 +22,10 @@ type Device struct {
 	attrMu   sync.Mutex
 	watches  map[int]*attrWatch
 	watchSeq int
-	known    map[string]any // last known shared attribute values
+	known    map[string]any    // last known shared attribute values
+	pushGen  uint64            // pushes delivered so far
+	keyGen   map[string]uint64 // pushGen of each key's last push
+	resyncMu sync.Mutex        // one resync at a time
 
 	rpcMu       sync.Mutex
 	rpcHandlers map[string]RPCHandler
@@ -49,6 +52,7 @@ func NewDevice(cfg Config) (*Device, error) {
 		c:           c,
 		watches:     map[int]*attrWatch{},
 		known:       map[string]any{},
+		keyGen:      map[string]uint64{},
 		rpcHandlers: map[string]RPCHandler{},
 		rpcRunning:  map[string]bool{},
 		rpcUnsent:   map[string][]byte{},
@@ -270,7 +274,18 @@ func (d *Device) onAttributeUpdate(_ string, payload []byte) {
 		delete(m, "deleted")
 	}
 	maps.Copy(up.Values, m)
-	d.attrQ.push(func() { d.deliver(up) })
+	d.attrQ.push(func() {
+		d.attrMu.Lock()
+		d.pushGen++
+		for k := range up.Values {
+			d.keyGen[k] = d.pushGen
+		}
+		for _, k := range up.Deleted {
+			d.keyGen[k] = d.pushGen
+		}
+		d.attrMu.Unlock()
+		d.deliver(up)
+	})
 }
 
 // deliver records an update as known and hands each watch its part.
@@ -302,7 +317,7 @@ func (d *Device) deliver(up AttributeUpdate) {
 				}
 			}
 		}
-		if len(part.Values) == 0 && len(part.Deleted) == 0 && !(up.Resync && w.keys == nil && len(up.Values) == 0) {
+		if len(part.Values) == 0 && len(part.Deleted) == 0 {
 			continue
 		}
 		runGuarded("attribute", d.c.cfg.SlowHandler, d.c.reportError, func() { w.fn(part) })
@@ -313,7 +328,10 @@ func (d *Device) deliver(up AttributeUpdate) {
 // and delivers what differs from the last known values. ThingsBoard never
 // replays updates made while a device was offline.
 func (d *Device) resyncAttributes(cn *conn) {
+	d.resyncMu.Lock()
+	defer d.resyncMu.Unlock()
 	d.attrMu.Lock()
+	startGen := d.pushGen
 	if len(d.watches) == 0 {
 		d.attrMu.Unlock()
 		return
@@ -352,22 +370,33 @@ func (d *Device) resyncAttributes(cn *conn) {
 		}
 		return
 	}
+	applied := make(chan struct{})
 	d.attrQ.push(func() {
+		defer close(applied)
+		// A push delivered after the request was sent is newer than the
+		// answer: the answer does not override it.
 		up := AttributeUpdate{Values: map[string]any{}, Resync: true}
 		d.attrMu.Lock()
 		for k, v := range a.Shared {
+			if d.keyGen[k] > startGen {
+				continue
+			}
 			if old, ok := d.known[k]; !ok || !jsonEqual(old, v) {
 				up.Values[k] = v
 			}
 		}
 		for k := range d.known {
-			if _, still := a.Shared[k]; !still && (all || keySet[k]) {
+			if _, still := a.Shared[k]; !still && (all || keySet[k]) && d.keyGen[k] <= startGen {
 				up.Deleted = append(up.Deleted, k)
 			}
 		}
 		d.attrMu.Unlock()
 		d.deliver(up)
 	})
+	select {
+	case <-applied:
+	case <-cn.ctx.Done():
+	}
 }
 
 func jsonEqual(a, b any) bool {

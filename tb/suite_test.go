@@ -107,8 +107,8 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 		if err := d.SendTelemetry(ctx, []tb.Telemetry{{Values: map[string]any{"temperature": 23}}, {Ts: time.UnixMilli(1700000001000), Values: map[string]any{"temperature": 24}}}); err != nil {
 			t.Fatal(err)
 		}
-		// The acknowledgement means the server has it.
-		got := p.telemetry("temperature")
+		var got []any
+		eventually(t, "4 temperature values", func() bool { got = p.telemetry("temperature"); return len(got) >= 4 })
 		if len(got) != 4 || asFloat(got[0]) != 21.5 || asFloat(got[3]) != 24 {
 			t.Fatalf("server has temperature %v, want [21.5 22 23 24]", got)
 		}
@@ -291,6 +291,13 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 				t.Fatalf("ack %d: %v", i, err)
 			}
 		}
+		eventually(t, "every message delivered", func() bool {
+			distinct := map[float64]bool{}
+			for _, v := range p.telemetry("seq") {
+				distinct[asFloat(v)] = true
+			}
+			return len(distinct) >= n
+		})
 		seen := map[int]int{}
 		for _, v := range p.telemetry("seq") {
 			seen[int(asFloat(v))]++
@@ -322,7 +329,7 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 			got = append(got, u)
 			mu.Unlock()
 		})
-		eventually(t, "initial values", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+		eventually(t, "initial values", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 1 })
 		p.outage(t)
 		eventually(t, "offline status", func() bool { return d.Status().State != tb.StateConnected })
 		p.setShared(t, map[string]any{"target": 2})
@@ -344,7 +351,7 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 		eventually(t, "change made while offline", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			for _, u := range got[1:] {
+			for _, u := range got {
 				if u.Resync && asFloat(u.Values["target"]) == 2 {
 					return true
 				}
