@@ -47,12 +47,12 @@ func newMosquittoPeer(t *testing.T) peer {
 		SetKeepAlive(10 * time.Second).SetOrderMatters(true)
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		c.SubscribeMultiple(map[string]byte{
-			"v1/devices/me/telemetry":           1,
-			"v1/devices/me/attributes":          1,
+			"v1/devices/me/telemetry":            1,
+			"v1/devices/me/attributes":           1,
 			"v1/devices/me/attributes/request/+": 1,
-			"v1/devices/me/rpc/request/+":       1,
-			"v1/devices/me/rpc/response/+":      1,
-			"v1/devices/me/claim":               1,
+			"v1/devices/me/rpc/request/+":        1,
+			"v1/devices/me/rpc/response/+":       1,
+			"v1/devices/me/claim":                1,
 		}, p.handle)
 	})
 	p.cli = mqtt.NewClient(o)

@@ -91,12 +91,12 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 
 func TestCountDataPoints(t *testing.T) {
 	for in, want := range map[string]int{
-		`{"a":1,"b":2}`:                                    2,
-		`{"ts":1,"values":{"a":1,"b":2,"c":3}}`:            3,
-		`[{"a":1},{"ts":1,"values":{"b":1,"c":2}}]`:        3,
-		`{"ts":5}`:                                         1,
-		`{"Dev A":[{"a":1,"b":2}],"Dev B":[{"c":1}]}`:      3,
-		`not json`:                                         1,
+		`{"a":1,"b":2}`:                             2,
+		`{"ts":1,"values":{"a":1,"b":2,"c":3}}`:     3,
+		`[{"a":1},{"ts":1,"values":{"b":1,"c":2}}]`: 3,
+		`{"ts":5}`: 1,
+		`{"Dev A":[{"a":1,"b":2}],"Dev B":[{"c":1}]}`: 3,
+		`not json`: 1,
 		`{"Dev A":[{"ts":1,"values":{"x":1}}],"Dev B":[]}`: 1,
 	} {
 		if got := countDataPoints([]byte(in)); got != want {
