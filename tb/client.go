@@ -3,6 +3,7 @@ package tb
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -185,8 +186,7 @@ func (c *client) connect(ctx context.Context) error {
 		if isUp {
 			return nil
 		}
-		var ce *ConnectError
-		if errors.As(lastErr, &ce) && ce.Permanent() {
+		if permanentConnectError(lastErr) {
 			return lastErr
 		}
 		select {
@@ -199,6 +199,28 @@ func (c *client) connect(ctx context.Context) error {
 			return fmt.Errorf("tb: connecting: %w", ctx.Err())
 		}
 	}
+}
+
+// permanentConnectError reports errors that retrying with the same settings
+// will not fix: refused credentials and TLS verification failures on either
+// side. The connection loop still retries them (credentials can be fixed on
+// the server), but Connect returns them at once.
+func permanentConnectError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		return ce.Permanent()
+	}
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) {
+		return true
+	}
+	return strings.Contains(err.Error(), "remote error: tls:")
 }
 
 // waitConnected blocks until a connection is up or ctx ends.

@@ -90,11 +90,11 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 	persist := "persistence false\n"
 	if cfg.Persistent {
 		persist = fmt.Sprintf("persistence true\npersistence_location %s/\nautosave_interval 1\n", dir)
-		if os.Geteuid() == 0 {
-			// Otherwise mosquitto drops to its own user, which cannot
-			// write into the test's private directory.
-			persist += "user root\n"
-		}
+	}
+	if os.Geteuid() == 0 {
+		// Otherwise mosquitto drops to its own user, which can neither
+		// read nor write the test's private directory.
+		persist += "user root\n"
 	}
 	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%smax_inflight_messages 0\nmax_queued_messages 0\n%s\n", port, persist, cfg.Extra)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
