@@ -1,0 +1,184 @@
+package tbsim
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func TestValueTyping(t *testing.T) {
+	cases := []struct {
+		in   string
+		want any
+	}{
+		{`true`, true},
+		{`false`, false},
+		{`42`, int64(42)},
+		{`-7`, int64(-7)},
+		{`42.0`, 42.0},
+		{`1e3`, int64(1000)},
+		{`1.5e3`, int64(1500)}, // not a "simple double": has an exponent
+		{`1E2`, int64(100)},
+		{`1e-3`, 0.001},
+		{`0.1`, 0.1},
+		{`9223372036854775807`, int64(math.MaxInt64)},
+		{`9223372036854775808`, "9223372036854775808"},
+		{`-9223372036854775809`, "-9223372036854775809"},
+		{`1e30`, "1000000000000000000000000000000"},
+		{`0.12345678901234567`, "0.12345678901234567"}, // scale 17 > 16
+		{`0.1234567890123456`, 0.1234567890123456},
+		{`1e-20`, "0.00000000000000000001"},
+		{`"42"`, int64(42)},
+		{`"-7"`, int64(-7)},
+		{`"3.14"`, 3.14},
+		{`"007"`, int64(7)},
+		{`".5"`, 0.5},
+		{`"5."`, "5."},
+		{`"1e3"`, "1e3"},
+		{`"+5"`, "+5"},
+		{`"-"`, "-"},
+		{`"abc"`, "abc"},
+		{`""`, ""},
+		{`"99999999999999999999"`, "99999999999999999999"},
+		{`{"a": [1, 2]}`, json.RawMessage(`{"a":[1,2]}`)},
+		{`[1,"x"]`, json.RawMessage(`[1,"x"]`)},
+	}
+	for _, tc := range cases {
+		v, skip, err := typeValue(json.RawMessage(tc.in))
+		if err != nil || skip {
+			t.Errorf("%s: err %v skip %v", tc.in, err, skip)
+			continue
+		}
+		if !reflect.DeepEqual(v, tc.want) {
+			t.Errorf("%s: got %#v (%T), want %#v (%T)", tc.in, v, v, tc.want, tc.want)
+		}
+	}
+	if _, skip, _ := typeValue(json.RawMessage(`null`)); !skip {
+		t.Error("null not skipped")
+	}
+}
+
+func TestJavaDouble(t *testing.T) {
+	for f, want := range map[float64]string{
+		21.5: "21.5", 21: "21.0", 1e10: "1.0E10", 1.5e-5: "1.5E-5", 0.001: "0.001",
+		9999999: "9999999.0", 1e7: "1.0E7", -2.5: "-2.5", 0: "0.0",
+	} {
+		if got := javaDouble(f); got != want {
+			t.Errorf("javaDouble(%v) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestParseTelemetryForms(t *testing.T) {
+	recs, err := parseTelemetry([]byte(`[{"a":1},{"ts":"123","values":{"b":"x"}},{"ts":5}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || recs[0].HasTs || recs[1].Ts != 123 || !recs[1].HasTs {
+		t.Fatalf("%+v", recs)
+	}
+	// ts without values is a flat object: ts becomes a key
+	if recs[2].HasTs || recs[2].KV[0].Key != "ts" || recs[2].KV[0].Value != int64(5) {
+		t.Fatalf("%+v", recs[2])
+	}
+	recs, err = parseTelemetry([]byte(`{"ts":1.9e0,"values":{},"other":1}`))
+	if err != nil || recs[0].Ts != 1 || len(recs[0].KV) != 0 {
+		t.Fatalf("%+v %v", recs, err)
+	}
+	for _, bad := range []string{``, `x`, `42`, `"s"`, `null`, `[1]`, `[{"a":1},2]`, `{"ts":1,"values":[1]}`, `{"a":1}x`, `{"a":1e99999}`} {
+		if _, err := parseTelemetry([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if isRuntime(err) {
+			t.Errorf("%q: runtime error, want format error", bad)
+		}
+	}
+	for _, rt := range []string{`{"ts":true,"values":{}}`, `{"ts":"1.5","values":{}}`, `{"ts":null,"values":{}}`} {
+		if _, err := parseTelemetry([]byte(rt)); !isRuntime(err) {
+			t.Errorf("%q: err %v, want runtime error", rt, err)
+		}
+	}
+	if _, err := parseAttributes([]byte(`[{"a":1}]`)); err == nil {
+		t.Error("attribute array accepted")
+	}
+}
+
+func TestJavaSplitComma(t *testing.T) {
+	for in, want := range map[string][]string{
+		"a,b": {"a", "b"}, "a, b": {"a", " b"}, "a,b,": {"a", "b"}, ",a": {"", "a"}, "": {""}, ",": {}, "a": {"a"},
+	} {
+		if got := javaSplitComma(in); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("split %q = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestChecksums(t *testing.T) {
+	const fox = "The quick brown fox jumps over the lazy dog"
+	// Guava's HashingTest known hashes (what ThingsBoard shows in fw_checksum).
+	cases := []struct{ alg, in, want string }{
+		{"MD5", fox, "9e107d9d372bb6826bd81d3542a419d6"},
+		{"SHA256", fox, "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"},
+		{"SHA384", fox, "ca737f1014a48f4c0b6dd43cb177b0afd9e5169367544c494011e3317dbf9a509cb1e5dc1e85a941bbee3d7f2afbc9b1"},
+		{"SHA512", fox, "07e547d9586f6a73f73fbac0435ed76951218fb7d0c8d788a309d785436bbb642e93a252a954f23912547d1e8a3b5ed6e1bfd7097821233fa0538f3db854fee6"},
+		{"CRC32", fox, "39a34f41"},
+		{"CRC32", fox + ".", "e9259051"},
+		{"MURMUR3_32", fox, "23f74f2e"},
+		{"MURMUR3_32", fox + ".", "fc8bc4d5"},
+		{"MURMUR3_32", "", "00000000"},
+		{"MURMUR3_128", fox, "6c1b07bc7bbc4be347939ac4a93c437a"},
+		{"MURMUR3_128", fox + ".", "c902e99e1f4899cde7b68789a3a15d69"},
+		{"MURMUR3_128", "", "00000000000000000000000000000000"},
+	}
+	for _, tc := range cases {
+		got, err := checksum(tc.alg, []byte(tc.in))
+		if err != nil || got != tc.want {
+			t.Errorf("%s(%q) = %s %v, want %s", tc.alg, tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := checksum("SHA1", nil); err == nil {
+		t.Error("unknown algorithm accepted")
+	}
+}
+
+func FuzzParsePayload(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `[{"a":1},{"ts":1,"values":{"b":"2"}}]`, `{"ts":"5","values":{"x":1e3}}`, `[]`, `{}`,
+		`{"a":"1.5","b":null,"c":{"d":[1]}}`, `{"a":99999999999999999999999}`, `{"a":1e-30}`, `x`, `{"ts":1e400,"values":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, err := parseTelemetry(b)
+		if err == nil {
+			for _, r := range recs {
+				for _, e := range r.KV {
+					switch e.Value.(type) {
+					case bool, int64, float64, string, json.RawMessage:
+					default:
+						t.Fatalf("value %#v of type %T", e.Value, e.Value)
+					}
+					_ = jsonValue(e.Value)
+				}
+			}
+		}
+		if kvs, err := parseAttributes(b); err == nil {
+			m := map[string]any{}
+			for _, e := range kvs {
+				m[e.Key] = e.Value
+			}
+			if out := jsonObject(m); !json.Valid(out) && !hasNonFinite(m) {
+				t.Fatalf("invalid json %s", out)
+			}
+		}
+	})
+}
+
+func hasNonFinite(m map[string]any) bool {
+	for _, v := range m {
+		if f, ok := v.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			return true
+		}
+	}
+	return false
+}
