@@ -2,6 +2,7 @@ package tb
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -14,6 +15,12 @@ type Ack struct {
 	done chan struct{}
 	err  error
 	seq  uint64
+	// tok, for QoS 0, is the write's token: the Ack completes with it, so a
+	// QoS 0 publish needs neither a goroutine nor a wait.
+	tok interface {
+		Done() <-chan struct{}
+		Error() error
+	}
 }
 
 func newAck() *Ack { return &Ack{done: make(chan struct{})} }
@@ -26,17 +33,32 @@ func (a *Ack) complete(err error) {
 }
 
 // Done is closed when the outcome is known.
-func (a *Ack) Done() <-chan struct{} { return a.done }
+func (a *Ack) Done() <-chan struct{} {
+	if a.tok != nil {
+		return a.tok.Done()
+	}
+	return a.done
+}
 
 // Err returns the outcome once Done is closed (nil means acknowledged), and
 // nil before.
 func (a *Ack) Err() error {
 	select {
-	case <-a.done:
-		return a.err
+	case <-a.Done():
+		return a.result()
 	default:
 		return nil
 	}
+}
+
+func (a *Ack) result() error {
+	if a.tok != nil {
+		if err := a.tok.Error(); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotConnected, err)
+		}
+		return nil
+	}
+	return a.err
 }
 
 // Wait blocks until the outcome is known or ctx ends. A context error means
@@ -44,8 +66,8 @@ func (a *Ack) Err() error {
 // is still delivered.
 func (a *Ack) Wait(ctx context.Context) error {
 	select {
-	case <-a.done:
-		return a.err
+	case <-a.Done():
+		return a.result()
 	case <-ctx.Done():
 		return ctx.Err()
 	}

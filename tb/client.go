@@ -548,16 +548,7 @@ func (c *client) publishQoS0(ctx context.Context, topic string, payload []byte) 
 	if err := c.limits().wait(ctx, topic, payload); err != nil {
 		return nil, err
 	}
-	tok := cn.cli.Publish(topic, 0, false, payload)
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotConnected, err)
-	}
-	return completedAck(nil), nil
+	return &Ack{tok: cn.cli.Publish(topic, 0, false, payload)}, nil
 }
 
 // publishNow sends a message that is not kept in the outbox (requests,
