@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -185,5 +186,30 @@ func TestPauseKeepsPendingRPC(t *testing.T) {
 	c.expectPublish("v1/devices/me/rpc/request/0")
 	if err := <-res; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPubAckControls(t *testing.T) {
+	s := newServer(t, Options{})
+	mustAdd(t, s, Device{Name: "d", Token: "T"})
+	c := dialRaw(t, s.MQTTAddr(), 4)
+	c.connectOK("T")
+	s.SetDropPubAcks(true)
+	c.publish("v1/devices/me/telemetry", 1, `{"a":1}`)
+	if got := c.ping(); len(got) != 0 {
+		t.Fatalf("acked while dropping: %+v", got)
+	}
+	if h := s.History("d", "a"); len(h) != 1 {
+		t.Fatalf("not processed: %v", h)
+	}
+	s.SetDropPubAcks(false)
+	s.SetPubAckDelay(time.Millisecond)
+	if code := c.publishAck("v1/devices/me/telemetry", `{"a":2}`); code != 0 {
+		t.Fatal(code)
+	}
+	s.SetPubAckDelay(0)
+	st := s.Stats()
+	if st.PublishesByTopic["v1/devices/me/telemetry"] != 2 || st.PubAcks != 1 || st.Connects != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
