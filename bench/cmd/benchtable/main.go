@@ -1,0 +1,186 @@
+// Command benchtable runs every benchmark of the project (`go test -bench`)
+// and prints one table: each benchmark's figures, with the same-run
+// baseline and ratio where the benchmark reports them. The raw numbers are
+// written to bench/results/latest.json.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one benchmark line.
+type Result struct {
+	Package string             `json:"package"`
+	Name    string             `json:"name"`
+	N       int64              `json:"n"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+func main() {
+	pkgs := flag.String("pkgs", "./...", "packages whose benchmarks to run")
+	benchtime := flag.String("benchtime", "", "go test -benchtime (default: go's)")
+	filter := flag.String("bench", ".", "go test -bench pattern")
+	out := flag.String("out", filepath.Join("bench", "results", "latest.json"), "machine-readable results file")
+	flag.Parse()
+
+	args := []string{"test", "-run", "^$", "-bench", *filter, "-benchmem", "-count", "1"}
+	if *benchtime != "" {
+		args = append(args, "-benchtime", *benchtime)
+	}
+	args = append(args, strings.Fields(*pkgs)...)
+	fmt.Fprintf(os.Stderr, "benchtable: go %s\n", strings.Join(args, " "))
+	cmd := exec.Command("go", args...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		fail(err)
+	}
+	results := parse(io.TeeReader(stdout, progress{}))
+	werr := cmd.Wait()
+
+	print(os.Stdout, results)
+	if err := write(*out, results); err != nil {
+		fail(err)
+	}
+	fmt.Fprintf(os.Stderr, "benchtable: %d results written to %s\n", len(results), *out)
+	if werr != nil {
+		fail(fmt.Errorf("go test: %w", werr))
+	}
+}
+
+// progress echoes package lines so a long run shows where it is.
+type progress struct{}
+
+func (progress) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "FAIL") || strings.HasPrefix(l, "pkg: ") {
+			fmt.Fprintln(os.Stderr, l)
+		}
+	}
+	return len(p), nil
+}
+
+func parse(r io.Reader) []Result {
+	var (
+		pkg     string
+		results []Result
+	)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = p
+			continue
+		}
+		if !strings.HasPrefix(line, "Benchmark") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 || len(f)%2 != 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		res := Result{Package: pkg, Name: strings.TrimPrefix(f[0], "Benchmark"), N: n, Metrics: map[string]float64{}}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			res.Metrics[f[i+1]] = v
+		}
+		results = append(results, res)
+	}
+	return results
+}
+
+// headline picks the metrics shown first: throughput, baseline, ratio.
+var headline = []string{"msgs/s", "datapoints/s", "ns/op", "ns/hop", "allocs/op", "allocs/publish", "B/op", "ratio"}
+
+func print(w io.Writer, results []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "benchmark\tfigures\tbaseline (same run)\tratio\t")
+	for _, r := range results {
+		var figs, base []string
+		keys := make([]string, 0, len(r.Metrics))
+		for k := range r.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return rank(keys[i]) < rank(keys[j]) })
+		ratio := "-"
+		for _, k := range keys {
+			v := r.Metrics[k]
+			switch {
+			case k == "ratio" || strings.HasPrefix(k, "ratio"):
+				ratio = fmt.Sprintf("%.2f", v)
+			case strings.Contains(k, "baseline") || strings.HasPrefix(k, "paho-") || strings.HasPrefix(k, "chan-") || strings.HasPrefix(k, "naive-"):
+				base = append(base, format(v)+" "+k)
+			case k == "ns/op" && v == 0:
+			default:
+				figs = append(figs, format(v)+" "+k)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", shortPkg(r.Package)+" "+r.Name, strings.Join(figs, ", "), strings.Join(base, ", "), ratio)
+	}
+	tw.Flush()
+}
+
+func rank(k string) int {
+	for i, h := range headline {
+		if h == k {
+			return i
+		}
+	}
+	return len(headline)
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+func shortPkg(p string) string {
+	return strings.TrimPrefix(p, "github.com/tbflow/tbflow/")
+}
+
+func write(path string, results []Result) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(struct {
+		Time    time.Time `json:"time"`
+		Results []Result  `json:"results"`
+	}{time.Now().UTC(), results}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchtable:", err)
+	os.Exit(1)
+}
