@@ -42,8 +42,15 @@ func (e *ExprError) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
 }
 
+// exprEnv is what an expression sees.
+type exprEnv struct {
+	Msg     map[string]any `expr:"msg"`
+	Payload any            `expr:"payload"`
+	Topic   string         `expr:"topic"`
+}
+
 var exprOptions = []expr.Option{
-	expr.Env(map[string]any{"msg": map[string]any{}, "payload": nil, "topic": ""}),
+	expr.Env(exprEnv{}),
 	expr.MaxNodes(MaxExprNodes),
 	expr.Function("timestamp", func(...any) (any, error) {
 		return time.Now().UnixMilli(), nil
@@ -75,7 +82,7 @@ func (e *Expr) String() string { return e.src }
 
 // Eval evaluates the expression against msg.
 func (e *Expr) Eval(msg *Msg) (any, error) {
-	env := map[string]any{"msg": msg.Map(), "payload": msg.Payload, "topic": msg.Topic}
+	env := exprEnv{Msg: msg.Map(), Payload: msg.Payload, Topic: msg.Topic}
 	v, err := expr.Run(e.prog, env)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %q: %w", e.src, err)

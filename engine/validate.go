@@ -326,8 +326,7 @@ func (v *validator) cycles() {
 				}
 			}
 			if len(comp) > 1 || self {
-				// report in file order
-				sort.Slice(comp, func(i, j int) bool { return v.byID[comp[i]].Line < v.byID[comp[j]].Line })
+				comp = v.cyclePath(comp)
 				first := v.byID[comp[0]]
 				quoted := make([]string, len(comp))
 				for i, c := range comp {
@@ -345,6 +344,47 @@ func (v *validator) cycles() {
 			strong(n.ID)
 		}
 	}
+}
+
+// cyclePath orders a strongly connected component along its wires,
+// starting at the node that comes first in the file.
+func (v *validator) cyclePath(comp []string) []string {
+	pos := map[string]int{}
+	for i, n := range v.flow.Nodes {
+		if _, seen := pos[n.ID]; !seen {
+			pos[n.ID] = i
+		}
+	}
+	in := map[string]bool{}
+	for _, c := range comp {
+		in[c] = true
+	}
+	sort.Slice(comp, func(i, j int) bool { return pos[comp[i]] < pos[comp[j]] })
+	path := []string{comp[0]}
+	seen := map[string]bool{comp[0]: true}
+	for cur := comp[0]; len(path) < len(comp); {
+		next := ""
+		for _, port := range v.byID[cur].Wires {
+			for _, w := range port {
+				if in[w] && !seen[w] && (next == "" || pos[w] < pos[next]) {
+					next = w
+				}
+			}
+		}
+		if next == "" {
+			// no unvisited successor: list the rest in file order
+			for _, c := range comp {
+				if !seen[c] {
+					path = append(path, c)
+				}
+			}
+			break
+		}
+		path = append(path, next)
+		seen[next] = true
+		cur = next
+	}
+	return path
 }
 
 // resolveConfig turns a node's fields into its decoded config struct:
