@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the full test suite runs against:
-# Debian's mosquitto broker and pymodbus. When a peer is missing and we run as
+# Debian's mosquitto broker and python3-paho-mqtt. When a peer is missing and we run as
 # root, it is installed with apt-get; otherwise the script fails naming what
 # to install.
 set -euo pipefail
@@ -9,6 +9,9 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Debian's own python3 (not another one on PATH) with paho-mqtt replays the
+# official Python SDK's calls against tbsim.
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

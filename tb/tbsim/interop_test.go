@@ -1,0 +1,141 @@
+package tbsim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tbflow/tbflow/internal/peers"
+)
+
+// TestPythonSDKCalls replays the device calls of ThingsBoard's official
+// Python SDK with Debian's python3-paho-mqtt (MQTT 5, as the SDK connects)
+// against tbsim.
+func TestPythonSDKCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs python3-paho-mqtt")
+	}
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import paho.mqtt.client").Run(); err != nil {
+		msg := "Debian's python3-paho-mqtt not found: apt-get install python3-paho-mqtt (make test does this as root)"
+		if peers.Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	s, err := New(Options{ClientRPC: func(_ context.Context, _, method string, params json.RawMessage) (json.RawMessage, error) {
+		if method == "echo" {
+			return params, nil
+		}
+		return json.RawMessage(`{"error":"timeout"}`), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddDevice(Device{Name: "sdk-device", Token: "sdk-token"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetShared("sdk-device", map[string]any{"target": 22.5}); err != nil {
+		t.Fatal(err)
+	}
+	fw := make([]byte, 10_000)
+	for i := range fw {
+		fw[i] = byte(i * 7)
+	}
+	if err := s.AssignOTA("sdk-device", "fw", OTAPackage{Title: "sdk-fw", Version: "2", Data: fw, ChecksumAlgorithm: "SHA256"}); err != nil {
+		t.Fatal(err)
+	}
+	s.AddProvisionProfile(ProvisionProfile{Key: "pk", Secret: "ps"})
+	host, port, _ := net.SplitHostPort(s.MQTTAddr())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "testdata/sdk_device_calls.py", host, port, "sdk-token", "pk", "ps")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]json.RawMessage
+	rpcReply := make(chan json.RawMessage, 1)
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "READY_FOR_RPC":
+			go func() {
+				r, err := s.RPC(ctx, "sdk-device", "setValve", map[string]any{"open": true}, false)
+				if err != nil {
+					t.Errorf("rpc to the SDK client: %v", err)
+				}
+				rpcReply <- r
+			}()
+		case strings.HasPrefix(line, "RESULT "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &result); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SDK calls script: %v", err)
+	}
+	if result == nil {
+		t.Fatal("script printed no result")
+	}
+	check := func(key, want string) {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, result[key]); err != nil {
+			t.Errorf("%s: %v", key, err)
+		}
+		if got := buf.String(); got != want {
+			t.Errorf("%s = %s, want %s", key, got, want)
+		}
+	}
+	check("connack", "0")
+	check("telemetryRc", "0")
+	check("claimRc", "0")
+	check("attributes", `{"client":{"serial":"SN-1"},"shared":{"target":22.5}}`)
+	check("clientRpc", `{"x":1}`)
+	check("serverRpc", `{"id":"0","method":"setValve","params":{"open":true}}`)
+	var sl struct {
+		MaxPayloadSize      int
+		MaxInflightMessages int
+		RateLimits          map[string]any
+	}
+	if err := json.Unmarshal(result["sessionLimits"], &sl); err != nil || sl.MaxPayloadSize != 65536 || sl.MaxInflightMessages != 100 || len(sl.RateLimits) != 3 {
+		t.Errorf("sessionLimits %s", result["sessionLimits"])
+	}
+	check("firmware", `{"title":"sdk-fw","size":10000,"chunks":3,"sha256ok":true}`)
+	var prov struct{ Status, CredentialsType, CredentialsValue string }
+	if err := json.Unmarshal(result["provision"], &prov); err != nil || prov.Status != "SUCCESS" || prov.CredentialsType != "ACCESS_TOKEN" || prov.CredentialsValue == "" {
+		t.Errorf("provision %s", result["provision"])
+	}
+	if r := <-rpcReply; strings.ReplaceAll(string(r), " ", "") != `{"done":true,"echo":{"open":true}}` {
+		t.Errorf("rpc reply %s", r)
+	}
+	latest := s.Latest("sdk-device")
+	if latest["temperature"].Value != 21.5 || latest["on"].Value != true || latest["fw_state"].Value != "UPDATED" {
+		t.Errorf("telemetry %+v", latest)
+	}
+	if h := s.History("sdk-device", "temperature"); len(h) != 2 || h[0].Ts != 1700000000000 {
+		t.Errorf("temperature history %+v", h)
+	}
+	if a := s.ClientAttributes("sdk-device"); a["serial"] != "SN-1" {
+		t.Errorf("client attributes %+v", a)
+	}
+	if c := s.Claims("sdk-device"); len(c) != 1 || c[0].SecretKey != "sdk-secret" || c[0].DurationMs != 60000 {
+		t.Errorf("claims %+v", c)
+	}
+}
