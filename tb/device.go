@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,13 +18,8 @@ type Device struct {
 	attrQ  *serialQueue
 	limits sessionLimitsBox
 
-	attrMu   sync.Mutex
-	watches  map[int]*attrWatch
-	watchSeq int
-	known    map[string]any    // last known shared attribute values
-	pushGen  uint64            // pushes delivered so far
-	keyGen   map[string]uint64 // pushGen of each key's last push
-	resyncMu sync.Mutex        // one resync at a time
+	attrs    *attrTable
+	resyncMu sync.Mutex // one resync at a time
 
 	rpcMu       sync.Mutex
 	rpcHandlers map[string]RPCHandler
@@ -50,9 +44,7 @@ func NewDevice(cfg Config) (*Device, error) {
 	}
 	d := &Device{
 		c:           c,
-		watches:     map[int]*attrWatch{},
-		known:       map[string]any{},
-		keyGen:      map[string]uint64{},
+		attrs:       newAttrTable(""),
 		rpcHandlers: map[string]RPCHandler{},
 		rpcRunning:  map[string]bool{},
 		rpcUnsent:   map[string][]byte{},
@@ -213,21 +205,6 @@ func truncate(b []byte) string {
 
 // --- shared attribute updates -------------------------------------------------
 
-// AttributeUpdate is a change of shared attributes.
-type AttributeUpdate struct {
-	Values  map[string]any // new or changed values
-	Deleted []string       // keys deleted on the server
-	// Resync is true for updates made from the server's current values after
-	// a (re)connect: the first one carries the values at start, later ones
-	// what changed while the device was offline.
-	Resync bool
-}
-
-type attrWatch struct {
-	keys map[string]bool // nil = every key
-	fn   func(AttributeUpdate)
-}
-
 // SubscribeAttributes calls fn with every change of the given shared
 // attribute keys (every key when keys is empty): pushes from the server and,
 // after each (re)connect, the difference between the server's current
@@ -235,27 +212,12 @@ type attrWatch struct {
 // goroutine, one update at a time, in order. The returned function
 // unsubscribes.
 func (d *Device) SubscribeAttributes(keys []string, fn func(AttributeUpdate)) (unsubscribe func()) {
-	w := &attrWatch{fn: fn}
-	if len(keys) > 0 {
-		w.keys = map[string]bool{}
-		for _, k := range keys {
-			w.keys[k] = true
-		}
-	}
-	d.attrMu.Lock()
-	d.watchSeq++
-	id := d.watchSeq
-	d.watches[id] = w
-	d.attrMu.Unlock()
+	id := d.attrs.add(keys, fn)
 	d.c.ensureSub(topicAttributes)
 	if cn := d.c.current(); cn != nil {
 		go d.resyncAttributes(cn)
 	}
-	return func() {
-		d.attrMu.Lock()
-		delete(d.watches, id)
-		d.attrMu.Unlock()
-	}
+	return func() { d.attrs.remove(id) }
 }
 
 func (d *Device) onAttributeUpdate(_ string, payload []byte) {
@@ -264,64 +226,8 @@ func (d *Device) onAttributeUpdate(_ string, payload []byte) {
 		d.c.reportError(fmt.Errorf("tb: malformed attribute update %q: %w", truncate(payload), err))
 		return
 	}
-	up := AttributeUpdate{Values: map[string]any{}}
-	if del, ok := m["deleted"].([]any); ok {
-		for _, k := range del {
-			if s, ok := k.(string); ok {
-				up.Deleted = append(up.Deleted, s)
-			}
-		}
-		delete(m, "deleted")
-	}
-	maps.Copy(up.Values, m)
-	d.attrQ.push(func() {
-		d.attrMu.Lock()
-		d.pushGen++
-		for k := range up.Values {
-			d.keyGen[k] = d.pushGen
-		}
-		for _, k := range up.Deleted {
-			d.keyGen[k] = d.pushGen
-		}
-		d.attrMu.Unlock()
-		d.deliver(up)
-	})
-}
-
-// deliver records an update as known and hands each watch its part.
-func (d *Device) deliver(up AttributeUpdate) {
-	d.attrMu.Lock()
-	maps.Copy(d.known, up.Values)
-	for _, k := range up.Deleted {
-		delete(d.known, k)
-	}
-	watches := make([]*attrWatch, 0, len(d.watches))
-	for _, w := range d.watches {
-		watches = append(watches, w)
-	}
-	d.attrMu.Unlock()
-	for _, w := range watches {
-		part := AttributeUpdate{Resync: up.Resync}
-		if w.keys == nil {
-			part.Values, part.Deleted = up.Values, up.Deleted
-		} else {
-			part.Values = map[string]any{}
-			for k, v := range up.Values {
-				if w.keys[k] {
-					part.Values[k] = v
-				}
-			}
-			for _, k := range up.Deleted {
-				if w.keys[k] {
-					part.Deleted = append(part.Deleted, k)
-				}
-			}
-		}
-		if len(part.Values) == 0 && len(part.Deleted) == 0 {
-			continue
-		}
-		runGuarded("attribute", d.c.cfg.SlowHandler, d.c.reportError, func() { w.fn(part) })
-	}
+	up := parseUpdate(m)
+	d.attrQ.push(func() { d.attrs.applyPush(up, d.c.cfg.SlowHandler, d.c.reportError) })
 }
 
 // resyncAttributes requests the watched shared attributes after a connect
@@ -330,29 +236,10 @@ func (d *Device) deliver(up AttributeUpdate) {
 func (d *Device) resyncAttributes(cn *conn) {
 	d.resyncMu.Lock()
 	defer d.resyncMu.Unlock()
-	d.attrMu.Lock()
-	startGen := d.pushGen
-	if len(d.watches) == 0 {
-		d.attrMu.Unlock()
+	if d.attrs.empty() {
 		return
 	}
-	all := false
-	keySet := map[string]bool{}
-	for _, w := range d.watches {
-		if w.keys == nil {
-			all = true
-		}
-		for k := range w.keys {
-			keySet[k] = true
-		}
-	}
-	d.attrMu.Unlock()
-	var keys []string
-	if !all {
-		for k := range keySet {
-			keys = append(keys, k)
-		}
-	}
+	startGen, all, keys, keySet := d.attrs.wanted()
 	ctx, cancel := context.WithTimeout(cn.ctx, d.c.cfg.RequestTimeout)
 	defer cancel()
 	var (
@@ -373,36 +260,12 @@ func (d *Device) resyncAttributes(cn *conn) {
 	applied := make(chan struct{})
 	d.attrQ.push(func() {
 		defer close(applied)
-		// A push delivered after the request was sent is newer than the
-		// answer: the answer does not override it.
-		up := AttributeUpdate{Values: map[string]any{}, Resync: true}
-		d.attrMu.Lock()
-		for k, v := range a.Shared {
-			if d.keyGen[k] > startGen {
-				continue
-			}
-			if old, ok := d.known[k]; !ok || !jsonEqual(old, v) {
-				up.Values[k] = v
-			}
-		}
-		for k := range d.known {
-			if _, still := a.Shared[k]; !still && (all || keySet[k]) && d.keyGen[k] <= startGen {
-				up.Deleted = append(up.Deleted, k)
-			}
-		}
-		d.attrMu.Unlock()
-		d.deliver(up)
+		d.attrs.applyResync(a.Shared, startGen, all, keySet, d.c.cfg.SlowHandler, d.c.reportError)
 	})
 	select {
 	case <-applied:
 	case <-cn.ctx.Done():
 	}
-}
-
-func jsonEqual(a, b any) bool {
-	ab, err1 := json.Marshal(a)
-	bb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ab) == string(bb)
 }
 
 // --- server-side RPC ------------------------------------------------------------
