@@ -193,5 +193,3 @@ func jsonEqual(a, b any) bool {
 	bb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ab) == string(bb)
 }
-
-
