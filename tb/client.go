@@ -48,6 +48,10 @@ type client struct {
 	pending  map[string]*pendingReq
 	subs     map[string]byte // filters subscribed after every CONNACK
 	hooks    []func(*conn)   // run after every CONNACK, in a goroutine
+	// before runs after every CONNACK and the subscriptions, before the
+	// outbox is replayed (a gateway connects its sub-devices there).
+	before     []func(*conn)
+	pauseUntil atomic.Int64 // unix nanos: the sender waits until then (server asked to back off)
 	lim      *limits
 	inflight int
 
@@ -361,6 +365,12 @@ func (c *client) online(cn *conn) {
 		c.subscribe(cn, filters)
 	}
 	c.mu.Lock()
+	before := append([]func(*conn){}, c.before...)
+	c.mu.Unlock()
+	for _, h := range before {
+		h(cn)
+	}
+	c.mu.Lock()
 	c.conn = cn
 	close(c.upCh)
 	pend := make([]*pendingReq, 0, len(c.pending))
@@ -644,6 +654,9 @@ func (c *client) sendLoop(cn *conn) {
 			}
 		}
 		lim := c.limits()
+		if !c.waitPause(cn) {
+			return
+		}
 		for _, e := range batch {
 			if err := lim.wait(cn.ctx, e.Topic, e.Payload); err != nil {
 				return
@@ -656,6 +669,30 @@ func (c *client) sendLoop(cn *conn) {
 			}
 			last = e.Seq
 		}
+	}
+}
+
+// backOff makes the sender pause for d (the server asked for it).
+func (c *client) backOff(d time.Duration) {
+	c.pauseUntil.Store(time.Now().Add(d).UnixNano())
+}
+
+func (c *client) waitPause(cn *conn) bool {
+	until := c.pauseUntil.Load()
+	if until == 0 {
+		return true
+	}
+	d := time.Until(time.Unix(0, until))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cn.lost:
+		return false
 	}
 }
 

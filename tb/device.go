@@ -272,6 +272,9 @@ func (d *Device) resyncAttributes(cn *conn) {
 
 // RPCRequest is a server-side RPC call to the device.
 type RPCRequest struct {
+	// Device is the sub-device the call is for (gateway handlers only;
+	// empty for a device's own RPC).
+	Device string
 	ID     int             // the server's request id (per device, from 0)
 	Method string          // method name
 	Params json.RawMessage // params as sent (JSON null when absent)

@@ -138,6 +138,12 @@ type limits struct {
 	messages   *Limiter
 	telemetry  *Limiter
 	dataPoints *Limiter
+
+	// gateway holds the limits for each device behind a gateway; devs their
+	// limiters, made on first use.
+	gateway *RateLimits
+	devMu   sync.Mutex
+	devs    map[string]*limits
 }
 
 func newLimits(sl *SessionLimits) (*limits, error) {
@@ -158,12 +164,76 @@ func newLimits(sl *SessionLimits) (*limits, error) {
 	if l.dataPoints, err = ParseRateLimit(sl.RateLimits.TelemetryDataPoints); err != nil {
 		return nil, err
 	}
+	if g := sl.GatewayRateLimits; g != nil && (g.Messages != "" || g.TelemetryMessages != "" || g.TelemetryDataPoints != "") {
+		if _, err := newLimits(&SessionLimits{RateLimits: *g}); err != nil {
+			return nil, fmt.Errorf("gateway limits: %w", err)
+		}
+		l.gateway = g
+		l.devs = map[string]*limits{}
+	}
 	return l, nil
+}
+
+// device returns the limiters of one device behind the gateway.
+func (l *limits) device(name string) *limits {
+	l.devMu.Lock()
+	defer l.devMu.Unlock()
+	d := l.devs[name]
+	if d == nil {
+		d, _ = newLimits(&SessionLimits{RateLimits: *l.gateway})
+		l.devs[name] = d
+	}
+	return d
+}
+
+// waitGateway applies the per-device limits to a gateway publish: each
+// device named in it counts one message (and its records' data points).
+func (l *limits) waitGateway(ctx context.Context, topic string, payload []byte) error {
+	if l.gateway == nil || !strings.HasPrefix(topic, "v1/gateway/") {
+		return nil
+	}
+	var byDevice map[string]json.RawMessage
+	if json.Unmarshal(payload, &byDevice) != nil {
+		return nil
+	}
+	devices := map[string]json.RawMessage{}
+	switch topic {
+	case topicGatewayTelemetry, topicGatewayAttributes, topicGatewayClaim:
+		devices = byDevice
+	default:
+		var one struct{ Device string }
+		if json.Unmarshal(payload, &one) == nil && one.Device != "" {
+			devices[one.Device] = nil
+		}
+	}
+	for name, records := range devices {
+		d := l.device(name)
+		if err := d.messages.Wait(ctx, 1); err != nil {
+			return err
+		}
+		if topic != topicGatewayTelemetry {
+			continue
+		}
+		if err := d.telemetry.Wait(ctx, 1); err != nil {
+			return err
+		}
+		if d.dataPoints != nil {
+			var v any
+			_ = json.Unmarshal(records, &v)
+			if err := d.dataPoints.Wait(ctx, countIn(v, 1)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // wait applies the limits to one publish on topic.
 func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 	if err := l.messages.Wait(ctx, 1); err != nil {
+		return err
+	}
+	if err := l.waitGateway(ctx, topic, payload); err != nil {
 		return err
 	}
 	if !isTelemetryTopic(topic) {

@@ -1,0 +1,676 @@
+package tb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Gateway API topics.
+const (
+	topicGatewayConnect      = "v1/gateway/connect"
+	topicGatewayDisconnect   = "v1/gateway/disconnect"
+	topicGatewayAttributes   = "v1/gateway/attributes"
+	topicGatewayAttrRequest  = "v1/gateway/attributes/request"
+	topicGatewayAttrResponse = "v1/gateway/attributes/response"
+	topicGatewayRPC          = "v1/gateway/rpc"
+	topicGatewayClaim        = "v1/gateway/claim"
+)
+
+// DisconnectReasonRateLimit is the reason ThingsBoard gives when it drops a
+// sub-device for exceeding its rate limits (MQTT 5 gateway sessions).
+const DisconnectReasonRateLimit = 150
+
+// Gateway is a ThingsBoard gateway's MQTT session: it represents many
+// sub-devices through one connection. A gateway is also a device: the
+// embedded *Device sends the gateway's own telemetry, attributes and RPC.
+//
+// Everything a gateway sends for its sub-devices (connect, disconnect,
+// telemetry, attributes) goes through the durable outbox, in order, so a
+// sub-device is always connected (with its type) before its data arrives.
+// After every reconnect the gateway connects again every sub-device it had
+// connected, then requests the shared attributes that have subscribers and
+// delivers what changed while it was offline; pending attribute requests
+// are sent again.
+type Gateway struct {
+	*Device
+	q *serialQueue
+
+	mu       sync.Mutex
+	devices  map[string]string // connected sub-devices → device type
+	attrs    map[string]*attrTable
+	handlers map[string]RPCHandler // by device; "" = any device
+	onDrop   func(device string, reason int)
+	backoff  time.Duration
+	lastDrop time.Time
+
+	rpcMu      sync.Mutex
+	rpcRunning map[string]bool
+	rpcUnsent  map[string][]byte
+}
+
+// NewGateway validates cfg and opens the outbox; see NewDevice. Gateways
+// always use QoS 1: ThingsBoard does not acknowledge QoS 0 gateway uplinks.
+func NewGateway(cfg Config) (*Gateway, error) {
+	if cfg.QoS0 {
+		return nil, errors.New("tb: config: a gateway needs QoS 1 (ThingsBoard does not acknowledge QoS 0 gateway messages)")
+	}
+	d, err := NewDevice(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		Device:     d,
+		devices:    map[string]string{},
+		attrs:      map[string]*attrTable{},
+		handlers:   map[string]RPCHandler{},
+		rpcRunning: map[string]bool{},
+		rpcUnsent:  map[string][]byte{},
+	}
+	c := d.c
+	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
+	c.addRoute(topicGatewayAttrResponse, true, g.onAttrResponse)
+	c.addRoute(topicGatewayAttributes, true, g.onAttributeUpdate)
+	c.addRoute(topicGatewayRPC, true, g.onRPC)
+	c.addRoute(topicGatewayDisconnect, true, g.onDisconnectNotice)
+	for _, f := range []string{topicGatewayAttributes, topicGatewayRPC, topicGatewayAttrResponse} {
+		c.subs[f] = c.cfg.QoS
+	}
+	c.before = append(c.before, g.reconnectDevices)
+	c.onConnect(g.resyncAll)
+	return g, nil
+}
+
+// ConnectGateway creates a Gateway and waits for its first connection.
+func ConnectGateway(ctx context.Context, cfg Config) (*Gateway, error) {
+	g, err := NewGateway(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Connect(ctx); err != nil {
+		_ = g.Close(context.Background())
+		return nil, err
+	}
+	return g, nil
+}
+
+func checkDeviceName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty device name", ErrInvalidPayload)
+	}
+	return nil
+}
+
+// ConnectDevice tells the server that the sub-device is connected through
+// this gateway, creating it with deviceType (its device profile; "" =
+// "default") when the server does not know it yet. From then on the server
+// delivers its shared-attribute updates and RPCs. The gateway remembers the
+// device and connects it again after every reconnect. The returned Ack
+// completes when the server acknowledged.
+func (g *Gateway) ConnectDevice(ctx context.Context, name, deviceType string) (*Ack, error) {
+	if err := checkDeviceName(name); err != nil {
+		return nil, err
+	}
+	if deviceType == "" {
+		deviceType = "default"
+	}
+	g.mu.Lock()
+	g.devices[name] = deviceType
+	g.mu.Unlock()
+	return g.c.publish(ctx, topicGatewayConnect, mustJSON(map[string]string{"device": name, "type": deviceType}))
+}
+
+// DisconnectDevice tells the server the sub-device is gone: no more updates
+// or RPCs for it. Its subscriptions are kept for a later ConnectDevice.
+func (g *Gateway) DisconnectDevice(ctx context.Context, name string) (*Ack, error) {
+	if err := checkDeviceName(name); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	delete(g.devices, name)
+	g.mu.Unlock()
+	return g.c.publish(ctx, topicGatewayDisconnect, mustJSON(map[string]string{"device": name}))
+}
+
+// ConnectedDevices lists the sub-devices the gateway has connected.
+func (g *Gateway) ConnectedDevices() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]string, 0, len(g.devices))
+	for n := range g.devices {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// implicit records a device the server connects implicitly on its first
+// uplink (with type "default" when it is new).
+func (g *Gateway) implicit(names ...string) {
+	g.mu.Lock()
+	for _, n := range names {
+		if _, ok := g.devices[n]; !ok {
+			g.devices[n] = "default"
+		}
+	}
+	g.mu.Unlock()
+}
+
+// PublishDeviceTelemetry accepts telemetry of one sub-device (any shape
+// PublishTelemetry accepts) for sending; see PublishTelemetry.
+func (g *Gateway) PublishDeviceTelemetry(ctx context.Context, device string, v any) (*Ack, error) {
+	return g.PublishTelemetryBatch(ctx, map[string]any{device: v})
+}
+
+// SendDeviceTelemetry publishes telemetry of one sub-device and waits for
+// the server's acknowledgement.
+func (g *Gateway) SendDeviceTelemetry(ctx context.Context, device string, v any) error {
+	a, err := g.PublishDeviceTelemetry(ctx, device, v)
+	if err != nil {
+		return err
+	}
+	return a.Wait(ctx)
+}
+
+// PublishTelemetryBatch accepts telemetry of many sub-devices at once
+// (device name → telemetry) and packs it into as few messages as the
+// server's payload limit allows. The Ack completes when every message was
+// acknowledged.
+func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	parts := make(map[string]json.RawMessage, len(byDevice))
+	for name, v := range byDevice {
+		if err := checkDeviceName(name); err != nil {
+			return nil, err
+		}
+		b, err := encodeTelemetry(v)
+		if err != nil {
+			return nil, fmt.Errorf("device %q: %w", name, err)
+		}
+		if firstByte(b) == '{' {
+			b = append(append([]byte{'['}, b...), ']')
+		}
+		parts[name] = b
+	}
+	return g.publishBatch(ctx, topicGatewayTelemetry, parts)
+}
+
+// PublishDeviceAttributes accepts client attributes (a JSON object) of one
+// sub-device for sending.
+func (g *Gateway) PublishDeviceAttributes(ctx context.Context, device string, v any) (*Ack, error) {
+	return g.PublishAttributesBatch(ctx, map[string]any{device: v})
+}
+
+// SendDeviceAttributes publishes client attributes of one sub-device and
+// waits for the server's acknowledgement.
+func (g *Gateway) SendDeviceAttributes(ctx context.Context, device string, v any) error {
+	a, err := g.PublishDeviceAttributes(ctx, device, v)
+	if err != nil {
+		return err
+	}
+	return a.Wait(ctx)
+}
+
+// PublishAttributesBatch accepts client attributes of many sub-devices at
+// once (device name → attributes object); see PublishTelemetryBatch.
+func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	parts := make(map[string]json.RawMessage, len(byDevice))
+	for name, v := range byDevice {
+		if err := checkDeviceName(name); err != nil {
+			return nil, err
+		}
+		b, err := encodeAttributes(v)
+		if err != nil {
+			return nil, fmt.Errorf("device %q: %w", name, err)
+		}
+		parts[name] = b
+	}
+	return g.publishBatch(ctx, topicGatewayAttributes, parts)
+}
+
+// publishBatch packs {device: part} objects into messages within the
+// payload limit, in a stable device order.
+func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[string]json.RawMessage) (*Ack, error) {
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%w: no devices", ErrInvalidPayload)
+	}
+	names := make([]string, 0, len(parts))
+	for n := range parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	g.implicit(names...)
+	limit := g.c.limits().maxPayload - 4 - len(topic)
+	var (
+		msgs [][]byte
+		buf  bytes.Buffer
+	)
+	flush := func() {
+		if buf.Len() > 0 {
+			buf.WriteByte('}')
+			msgs = append(msgs, append([]byte(nil), buf.Bytes()...))
+			buf.Reset()
+		}
+	}
+	for _, n := range names {
+		key, _ := json.Marshal(n)
+		entry := len(key) + 1 + len(parts[n])
+		if 2+entry > limit {
+			return nil, fmt.Errorf("%w: data of device %q alone is %d bytes, the server accepts %d", ErrPayloadTooLarge, n, 2+entry, limit)
+		}
+		if buf.Len() > 0 && buf.Len()+1+entry+1 > limit {
+			flush()
+		}
+		if buf.Len() == 0 {
+			buf.WriteByte('{')
+		} else {
+			buf.WriteByte(',')
+		}
+		buf.Write(key)
+		buf.WriteByte(':')
+		buf.Write(parts[n])
+	}
+	flush()
+	if len(msgs) == 1 {
+		return g.c.publish(ctx, topic, msgs[0])
+	}
+	acks := make([]*Ack, 0, len(msgs))
+	for _, m := range msgs {
+		a, err := g.c.publish(ctx, topic, m)
+		if err != nil {
+			return nil, fmt.Errorf("%d of %d messages of the batch accepted: %w", len(acks), len(msgs), err)
+		}
+		acks = append(acks, a)
+	}
+	all := newAck()
+	all.seq = acks[len(acks)-1].seq
+	go func() {
+		for _, a := range acks {
+			<-a.Done()
+			if err := a.result(); err != nil {
+				all.complete(err)
+				return
+			}
+		}
+		all.complete(nil)
+	}()
+	return all, nil
+}
+
+// RequestDeviceAttributes asks for attributes of one sub-device: client
+// scope when client is true, shared scope otherwise (ThingsBoard answers
+// one scope per request). Keys the server does not have are absent from
+// the result. The request is sent again after a reconnect; without a
+// deadline on ctx, Config.RequestTimeout applies.
+func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, client bool, keys ...string) (map[string]any, error) {
+	if err := checkDeviceName(device); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: a gateway attribute request needs at least one key", ErrInvalidPayload)
+	}
+	id := g.c.nextRequestID()
+	req := map[string]any{"id": id, "device": device, "client": client}
+	if len(keys) == 1 {
+		req["key"] = keys[0]
+	} else {
+		req["keys"] = keys
+	}
+	g.implicit(device)
+	b, err := g.c.request(ctx, topicGatewayAttrRequest, gatewayResponseKey(id), mustJSON(req))
+	if err != nil {
+		return nil, fmt.Errorf("tb: attributes of %q: %w", device, err)
+	}
+	var resp struct {
+		Device string          `json:"device"`
+		Value  json.RawMessage `json:"value"`
+		Values map[string]any  `json:"values"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, fmt.Errorf("tb: malformed gateway attribute response %q: %w", truncate(b), err)
+	}
+	out := map[string]any{}
+	switch {
+	case resp.Values != nil:
+		out = resp.Values
+	case len(resp.Value) > 0 && len(keys) == 1:
+		var v any
+		if err := json.Unmarshal(resp.Value, &v); err != nil {
+			return nil, fmt.Errorf("tb: malformed gateway attribute value: %w", err)
+		}
+		out[keys[0]] = v
+	}
+	return out, nil
+}
+
+func gatewayResponseKey(id int64) string {
+	return topicGatewayAttrResponse + "#" + strconv.FormatInt(id, 10)
+}
+
+func (g *Gateway) onAttrResponse(_ string, payload []byte) {
+	var r struct {
+		ID *int64 `json:"id"`
+	}
+	if err := json.Unmarshal(payload, &r); err != nil || r.ID == nil {
+		g.c.reportError(fmt.Errorf("tb: malformed gateway attribute response %q", truncate(payload)))
+		return
+	}
+	g.c.resolvePending(gatewayResponseKey(*r.ID), payload)
+}
+
+// SubscribeDeviceAttributes calls fn with every change of the given shared
+// attribute keys of a sub-device (every key when keys is empty): pushes
+// from the server and, after each (re)connect, the difference between the
+// server's current values and the last known ones. Several subscriptions
+// to the same keys all receive the updates. fn runs on the gateway's
+// attribute goroutine, in order. The sub-device must be connected
+// (ConnectDevice, or any uplink for it) for the server to push updates.
+func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn func(AttributeUpdate)) (unsubscribe func(), err error) {
+	if err := checkDeviceName(device); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	t := g.attrs[device]
+	if t == nil {
+		t = newAttrTable(device)
+		g.attrs[device] = t
+	}
+	g.mu.Unlock()
+	id := t.add(keys, fn)
+	if cn := g.c.current(); cn != nil && len(keys) > 0 {
+		go g.resyncDevice(cn, t)
+	}
+	return func() { t.remove(id) }, nil
+}
+
+func (g *Gateway) onAttributeUpdate(_ string, payload []byte) {
+	var m struct {
+		Device string         `json:"device"`
+		Data   map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" || m.Data == nil {
+		g.c.reportError(fmt.Errorf("tb: malformed gateway attribute update %q", truncate(payload)))
+		return
+	}
+	g.mu.Lock()
+	t := g.attrs[m.Device]
+	g.mu.Unlock()
+	if t == nil {
+		return
+	}
+	up := parseUpdate(m.Data)
+	g.q.push(func() { t.applyPush(up, g.c.cfg.SlowHandler, g.c.reportError) })
+}
+
+// resyncAll requests, after a (re)connect, the shared attributes of every
+// sub-device that has subscribers, a few devices at a time.
+func (g *Gateway) resyncAll(cn *conn) {
+	g.mu.Lock()
+	tables := make([]*attrTable, 0, len(g.attrs))
+	for _, t := range g.attrs {
+		tables = append(tables, t)
+	}
+	g.mu.Unlock()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, t := range tables {
+		if t.empty() {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-cn.ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			g.resyncDevice(cn, t)
+		}()
+	}
+	wg.Wait()
+}
+
+func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
+	startGen, all, keys, keySet := t.wanted()
+	if len(keys) == 0 {
+		return // "every key" with none known yet: nothing to ask for
+	}
+	ctx, cancel := context.WithTimeout(cn.ctx, g.c.cfg.RequestTimeout)
+	defer cancel()
+	vals, err := g.RequestDeviceAttributes(ctx, t.device, false, keys...)
+	if err != nil {
+		if cn.ctx.Err() == nil {
+			g.c.log.Warn("requesting sub-device shared attributes after connect", "device", t.device, "error", err)
+		}
+		return
+	}
+	applied := make(chan struct{})
+	g.q.push(func() {
+		defer close(applied)
+		t.applyResync(vals, startGen, all, keySet, g.c.cfg.SlowHandler, g.c.reportError)
+	})
+	select {
+	case <-applied:
+	case <-cn.ctx.Done():
+	}
+}
+
+// reconnectDevices runs after every CONNACK, before the outbox is replayed:
+// it connects every known sub-device again (the server forgets them when
+// the gateway's connection closes), pipelining the messages.
+func (g *Gateway) reconnectDevices(cn *conn) {
+	g.mu.Lock()
+	names := make([]string, 0, len(g.devices))
+	for n := range g.devices {
+		names = append(names, n)
+	}
+	types := make(map[string]string, len(g.devices))
+	for n, t := range g.devices {
+		types[n] = t
+	}
+	g.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	window := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	for _, n := range names {
+		select {
+		case window <- struct{}{}:
+		case <-cn.lost:
+			return
+		}
+		tok := cn.cli.Publish(topicGatewayConnect, 1, false, mustJSON(map[string]string{"device": n, "type": types[n]}))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-window }()
+			select {
+			case <-tok.Done():
+			case <-cn.lost:
+			case <-time.After(g.c.cfg.RequestTimeout):
+			}
+		}()
+	}
+	wg.Wait()
+	g.c.log.Info("sub-devices connected again", "count", len(names))
+}
+
+// HandleDeviceRPC registers the server-side RPC handler of a sub-device;
+// device "" registers the handler for every sub-device without its own.
+// req.Device names the sub-device. The handler's result is sent as the
+// {device, id, data} reply; an error as {"error": "..."}; see HandleRPC for
+// concurrency, panics and re-delivery.
+func (g *Gateway) HandleDeviceRPC(device string, fn RPCHandler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fn == nil {
+		delete(g.handlers, device)
+		return
+	}
+	g.handlers[device] = fn
+}
+
+func (g *Gateway) onRPC(_ string, payload []byte) {
+	var m struct {
+		Device string `json:"device"`
+		Data   struct {
+			ID     *int            `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" || m.Data.ID == nil || m.Data.Method == "" {
+		g.c.reportError(fmt.Errorf("tb: malformed gateway rpc %q", truncate(payload)))
+		return
+	}
+	if len(m.Data.Params) == 0 {
+		m.Data.Params = json.RawMessage("null")
+	}
+	key := m.Device + "\x00" + strconv.Itoa(*m.Data.ID) + "\x00" + string(payload)
+	g.rpcMu.Lock()
+	if g.rpcRunning[key] {
+		g.rpcMu.Unlock()
+		return
+	}
+	if reply, ok := g.rpcUnsent[key]; ok {
+		g.rpcMu.Unlock()
+		go g.sendRPCReply(key, reply)
+		return
+	}
+	g.rpcRunning[key] = true
+	g.rpcMu.Unlock()
+	g.mu.Lock()
+	fn := g.handlers[m.Device]
+	if fn == nil {
+		fn = g.handlers[""]
+	}
+	g.mu.Unlock()
+	req := RPCRequest{Device: m.Device, ID: *m.Data.ID, Method: m.Data.Method, Params: m.Data.Params}
+	go func() {
+		var data []byte
+		if fn == nil {
+			data = mustJSON(map[string]string{"error": fmt.Sprintf("no handler for device %q", req.Device)})
+		} else {
+			data = g.callHandler(fn, req)
+		}
+		reply := mustJSON(struct {
+			Device string          `json:"device"`
+			ID     int             `json:"id"`
+			Data   json.RawMessage `json:"data"`
+		}{req.Device, req.ID, data})
+		g.rpcMu.Lock()
+		delete(g.rpcRunning, key)
+		g.rpcUnsent[key] = reply
+		g.rpcMu.Unlock()
+		g.sendRPCReply(key, reply)
+	}()
+}
+
+func (g *Gateway) callHandler(fn RPCHandler, req RPCRequest) []byte {
+	ctx, cancel := context.WithTimeout(g.c.ctx, g.c.cfg.RPCHandlerTimeout)
+	defer cancel()
+	var (
+		res any
+		err error
+	)
+	runGuarded("rpc "+req.Method, g.c.cfg.SlowHandler, g.c.reportError, func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("handler panicked: %v", r)
+				panic(r)
+			}
+		}()
+		res, err = fn(ctx, req)
+	})
+	return rpcReply(res, err)
+}
+
+func (g *Gateway) sendRPCReply(key string, reply []byte) {
+	ctx, cancel := context.WithTimeout(g.c.ctx, g.c.cfg.RequestTimeout)
+	defer cancel()
+	if err := g.c.publishNow(ctx, topicGatewayRPC, reply); err != nil {
+		g.c.log.Warn("gateway rpc reply not sent; it is sent when the server repeats the request", "error", err)
+		return
+	}
+	g.rpcMu.Lock()
+	delete(g.rpcUnsent, key)
+	g.rpcMu.Unlock()
+}
+
+// ClaimDevice allows a user to claim the sub-device with secretKey for
+// duration (0 = the server's default); see Device.Claim.
+func (g *Gateway) ClaimDevice(ctx context.Context, device, secretKey string, duration time.Duration) error {
+	if err := checkDeviceName(device); err != nil {
+		return err
+	}
+	body := map[string]any{"secretKey": secretKey}
+	if duration > 0 {
+		body["durationMs"] = duration.Milliseconds()
+	}
+	g.implicit(device)
+	return g.c.sendReliable(ctx, topicGatewayClaim, mustJSON(map[string]any{device: body}))
+}
+
+// OnDeviceDisconnected registers fn for the server's notice (MQTT 5
+// gateway sessions) that it dropped a sub-device, with the reason code:
+// DisconnectReasonRateLimit (150), 128 processing error, 129 invalid packet
+// id. On 150 the gateway backs off (it pauses sending, from 1 s doubling to
+// 1 min) before connecting the device again; on other reasons it connects
+// it again at once. fn runs on its own goroutine.
+func (g *Gateway) OnDeviceDisconnected(fn func(device string, reason int)) {
+	g.mu.Lock()
+	g.onDrop = fn
+	g.mu.Unlock()
+}
+
+func (g *Gateway) onDisconnectNotice(_ string, payload []byte) {
+	var m struct {
+		Device string `json:"device"`
+		Reason int    `json:"reason"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" {
+		// Brokers that echo publishes return our own {"device"} uplinks.
+		if err != nil {
+			g.c.reportError(fmt.Errorf("tb: malformed gateway disconnect notice %q", truncate(payload)))
+		}
+		return
+	}
+	if m.Reason == 0 {
+		return // our own disconnect echoed by a plain broker
+	}
+	g.mu.Lock()
+	typ, known := g.devices[m.Device]
+	fn := g.onDrop
+	var wait time.Duration
+	if m.Reason == DisconnectReasonRateLimit {
+		if time.Since(g.lastDrop) > time.Minute {
+			g.backoff = 0
+		}
+		g.backoff = min(max(2*g.backoff, time.Second), time.Minute)
+		g.lastDrop = time.Now()
+		wait = g.backoff
+	}
+	g.mu.Unlock()
+	g.c.log.Warn("server dropped sub-device", "device", m.Device, "reason", m.Reason, "backoff", wait)
+	if wait > 0 {
+		g.c.backOff(wait)
+	}
+	if fn != nil {
+		go runGuarded("device disconnected", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(m.Device, m.Reason) })
+	}
+	if known {
+		// Connect it again through the outbox, behind the pause.
+		if _, err := g.c.publish(g.c.ctx, topicGatewayConnect, mustJSON(map[string]string{"device": m.Device, "type": typ})); err != nil {
+			g.c.log.Warn("connecting dropped sub-device again", "device", m.Device, "error", err)
+		}
+	}
+}
