@@ -52,8 +52,8 @@ type client struct {
 	// outbox is replayed (a gateway connects its sub-devices there).
 	before     []func(*conn)
 	pauseUntil atomic.Int64 // unix nanos: the sender waits until then (server asked to back off)
-	lim      *limits
-	inflight int
+	lim        *limits
+	inflight   int
 
 	routes []route // downlink routing by topic prefix
 	reqSeq atomic.Int64
