@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tbflow/tbflow/internal/peers"
+	"github.com/tbflow/tbflow/tb"
+)
+
+// The load of BenchmarkGatewayLoad: devices × one record per second for a
+// duration. TBFLOW_BENCH_DEVICES / TBFLOW_BENCH_SEPARATE /
+// TBFLOW_BENCH_DURATION override the defaults (10,000 sub-devices, 2,000
+// separate connections, 60 s).
+func loadParams() (devices, separate int, duration time.Duration) {
+	devices, separate, duration = 10_000, 2_000, time.Minute
+	if v, err := strconv.Atoi(os.Getenv("TBFLOW_BENCH_DEVICES")); err == nil && v > 0 {
+		devices = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("TBFLOW_BENCH_SEPARATE")); err == nil && v > 0 {
+		separate = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("TBFLOW_BENCH_DURATION")); err == nil && v > 0 {
+		duration = v
+	}
+	return
+}
+
+// TestHelperLoadChild is the process whose CPU time and peak RSS
+// BenchmarkGatewayLoad measures: one gateway carrying N sub-devices, or N
+// separate tb.Device connections, each device sending one record per
+// second.
+func TestHelperLoadChild(t *testing.T) {
+	mode := os.Getenv("TBFLOW_LOAD_MODE")
+	if mode == "" {
+		t.Skip("helper process for BenchmarkGatewayLoad")
+	}
+	addr := os.Getenv("TBFLOW_LOAD_ADDR")
+	n, _ := strconv.Atoi(os.Getenv("TBFLOW_LOAD_N"))
+	dur, _ := time.ParseDuration(os.Getenv("TBFLOW_LOAD_DURATION"))
+	host, port, _ := strings.Cut(addr, ":")
+	p, _ := strconv.Atoi(port)
+	cfg := tb.Config{Host: host, Port: p, AccessToken: "load", SkipSessionLimits: true, MaxInflight: 1000}
+	ctx := context.Background()
+	var sent, acked atomic.Int64
+	var wg sync.WaitGroup
+	name := func(i int) string { return fmt.Sprintf("device-%05d", i) }
+	switch mode {
+	case "gateway":
+		g, err := tb.ConnectGateway(ctx, cfg)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		var acks []*tb.Ack
+		for i := 0; i < n; i++ {
+			a, err := g.ConnectDevice(ctx, name(i), "load")
+			if err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+			acks = append(acks, a)
+		}
+		for _, a := range acks {
+			_ = a.Wait(ctx)
+		}
+		fmt.Println("ready")
+		end := time.Now().Add(dur)
+		tick := time.NewTicker(time.Second)
+		for now := time.Now(); now.Before(end); now = <-tick.C {
+			batch := make(map[string]any, n)
+			for i := 0; i < n; i++ {
+				batch[name(i)] = tb.Telemetry{Ts: now, Values: map[string]any{"temperature": 20 + i%10, "humidity": 40}}
+			}
+			a, err := g.PublishTelemetryBatch(ctx, batch)
+			if err != nil {
+				fmt.Println("error", err)
+				continue
+			}
+			sent.Add(int64(n))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if a.Wait(ctx) == nil {
+					acked.Add(int64(n))
+				}
+			}()
+		}
+		tick.Stop()
+		wg.Wait()
+		_ = g.Close(ctx)
+	case "devices":
+		devs := make([]*tb.Device, n)
+		sem := make(chan struct{}, 64)
+		for i := 0; i < n; i++ {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				c := cfg
+				c.ClientID = name(i)
+				d, err := tb.Connect(ctx, c)
+				if err != nil {
+					fmt.Println("error", err)
+					os.Exit(1)
+				}
+				devs[i] = d
+			}()
+		}
+		wg.Wait()
+		fmt.Println("ready")
+		end := time.Now().Add(dur)
+		for i, d := range devs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Duration(i) * time.Second / time.Duration(n)) // spread over the second
+				tick := time.NewTicker(time.Second)
+				defer tick.Stop()
+				for now := time.Now(); now.Before(end); now = <-tick.C {
+					a, err := d.PublishTelemetry(ctx, tb.Telemetry{Ts: now, Values: map[string]any{"temperature": 20 + i%10, "humidity": 40}})
+					if err != nil {
+						continue
+					}
+					sent.Add(1)
+					if a.Wait(ctx) == nil {
+						acked.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, d := range devs {
+			_ = d.Close(ctx)
+		}
+	}
+	fmt.Printf("done sent=%d acked=%d\n", sent.Load(), acked.Load())
+	os.Exit(0)
+}
+
+// recordCounter subscribes to the telemetry topics and counts records.
+func recordCounter(b *testing.B, addr string) (*atomic.Int64, func()) {
+	var n atomic.Int64
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("record-counter").SetCleanSession(true).SetOrderMatters(true)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatal(tok.Error())
+	}
+	tok := c.SubscribeMultiple(map[string]byte{"v1/gateway/telemetry": 1, "v1/devices/me/telemetry": 1}, func(_ mqtt.Client, m mqtt.Message) {
+		if m.Topic() == "v1/devices/me/telemetry" {
+			n.Add(1)
+			return
+		}
+		var byDev map[string][]json.RawMessage
+		if json.Unmarshal(m.Payload(), &byDev) == nil {
+			for _, recs := range byDev {
+				n.Add(int64(len(recs)))
+			}
+		}
+	})
+	tok.Wait()
+	return &n, func() { c.Disconnect(100) }
+}
+
+type loadResult struct {
+	cpu          time.Duration
+	rssMB        float64
+	sent, acked  int64
+	delivered    int64
+	connectedOut string
+}
+
+func runLoad(b *testing.B, addr, mode string, n int, dur time.Duration) loadResult {
+	counter, stop := recordCounter(b, addr)
+	defer stop()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLoadChild$")
+	cmd.Env = append(os.Environ(), "TBFLOW_LOAD_MODE="+mode, "TBFLOW_LOAD_ADDR="+addr,
+		"TBFLOW_LOAD_N="+strconv.Itoa(n), "TBFLOW_LOAD_DURATION="+dur.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var res loadResult
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "done ") {
+			fmt.Sscanf(line, "done sent=%d acked=%d", &res.sent, &res.acked)
+		} else if strings.HasPrefix(line, "error") {
+			b.Logf("%s child: %s", mode, line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("%s child: %v", mode, err)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	res.rssMB = float64(ru.Maxrss) / 1024
+	deadline := time.Now().Add(30 * time.Second)
+	for counter.Load() < res.acked && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	res.delivered = counter.Load()
+	return res
+}
+
+// BenchmarkGatewayLoad measures one gateway carrying many sub-devices, each
+// sending one record per second, against Debian's mosquitto, beside the
+// same per-device load sent by separate tb.Device connections. It reports
+// CPU seconds and peak RSS of the sending process and the records lost.
+func BenchmarkGatewayLoad(b *testing.B) {
+	devices, separate, dur := loadParams()
+	m := peers.StartMosquitto(b, peers.MosquittoConfig{})
+	for i := 0; i < b.N; i++ {
+		gw := runLoad(b, m.Addr, "gateway", devices, dur)
+		sep := runLoad(b, m.Addr, "devices", separate, dur)
+		b.ReportMetric(float64(devices), "gw-devices")
+		b.ReportMetric(gw.cpu.Seconds(), "gw-cpu-s")
+		b.ReportMetric(gw.cpu.Seconds()/dur.Seconds(), "gw-cores")
+		b.ReportMetric(gw.rssMB, "gw-peak-rss-MB")
+		b.ReportMetric(float64(gw.delivered), "gw-records")
+		b.ReportMetric(float64(max(gw.acked-gw.delivered, 0)), "gw-lost")
+		b.ReportMetric(float64(separate), "baseline-devices")
+		b.ReportMetric(sep.cpu.Seconds(), "baseline-cpu-s")
+		b.ReportMetric(sep.rssMB, "baseline-peak-rss-MB")
+		b.ReportMetric(float64(sep.delivered), "baseline-records")
+		b.ReportMetric(float64(max(sep.acked-sep.delivered, 0)), "baseline-lost")
+		// CPU per record, separate connections over the gateway.
+		perGw := gw.cpu.Seconds() / float64(max(gw.delivered, 1))
+		perSep := sep.cpu.Seconds() / float64(max(sep.delivered, 1))
+		b.ReportMetric(perSep/perGw, "ratio")
+		b.ReportMetric(0, "ns/op")
+	}
+}
