@@ -196,9 +196,12 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	t := pk.TopicName
 	switch {
 	case strings.HasPrefix(t, topicGatewayPrefix):
-		// Gateway API: not emulated yet (next issue). ThingsBoard sends
-		// nothing for a non-gateway device publishing here.
-		s.log.Warn("gateway topic not handled", "device", ss.dev.info.Name, "topic", t)
+		if ss.gateway {
+			s.handleGatewayPublish(ss, pk)
+			return
+		}
+		// ThingsBoard sends nothing for a non-gateway device publishing here.
+		s.log.Warn("gateway topic from a device that is not a gateway", "device", ss.dev.info.Name, "topic", t)
 	case t == topicAttributes, t == "v2/a", t == "v2/a/j":
 		s.onAttributes(ss, pk)
 	case t == topicTelemetry, t == "v2/t", t == "v2/t/j":
@@ -402,38 +405,48 @@ func (s *Server) onAttrRequest(ss *session, pk packets.Packet, reqPrefix, respPr
 	ss.puback(pk, codeSuccess)
 }
 
-func (s *Server) onClaim(ss *session, pk packets.Packet) {
+// parseClaimMembers reads secretKey and durationMs (both optional) and
+// applies the default duration.
+func parseClaimMembers(ms []member) (Claim, error) {
 	c := Claim{At: time.Now()}
+	if r, ok := findMember(ms, "secretKey"); ok {
+		str, ok := gsonString(r)
+		if !ok {
+			return c, runtimeFailure("secretKey is not a string")
+		}
+		c.SecretKey = str
+	}
+	if r, ok := findMember(ms, "durationMs"); ok {
+		var err error
+		if c.DurationMs, err = gsonLong(r); err != nil {
+			return c, err
+		}
+	}
+	if c.DurationMs <= 0 {
+		c.DurationMs = defaultClaimDurationMs
+	}
+	return c, nil
+}
+
+func (s *Server) onClaim(ss *session, pk packets.Packet) {
+	var ms []member
 	if len(pk.Payload) > 0 {
 		raw, err := parseJSON(pk.Payload)
 		if err == nil && kind(raw) != '{' {
 			err = malformed("claim is not a json object")
 		}
-		var ms []member
 		if err == nil {
 			ms, err = objectMembers(raw)
-		}
-		if err == nil {
-			if r, ok := findMember(ms, "secretKey"); ok {
-				str, ok := gsonString(r)
-				if !ok {
-					err = runtimeFailure("secretKey is not a string")
-				}
-				c.SecretKey = str
-			}
-		}
-		if err == nil {
-			if r, ok := findMember(ms, "durationMs"); ok {
-				c.DurationMs, err = gsonLong(r)
-			}
 		}
 		if err != nil {
 			s.fail(ss, pk, err)
 			return
 		}
 	}
-	if c.DurationMs <= 0 {
-		c.DurationMs = defaultClaimDurationMs
+	c, err := parseClaimMembers(ms)
+	if err != nil {
+		s.fail(ss, pk, err)
+		return
 	}
 	if s.limited(ss, false, 0) {
 		return

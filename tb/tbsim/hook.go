@@ -119,12 +119,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return h.reject(ss, code, "bad credentials")
 	}
-	old := d.direct
-	if old != nil {
-		s.detachLocked(old)
-		s.stats.Evictions++
-	}
+	old := s.evictLocked(d)
 	ss.dev = d
+	if d.info.Gateway {
+		ss.gateway = true
+		ss.gwDevices = map[string]*view{}
+	}
 	ss.self = &view{sess: ss, dev: d}
 	d.direct = ss
 	d.views = append(d.views, ss.self)
@@ -204,6 +204,9 @@ func (s *Server) detachLocked(ss *session) {
 	}
 	ss.ended = true
 	ss.established = false
+	for _, v := range ss.gwDevices {
+		s.removeViewLocked(v)
+	}
 	if d := ss.dev; d != nil {
 		if d.direct == ss {
 			d.direct = nil

@@ -26,6 +26,21 @@ type rpcCall struct {
 	done      chan struct{} // closed when answered
 }
 
+// gatewayData is the "data" of a v1/gateway/rpc request:
+// {"id","method","params"}.
+func (c *rpcCall) gatewayData() []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"id":`)
+	b.WriteString(strconv.Itoa(c.id))
+	b.WriteString(`,"method":`)
+	m, _ := json.Marshal(c.method)
+	b.Write(m)
+	b.WriteString(`,"params":`)
+	b.Write(c.params)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
 func (c *rpcCall) payload() []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"method":`)
@@ -123,13 +138,19 @@ func removePending(d *device, c *rpcCall) {
 // deliverRPC publishes one request through a view. A one-way call is done
 // (and no longer pending) once sent.
 func (s *Server) deliverRPC(v *view, c *rpcCall) {
-	s.mu.Lock()
-	prefix := v.sess.rpcPrefix
-	s.mu.Unlock()
-	if prefix == "" {
-		return
+	var pid uint16
+	var err error
+	if v.gw {
+		pid, err = v.sess.publish(topicGwRPC, gatewayEnvelope(v.dev.info.Name, c.gatewayData()))
+	} else {
+		s.mu.Lock()
+		prefix := v.sess.rpcPrefix
+		s.mu.Unlock()
+		if prefix == "" {
+			return
+		}
+		pid, err = v.sess.publish(prefix+strconv.Itoa(c.id), c.payload())
 	}
-	pid, err := v.sess.publish(prefix+strconv.Itoa(c.id), c.payload())
 	if err != nil {
 		return
 	}
@@ -184,17 +205,21 @@ func (s *Server) onRPCResponse(ss *session, pk packets.Packet, prefix string) {
 	}
 	reply := json.RawMessage(append([]byte(nil), pk.Payload...))
 	s.mu.Lock()
-	d := ss.dev
+	completeRPCLocked(ss.dev, id, reply)
+	s.mu.Unlock()
+	ss.puback(pk, codeSuccess)
+}
+
+// completeRPCLocked answers the pending two-way RPC id of d, if any.
+func completeRPCLocked(d *device, id int, reply json.RawMessage) {
 	for _, c := range d.pending {
 		if c.id == id && !c.oneWay {
 			c.reply = reply
 			removePending(d, c)
 			close(c.done)
-			break
+			return
 		}
 	}
-	s.mu.Unlock()
-	ss.puback(pk, codeSuccess)
 }
 
 // sessionLimits is the getSessionLimits reply (§2.7).
@@ -269,7 +294,8 @@ func (s *Server) onClientRPC(ss *session, pk packets.Packet, reqPrefix, respPref
 				strOrNil(d.limits.TelemetryDataPoints)},
 		}
 		if d.info.Gateway {
-			l.GatewayRateLimits = &limitStrings{}
+			l.GatewayRateLimits = &limitStrings{strOrNil(d.gwLimits.Messages), strOrNil(d.gwLimits.TelemetryMessages),
+				strOrNil(d.gwLimits.TelemetryDataPoints)}
 		}
 		s.mu.Unlock()
 		ss.puback(pk, codeSuccess)

@@ -92,6 +92,10 @@ type Device struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	CertPEM  string `json:"certPem,omitempty"`
+	// LastGateway is the gateway that last connected this device as a
+	// sub-device (ThingsBoard's additionalInfo.lastConnectedGateway); it is
+	// set by tbsim and ignored by AddDevice.
+	LastGateway string `json:"lastGateway,omitempty"`
 }
 
 // TsValue is one telemetry value. Value is bool, int64, float64, string or
@@ -481,34 +485,40 @@ func (s *Server) waitFor(ctx context.Context, cond func() (bool, error)) error {
 	}
 }
 
-// Connected reports whether the device has an open MQTT session.
+// Connected reports whether the device has an open MQTT session of its own
+// or is connected as a sub-device through a gateway's session.
 func (s *Server) Connected(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.devices[name]
-	return d != nil && d.direct != nil && d.direct.established
+	return d != nil && connectedLocked(d)
 }
 
-// WaitConnected waits until the device has an open MQTT session.
+// WaitConnected waits until the device is connected (directly or through a
+// gateway). An unknown name is waited for too, since gateways create their
+// sub-devices on first use.
 func (s *Server) WaitConnected(ctx context.Context, name string) error {
-	return s.waitFor(ctx, func() (bool, error) {
+	err := s.waitFor(ctx, func() (bool, error) {
 		d := s.devices[name]
-		if d == nil {
-			return false, fmt.Errorf("waiting for %q: %w", name, ErrUnknownDevice)
-		}
-		return d.direct != nil && d.direct.established, nil
+		return d != nil && connectedLocked(d), nil
 	})
+	if err != nil {
+		return fmt.Errorf("waiting for %q to connect: %w", name, err)
+	}
+	return nil
 }
 
-// WaitTelemetry waits until the device's history of key has n entries.
+// WaitTelemetry waits until the device's history of key has n entries (an
+// unknown device is waited for, like in WaitConnected).
 func (s *Server) WaitTelemetry(ctx context.Context, name, key string, n int) error {
-	return s.waitFor(ctx, func() (bool, error) {
+	err := s.waitFor(ctx, func() (bool, error) {
 		d := s.devices[name]
-		if d == nil {
-			return false, fmt.Errorf("waiting for %q: %w", name, ErrUnknownDevice)
-		}
-		return len(d.history[key]) >= n, nil
+		return d != nil && len(d.history[key]) >= n, nil
 	})
+	if err != nil {
+		return fmt.Errorf("waiting for telemetry %q of %q: %w", key, name, err)
+	}
+	return nil
 }
 
 // Kick closes the device's session (MQTT 5: DISCONNECT 0x98 first).

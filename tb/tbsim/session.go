@@ -53,7 +53,9 @@ type session struct {
 	username string
 
 	provision   bool
-	dev         *device // nil in a provisioning session
+	gateway     bool             // the device is a gateway: v1/gateway/... is served
+	dev         *device          // nil in a provisioning session
+	gwDevices   map[string]*view // sub-devices connected through this gateway session
 	self        *view
 	connackCode byte // 0 = accepted (v5 reason otherwise)
 	established bool
@@ -80,11 +82,13 @@ type grant struct {
 }
 
 // view is one device as seen through one session. A direct device session
-// has a single view of its own device; a gateway session (next issue) will
-// own one view per sub-device and format deliveries differently.
+// has a single view of its own device; a gateway session owns one view per
+// connected sub-device (gw set), which is always subscribed to attribute
+// updates and RPC and wraps deliveries in {"device","data"}.
 type view struct {
 	sess *session
 	dev  *device
+	gw   bool
 }
 
 // attrSubscribers returns the views that receive shared-attribute updates.
@@ -92,7 +96,7 @@ type view struct {
 func attrSubscribers(d *device) []*view {
 	var out []*view
 	for _, v := range d.views {
-		if v.sess.attrTopic != "" && !v.sess.ended {
+		if (v.gw || v.sess.attrTopic != "") && !v.sess.ended {
 			out = append(out, v)
 		}
 	}
@@ -103,11 +107,22 @@ func attrSubscribers(d *device) []*view {
 func rpcSubscribers(d *device) []*view {
 	var out []*view
 	for _, v := range d.views {
-		if v.sess.rpcPrefix != "" && !v.sess.ended {
+		if (v.gw || v.sess.rpcPrefix != "") && !v.sess.ended {
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// connectedLocked reports whether the device has a live view (its own
+// session or a gateway's). Server.mu must be held.
+func connectedLocked(d *device) bool {
+	for _, v := range d.views {
+		if v.sess.established && !v.sess.ended {
+			return true
+		}
+	}
+	return false
 }
 
 // pushAll sends an attribute-update payload to views.
@@ -118,6 +133,10 @@ func pushAll(views []*view, payload []byte) {
 }
 
 func (v *view) pushAttributes(payload []byte) {
+	if v.gw {
+		_, _ = v.sess.publish(topicGwAttributes, gatewayEnvelope(v.dev.info.Name, payload))
+		return
+	}
 	v.sess.s.mu.Lock()
 	topic := v.sess.attrTopic
 	v.sess.s.mu.Unlock()
@@ -214,6 +233,11 @@ func (ss *session) puback(pk packets.Packet, code byte) {
 	s.mu.Lock()
 	s.stats.PubAcks++
 	s.mu.Unlock()
+}
+
+// drop closes the connection without a DISCONNECT (Netty's ctx.close()).
+func (ss *session) drop(why string) {
+	ss.cl.Stop(packets.Code{Code: codeImplementationError, Reason: why})
 }
 
 // close ends the connection; MQTT 5 clients get DISCONNECT code first.

@@ -43,12 +43,18 @@ type device struct {
 	ota     map[string]*otaAssignment // "fw", "sw"
 	limits  RateLimits
 	limiter *limiterSet
+	// gwLimits are the limits for devices behind this gateway, gwLimiters
+	// their per-sub-device state (kept across sessions, as TB keys them by
+	// device).
+	gwLimits   RateLimits
+	gwLimiters map[string]*limiterSet
 	// provisioned is TB's server attribute provisionState = "provisioned".
 	provisioned bool
 	// direct is the device's own MQTT session (one per device).
 	direct *session
 	// views are the sessions that can deliver to this device: its direct
-	// session now, gateway sessions later.
+	// session or the gateway session it is connected through (at most one,
+	// as ThingsBoard allows one session per device).
 	views []*view
 }
 
@@ -154,8 +160,9 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 		return nil, fmt.Errorf("adding device: empty name")
 	}
 	if d.Type == "" {
-		d.Type = "default"
+		d.Type = defaultDeviceType
 	}
+	d.LastGateway = ""
 	if _, dup := s.devices[d.Name]; dup {
 		return nil, fmt.Errorf("adding device %q: %w", d.Name, ErrDuplicate)
 	}

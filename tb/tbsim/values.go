@@ -178,6 +178,11 @@ func parseTelemetryObject(raw json.RawMessage) (tsRecord, error) {
 	if err != nil {
 		return tsRecord{}, err
 	}
+	return parseTelemetryMembers(ms)
+}
+
+// parseTelemetryMembers is parseTelemetryObject for an object's members.
+func parseTelemetryMembers(ms []member) (tsRecord, error) {
 	tsRaw, hasTs := findMember(ms, "ts")
 	valuesRaw, hasValues := findMember(ms, "values")
 	if !hasTs || !hasValues {

@@ -1,0 +1,789 @@
+package tbsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Gateway API topics (§3).
+const (
+	topicGwConnect    = "v1/gateway/connect"
+	topicGwDisconnect = "v1/gateway/disconnect"
+	topicGwTelemetry  = "v1/gateway/telemetry"
+	topicGwAttributes = "v1/gateway/attributes"
+	topicGwAttrReq    = "v1/gateway/attributes/request"
+	topicGwAttrResp   = "v1/gateway/attributes/response"
+	topicGwRPC        = "v1/gateway/rpc"
+	topicGwClaim      = "v1/gateway/claim"
+	defaultDeviceType = "default"
+)
+
+// Reasons of the MQTT 5 downlink {"device","reason"} on v1/gateway/disconnect.
+const (
+	GatewayDisconnectRateLimit       = 150 // 0x96 message rate too high
+	GatewayDisconnectProcessingError = 128 // 0x80 unspecified error
+)
+
+// gatewayEnvelope is {"device": name, "data": data}.
+func gatewayEnvelope(name string, data []byte) []byte {
+	var b bytes.Buffer
+	n, _ := json.Marshal(name)
+	b.WriteString(`{"device":`)
+	b.Write(n)
+	b.WriteString(`,"data":`)
+	b.Write(data)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// SubDevices lists the sub-devices connected now through the gateway's
+// session, sorted (nil when the gateway is not connected).
+func (s *Server) SubDevices(gateway string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devices[gateway]
+	if d == nil || d.direct == nil || d.direct.ended {
+		return nil
+	}
+	out := sortedKeys(d.direct.gwDevices)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// SetGatewayRateLimits sets the limits for devices behind the gateway
+// (ThingsBoard's gateway-device limits): reported as gatewayRateLimits by
+// getSessionLimits and enforced per sub-device. A sub-device over its limit
+// gets PUBACK 0x97 and the gateway connection is closed (MQTT 5: a
+// {"device","reason":150} notice first). Malformed windows are logged and
+// ignored.
+func (s *Server) SetGatewayRateLimits(gateway string, l RateLimits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devices[gateway]
+	if d == nil {
+		s.log.Warn("gateway rate limits for unknown device", "gateway", gateway)
+		return
+	}
+	d.gwLimits = l
+	d.gwLimiters = map[string]*limiterSet{}
+	for _, e := range newLimiterSet(l).errs {
+		s.log.Warn("ignoring gateway rate limit", "gateway", gateway, "error", e)
+	}
+}
+
+// DropSubDevice removes the sub-device from the gateway's session (no more
+// updates or RPCs for it until the gateway connects it again) and, for an
+// MQTT 5 gateway, publishes {"device","reason"} on v1/gateway/disconnect
+// (GatewayDisconnectRateLimit, GatewayDisconnectProcessingError, …).
+func (s *Server) DropSubDevice(gateway, device string, reason int) error {
+	s.mu.Lock()
+	gw := s.devices[gateway]
+	if gw == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("dropping %q from gateway %q: %w", device, gateway, ErrUnknownDevice)
+	}
+	ss := gw.direct
+	if ss == nil || ss.ended || !ss.established || !ss.gateway {
+		s.mu.Unlock()
+		return fmt.Errorf("dropping %q from gateway %q: %w", device, gateway, ErrNoActiveConnection)
+	}
+	v := ss.gwDevices[device]
+	if v == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("dropping %q from gateway %q: not connected through it: %w", device, gateway, ErrNoActiveConnection)
+	}
+	s.removeViewLocked(v)
+	s.mu.Unlock()
+	s.log.Info("sub-device dropped", "gateway", gateway, "device", device, "reason", reason)
+	if ss.version == 5 {
+		s.sendDisconnectNotice(ss, device, reason)
+	}
+	return nil
+}
+
+func (s *Server) sendDisconnectNotice(ss *session, device string, reason int) {
+	n, _ := json.Marshal(device)
+	_, _ = ss.publish(topicGwDisconnect, fmt.Appendf(nil, `{"device":%s,"reason":%d}`, n, reason))
+}
+
+// evictLocked enforces one session per device before a new one attaches:
+// a gateway view is removed from its gateway session, a direct session is
+// detached and returned (the caller closes it with 0x8E).
+func (s *Server) evictLocked(d *device) *session {
+	var old *session
+	for _, v := range append([]*view(nil), d.views...) {
+		if v.gw {
+			s.removeViewLocked(v)
+			s.log.Info("sub-device taken over", "device", d.info.Name, "gateway", v.sess.dev.info.Name)
+			continue
+		}
+		if v.sess == d.direct {
+			old = v.sess
+		}
+	}
+	if old == nil {
+		old = d.direct
+	}
+	if old != nil {
+		s.detachLocked(old)
+		s.stats.Evictions++
+	}
+	return old
+}
+
+// removeViewLocked disconnects a sub-device view from its gateway session.
+func (s *Server) removeViewLocked(v *view) {
+	if cur := v.sess.gwDevices[v.dev.info.Name]; cur == v {
+		delete(v.sess.gwDevices, v.dev.info.Name)
+	}
+	for i, x := range v.dev.views {
+		if x == v {
+			v.dev.views = append(v.dev.views[:i], v.dev.views[i+1:]...)
+			break
+		}
+	}
+	s.notifyLocked()
+}
+
+// gwConnectLocked is get-or-create plus registration of a sub-device in the
+// gateway session (§3.1): it returns the sub-device's view and whether it
+// was connected just now, and a direct session of that device to close.
+func (s *Server) gwConnectLocked(ss *session, name, typ string) (*view, bool, *session, error) {
+	if v := ss.gwDevices[name]; v != nil {
+		return v, false, nil, nil
+	}
+	if ss.ended {
+		return nil, false, nil, fmt.Errorf("connecting %q: gateway session ended", name)
+	}
+	d := s.devices[name]
+	if d == ss.dev {
+		return nil, false, nil, fmt.Errorf("gateway %q can't connect itself as a sub-device", name)
+	}
+	if d == nil {
+		if typ == "" {
+			typ = defaultDeviceType
+		}
+		var err error
+		if d, err = s.addDeviceLocked(Device{Name: name, Type: typ}); err != nil {
+			return nil, false, nil, err
+		}
+		s.log.Info("sub-device created", "device", name, "type", typ, "gateway", ss.dev.info.Name)
+	}
+	old := s.evictLocked(d)
+	v := &view{sess: ss, dev: d, gw: true}
+	ss.gwDevices[name] = v
+	d.views = append(d.views, v)
+	d.info.LastGateway = ss.dev.info.Name
+	s.notifyLocked()
+	return v, true, old, nil
+}
+
+// gwConnect runs gwConnectLocked and closes an evicted direct session.
+func (s *Server) gwConnect(ss *session, name, typ string) (*view, bool, error) {
+	s.mu.Lock()
+	v, isNew, old, err := s.gwConnectLocked(ss, name, typ)
+	s.mu.Unlock()
+	if old != nil {
+		s.log.Info("session taken over by gateway", "device", name, "gateway", ss.dev.info.Name)
+		old.close(codeSessionTakenOver)
+	}
+	if isNew {
+		s.log.Debug("sub-device connected", "device", name, "gateway", ss.dev.info.Name)
+	}
+	return v, isNew, err
+}
+
+// gwResult collects the outcome of one gateway publish: sub-devices newly
+// connected (their pending RPCs follow the PUBACK) and the first failure,
+// which decides the reaction.
+type gwResult struct {
+	connected []*view
+	err       error  // first failure
+	quota     string // device whose rate limit failed first ("" = not a quota failure)
+	procErr   bool   // first failure is a processing error (PUBACK 0x80)
+}
+
+func (r *gwResult) failed(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// gwImplicit connects name implicitly (type "default") unless it is
+// connected in this session already; nil means it failed (recorded in r).
+func (s *Server) gwImplicit(ss *session, r *gwResult, name string) *view {
+	v, isNew, err := s.gwConnect(ss, name, defaultDeviceType)
+	if err != nil {
+		if r.err == nil {
+			r.err, r.procErr = err, true
+		}
+		return nil
+	}
+	if isNew {
+		r.connected = append(r.connected, v)
+	}
+	return v
+}
+
+// gwAllow applies the gateway-device rate limits to one sub-device message.
+func (s *Server) gwAllow(ss *session, r *gwResult, v *view, telemetry bool, points int) bool {
+	s.mu.Lock()
+	gw := ss.dev
+	if gw.gwLimiters == nil {
+		gw.gwLimiters = map[string]*limiterSet{}
+	}
+	l := gw.gwLimiters[v.dev.info.Name]
+	if l == nil {
+		l = newLimiterSet(gw.gwLimits)
+		gw.gwLimiters[v.dev.info.Name] = l
+	}
+	ok := l.allow(time.Now(), telemetry, points)
+	s.mu.Unlock()
+	if !ok && r.err == nil {
+		r.err = fmt.Errorf("rate limit of sub-device %q exceeded", v.dev.info.Name)
+		r.quota = v.dev.info.Name
+	}
+	return ok
+}
+
+// gwFinish acknowledges (and reacts to failures) once all devices of a
+// gateway publish were processed.
+func (s *Server) gwFinish(ss *session, pk packets.Packet, r *gwResult) {
+	switch {
+	case r.quota != "":
+		s.log.Info("gateway sub-device rate limit exceeded", "gateway", ss.dev.info.Name, "device", r.quota)
+		if ss.version == 5 {
+			s.sendDisconnectNotice(ss, r.quota, GatewayDisconnectRateLimit)
+		}
+		ss.puback(pk, codeQuotaExceeded)
+		ss.drop("sub-device rate limit exceeded")
+	case r.procErr:
+		s.log.Info("gateway publish failed", "gateway", ss.dev.info.Name, "topic", pk.TopicName, "error", r.err)
+		ss.puback(pk, codeUnspecified)
+		ss.drop("gateway processing error")
+	case r.err != nil:
+		// A per-device conversion error: AdaptorException handling.
+		s.fail(ss, pk, malformed("%v", r.err))
+	default:
+		ss.puback(pk, codeSuccess)
+		for _, v := range r.connected {
+			s.sendPendingRPCs(v)
+		}
+	}
+}
+
+// gwShapeFail is the reaction to valid JSON of the wrong shape: a runtime
+// error in ThingsBoard's gateway handler → PUBACK (MQTT 5: 0x83), then the
+// gateway connection is closed.
+func (s *Server) gwShapeFail(ss *session, pk packets.Packet, err error) {
+	s.log.Info("bad gateway publish", "gateway", ss.dev.info.Name, "topic", pk.TopicName, "error", err)
+	ss.puback(pk, codeImplementationError)
+	ss.drop("gateway payload of the wrong shape")
+}
+
+// gwFail sends parse errors of a whole gateway payload to the right
+// reaction: invalid JSON as §1.6, anything else as wrong shape.
+func (s *Server) gwFail(ss *session, pk packets.Packet, err error) {
+	if isRuntime(err) {
+		s.gwShapeFail(ss, pk, err)
+		return
+	}
+	s.fail(ss, pk, err)
+}
+
+func (s *Server) handleGatewayPublish(ss *session, pk packets.Packet) {
+	switch pk.TopicName {
+	case topicGwConnect:
+		s.onGwConnect(ss, pk)
+	case topicGwDisconnect:
+		s.onGwDisconnect(ss, pk)
+	case topicGwTelemetry:
+		s.onGwTelemetry(ss, pk)
+	case topicGwAttributes:
+		s.onGwAttributes(ss, pk)
+	case topicGwAttrReq:
+		s.onGwAttrRequest(ss, pk)
+	case topicGwRPC:
+		s.onGwRPCReply(ss, pk)
+	case topicGwClaim:
+		s.onGwClaim(ss, pk)
+	default:
+		ss.puback(pk, codeTopicNameInvalid)
+	}
+}
+
+func (s *Server) onGwConnect(ss *session, pk packets.Packet) {
+	name, typ, err := parseGatewayConnect(pk.Payload)
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	v, isNew, err := s.gwConnect(ss, name, typ)
+	if err != nil {
+		r.err, r.procErr = err, true
+	} else if isNew {
+		r.connected = append(r.connected, v)
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+func (s *Server) onGwDisconnect(ss *session, pk packets.Packet) {
+	name, err := parseGatewayDisconnect(pk.Payload)
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	s.mu.Lock()
+	if v := ss.gwDevices[name]; v != nil {
+		s.removeViewLocked(v)
+	}
+	s.mu.Unlock()
+	ss.puback(pk, codeSuccess)
+}
+
+func (s *Server) onGwTelemetry(ss *session, pk packets.Packet) {
+	entries, err := parseGatewayEntries(pk.Payload, '[')
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	for _, e := range entries {
+		v := s.gwImplicit(ss, r, e.device)
+		if v == nil {
+			continue
+		}
+		recs, err := parseGatewayTelemetryDevice(e.raw)
+		if err != nil {
+			r.failed(fmt.Errorf("telemetry of %q: %w", e.device, err))
+			continue
+		}
+		points := 0
+		for _, rec := range recs {
+			points += len(rec.KV)
+		}
+		if !s.gwAllow(ss, r, v, true, points) {
+			continue
+		}
+		s.mu.Lock()
+		s.storeTelemetryLocked(v.dev, recs)
+		s.mu.Unlock()
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
+	entries, err := parseGatewayEntries(pk.Payload, '{')
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	for _, e := range entries {
+		v := s.gwImplicit(ss, r, e.device)
+		if v == nil {
+			continue
+		}
+		ms, err := objectMembers(e.raw)
+		var kvs []kv
+		if err == nil {
+			kvs, err = typeMembers(ms)
+		}
+		if err != nil {
+			r.failed(fmt.Errorf("attributes of %q: %w", e.device, err))
+			continue
+		}
+		if !s.gwAllow(ss, r, v, false, 0) {
+			continue
+		}
+		s.mu.Lock()
+		for _, kv := range kvs {
+			v.dev.client[kv.Key] = kv.Value
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+func (s *Server) onGwClaim(ss *session, pk packets.Packet) {
+	entries, err := parseGatewayEntries(pk.Payload, '{')
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	for _, e := range entries {
+		v := s.gwImplicit(ss, r, e.device)
+		if v == nil {
+			continue
+		}
+		ms, err := objectMembers(e.raw)
+		var c Claim
+		if err == nil {
+			c, err = parseClaimMembers(ms)
+		}
+		if err != nil {
+			r.failed(fmt.Errorf("claim of %q: %w", e.device, err))
+			continue
+		}
+		if !s.gwAllow(ss, r, v, false, 0) {
+			continue
+		}
+		s.mu.Lock()
+		v.dev.claims = append(v.dev.claims, c)
+		s.notifyLocked()
+		s.mu.Unlock()
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+func (s *Server) onGwAttrRequest(ss *session, pk packets.Packet) {
+	req, err := parseGatewayAttrRequest(pk.Payload)
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	v := s.gwImplicit(ss, r, req.device)
+	if v == nil || !s.gwAllow(ss, r, v, false, 0) {
+		s.gwFinish(ss, pk, r)
+		return
+	}
+	s.mu.Lock()
+	src := v.dev.shared
+	if req.client {
+		src = v.dev.client
+	}
+	found := map[string]any{}
+	for _, k := range req.keys {
+		if val, ok := src[k]; ok {
+			found[k] = val
+		}
+	}
+	s.mu.Unlock()
+	s.publishGwAttrResponse(ss, req, found)
+	s.gwFinish(ss, pk, r)
+}
+
+// publishGwAttrResponse writes {"id","device"} plus "value" (one key
+// requested and found) or "values" (several requested, found ones).
+func (s *Server) publishGwAttrResponse(ss *session, req gwAttrRequest, found map[string]any) {
+	var b bytes.Buffer
+	n, _ := json.Marshal(req.device)
+	b.WriteString(`{"id":`)
+	b.WriteString(strconv.Itoa(req.id))
+	b.WriteString(`,"device":`)
+	b.Write(n)
+	switch {
+	case len(found) == 0:
+	case len(req.keys) == 1:
+		b.WriteString(`,"value":`)
+		b.Write(jsonValue(found[req.keys[0]]))
+	default:
+		b.WriteString(`,"values":`)
+		b.Write(jsonObject(found))
+	}
+	b.WriteByte('}')
+	_, _ = ss.publish(topicGwAttrResp, b.Bytes())
+}
+
+func (s *Server) onGwRPCReply(ss *session, pk packets.Packet) {
+	name, id, data, err := parseGatewayRPCReply(pk.Payload)
+	if err != nil {
+		s.gwFail(ss, pk, err)
+		return
+	}
+	r := &gwResult{}
+	v := s.gwImplicit(ss, r, name)
+	if v != nil && s.gwAllow(ss, r, v, false, 0) {
+		s.mu.Lock()
+		completeRPCLocked(v.dev, id, data)
+		s.mu.Unlock()
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+// --- payload parsers ---------------------------------------------------
+//
+// Whole-payload errors are returned as runtime failures ("wrong shape",
+// the gateway connection is closed) except for invalid JSON, which is a
+// format error (§1.6).
+
+// gwEntry is one device's part of a multi-device gateway payload.
+type gwEntry struct {
+	device string
+	raw    json.RawMessage
+}
+
+// gwObject parses a payload that must be a JSON object.
+func gwObject(payload []byte) ([]member, error) {
+	raw, err := parseJSON(payload)
+	if err != nil {
+		return nil, err
+	}
+	if kind(raw) != '{' {
+		return nil, runtimeFailure("can't parse value: %s", truncate(raw))
+	}
+	return objectMembers(raw)
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}
+
+// parseGatewayEntries parses {"Dev A": <value>, ...} for telemetry (want
+// '[') or attributes and claims (want '{'). Entries of another kind are
+// skipped; none left is a wrong shape, and so is an empty device name.
+func parseGatewayEntries(payload []byte, want byte) ([]gwEntry, error) {
+	ms, err := gwObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	var out []gwEntry
+	for _, m := range ms {
+		if kind(m.raw) != want {
+			continue
+		}
+		if m.key == "" {
+			return nil, runtimeFailure("device name is empty")
+		}
+		out = append(out, gwEntry{device: m.key, raw: m.raw})
+	}
+	if len(out) == 0 {
+		return nil, runtimeFailure("no usable device entries")
+	}
+	return out, nil
+}
+
+// parseGatewayTelemetryDevice converts one device's telemetry array; every
+// element must be an object (flat or {ts, values}); an optional "metadata"
+// member (gateway latency data) is stripped.
+func parseGatewayTelemetryDevice(raw json.RawMessage) ([]tsRecord, error) {
+	elems, err := arrayElements(raw)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tsRecord, 0, len(elems))
+	for _, e := range elems {
+		if kind(e) != '{' {
+			return nil, malformed("can't parse value: %s", truncate(e))
+		}
+		ms, err := objectMembers(e)
+		if err != nil {
+			return nil, err
+		}
+		for i, m := range ms {
+			if m.key == "metadata" {
+				ms = append(ms[:i:i], ms[i+1:]...)
+				break
+			}
+		}
+		rec, err := parseTelemetryMembers(ms)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// gwDeviceName reads the required, non-empty "device" member.
+func gwDeviceName(ms []member) (string, error) {
+	r, ok := findMember(ms, "device")
+	if !ok {
+		return "", runtimeFailure("device is missing")
+	}
+	name, ok := gsonString(r)
+	if !ok {
+		return "", runtimeFailure("device is not a string")
+	}
+	if name == "" {
+		return "", runtimeFailure("device name is empty")
+	}
+	return name, nil
+}
+
+// parseGatewayConnect parses {"device", "type"}; type defaults to
+// "default" (also when null or empty).
+func parseGatewayConnect(payload []byte) (name, typ string, err error) {
+	ms, err := gwObject(payload)
+	if err != nil {
+		return "", "", err
+	}
+	if name, err = gwDeviceName(ms); err != nil {
+		return "", "", err
+	}
+	typ = defaultDeviceType
+	if r, ok := findMember(ms, "type"); ok && kind(r) != 'n' {
+		t, ok := gsonString(r)
+		if !ok {
+			return "", "", runtimeFailure("type is not a string")
+		}
+		if t != "" {
+			typ = t
+		}
+	}
+	return name, typ, nil
+}
+
+// parseGatewayDisconnect parses {"device"}.
+func parseGatewayDisconnect(payload []byte) (string, error) {
+	ms, err := gwObject(payload)
+	if err != nil {
+		return "", err
+	}
+	return gwDeviceName(ms)
+}
+
+// gwAttrRequest is a parsed v1/gateway/attributes/request.
+type gwAttrRequest struct {
+	id     int
+	device string
+	client bool
+	keys   []string // distinct, in request order
+}
+
+// gsonInt is JsonElement.getAsInt.
+func gsonInt(raw json.RawMessage) (int, error) {
+	switch kind(raw) {
+	case '0':
+		v, err := gsonLong(raw)
+		if err != nil {
+			return 0, runtimeFailure("%s is not an int", raw)
+		}
+		return int(int32(v)), nil
+	case '"':
+		str, _ := gsonString(raw)
+		v, ok := javaParseInt(str)
+		if !ok {
+			return 0, runtimeFailure("%q is not an int", str)
+		}
+		return v, nil
+	case '[':
+		elems, err := arrayElements(raw)
+		if err != nil || len(elems) != 1 {
+			return 0, runtimeFailure("%s is not an int", truncate(raw))
+		}
+		return gsonInt(elems[0])
+	default:
+		return 0, runtimeFailure("%s is not an int", truncate(raw))
+	}
+}
+
+// gsonBool is JsonElement.getAsBoolean: strings are Boolean.parseBoolean.
+func gsonBool(raw json.RawMessage) (bool, error) {
+	switch kind(raw) {
+	case 't':
+		return true, nil
+	case 'f', '0':
+		return false, nil
+	case '"':
+		str, _ := gsonString(raw)
+		return strings.EqualFold(str, "true"), nil
+	case '[':
+		elems, err := arrayElements(raw)
+		if err != nil || len(elems) != 1 {
+			return false, runtimeFailure("%s is not a boolean", truncate(raw))
+		}
+		return gsonBool(elems[0])
+	default:
+		return false, runtimeFailure("%s is not a boolean", truncate(raw))
+	}
+}
+
+// parseGatewayAttrRequest parses {"id", "device", "client", "key"|"keys"};
+// all required, "key" wins over "keys".
+func parseGatewayAttrRequest(payload []byte) (gwAttrRequest, error) {
+	var req gwAttrRequest
+	ms, err := gwObject(payload)
+	if err != nil {
+		return req, err
+	}
+	idRaw, ok := findMember(ms, "id")
+	if !ok {
+		return req, runtimeFailure("id is missing")
+	}
+	if req.id, err = gsonInt(idRaw); err != nil {
+		return req, err
+	}
+	if req.device, err = gwDeviceName(ms); err != nil {
+		return req, err
+	}
+	clientRaw, ok := findMember(ms, "client")
+	if !ok {
+		return req, runtimeFailure("client is missing")
+	}
+	if req.client, err = gsonBool(clientRaw); err != nil {
+		return req, err
+	}
+	if r, ok := findMember(ms, "key"); ok {
+		k, ok := gsonString(r)
+		if !ok {
+			return req, runtimeFailure("key is not a string")
+		}
+		req.keys = []string{k}
+		return req, nil
+	}
+	r, ok := findMember(ms, "keys")
+	if !ok {
+		return req, runtimeFailure("key or keys is missing")
+	}
+	if kind(r) != '[' {
+		return req, runtimeFailure("keys is not an array")
+	}
+	elems, err := arrayElements(r)
+	if err != nil {
+		return req, err
+	}
+	seen := map[string]bool{}
+	for _, e := range elems {
+		k, ok := gsonString(e)
+		if !ok {
+			return req, runtimeFailure("key %s is not a string", truncate(e))
+		}
+		if !seen[k] {
+			seen[k] = true
+			req.keys = append(req.keys, k)
+		}
+	}
+	return req, nil
+}
+
+// parseGatewayRPCReply parses {"device", "id", "data"} (all required); data
+// is kept as compact JSON text.
+func parseGatewayRPCReply(payload []byte) (name string, id int, data json.RawMessage, err error) {
+	ms, err := gwObject(payload)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if name, err = gwDeviceName(ms); err != nil {
+		return "", 0, nil, err
+	}
+	idRaw, ok := findMember(ms, "id")
+	if !ok {
+		return "", 0, nil, runtimeFailure("id is missing")
+	}
+	if id, err = gsonInt(idRaw); err != nil {
+		return "", 0, nil, err
+	}
+	d, ok := findMember(ms, "data")
+	if !ok {
+		return "", 0, nil, runtimeFailure("data is missing")
+	}
+	var b bytes.Buffer
+	_ = json.Compact(&b, d)
+	return name, id, b.Bytes(), nil
+}
