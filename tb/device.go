@@ -23,8 +23,7 @@ type Device struct {
 
 	rpcMu       sync.Mutex
 	rpcHandlers map[string]RPCHandler
-	rpcRunning  map[string]bool   // request ids whose handler runs
-	rpcUnsent   map[string][]byte // replies not yet acknowledged, by id
+	rpc         *rpcState
 
 	otaMu sync.Mutex
 	ota   map[string]*otaDownload // by response topic prefix
@@ -46,8 +45,7 @@ func NewDevice(cfg Config) (*Device, error) {
 		c:           c,
 		attrs:       newAttrTable(""),
 		rpcHandlers: map[string]RPCHandler{},
-		rpcRunning:  map[string]bool{},
-		rpcUnsent:   map[string][]byte{},
+		rpc:         newRPCState(),
 		ota:         map[string]*otaDownload{},
 	}
 	d.attrQ = newSerialQueue("attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
@@ -332,53 +330,50 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 		body.Params = json.RawMessage("null")
 	}
 	key := id + "\x00" + string(payload)
+	run, resend := d.rpc.start(key)
+	if resend != nil {
+		go d.sendRPCReplyKeyed(key, id, resend)
+	}
+	if !run {
+		return
+	}
 	d.rpcMu.Lock()
-	if d.rpcRunning[key] {
-		d.rpcMu.Unlock()
-		return
-	}
-	if reply, ok := d.rpcUnsent[key]; ok {
-		d.rpcMu.Unlock()
-		go d.sendRPCReplyKeyed(key, id, reply)
-		return
-	}
 	fn := d.rpcHandlers[body.Method]
 	if fn == nil {
 		fn = d.rpcHandlers[""]
 	}
-	d.rpcRunning[key] = true
 	d.rpcMu.Unlock()
 	req := RPCRequest{ID: n, Method: body.Method, Params: body.Params}
 	go d.runRPC(key, id, req, fn)
 }
 
 func (d *Device) runRPC(key, id string, req RPCRequest, fn RPCHandler) {
-	var reply []byte
 	if fn == nil {
-		reply = mustJSON(map[string]string{"error": fmt.Sprintf("no handler for method %q", req.Method)})
-	} else {
-		ctx, cancel := context.WithTimeout(d.c.ctx, d.c.cfg.RPCHandlerTimeout)
-		var (
-			res any
-			err error
-		)
-		runGuarded("rpc "+req.Method, d.c.cfg.SlowHandler, d.c.reportError, func() {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("handler panicked: %v", r)
-					panic(r)
-				}
-			}()
-			res, err = fn(ctx, req)
-		})
-		cancel()
-		reply = rpcReply(res, err)
+		d.finishRPC(key, id, mustJSON(map[string]string{"error": fmt.Sprintf("no handler for method %q", req.Method)}))
+		return
 	}
-	d.rpcMu.Lock()
-	delete(d.rpcRunning, key)
-	d.rpcUnsent[key] = reply
-	d.rpcMu.Unlock()
+	res, err := d.c.callRPC(fn, req)
+	if _, later := res.(replyLater); later && err == nil {
+		d.rpc.deferReply(rpcRef("", req.ID), key, d.c.cfg.RPCHandlerTimeout, func(reply []byte) { d.finishRPC(key, id, reply) })
+		return
+	}
+	d.finishRPC(key, id, rpcReply(res, err))
+}
+
+func (d *Device) finishRPC(key, id string, reply []byte) {
+	d.rpc.finished(key, reply)
 	d.sendRPCReplyKeyed(key, id, reply)
+}
+
+// ReplyRPC answers a request whose handler returned ReplyLater: res is the
+// result (an error is sent as {"error": "..."}). It returns
+// ErrUnknownRequest for a request that is unknown, answered or expired.
+func (d *Device) ReplyRPC(req RPCRequest, res any) error {
+	var err error
+	if e, ok := res.(error); ok {
+		res, err = nil, e
+	}
+	return d.rpc.reply(rpcRef("", req.ID), res, err)
 }
 
 func rpcReply(res any, err error) []byte {
@@ -410,16 +405,9 @@ func rpcReply(res any, err error) []byte {
 func (d *Device) sendRPCReplyKeyed(key, id string, reply []byte) {
 	if err := d.sendRPCReply(id, reply); err != nil {
 		d.c.log.Warn("rpc reply not sent; it is sent when the server repeats the request", "id", id, "error", err)
-		d.rpcMu.Lock()
-		if len(d.rpcUnsent) > 1000 {
-			clear(d.rpcUnsent)
-		}
-		d.rpcMu.Unlock()
 		return
 	}
-	d.rpcMu.Lock()
-	delete(d.rpcUnsent, key)
-	d.rpcMu.Unlock()
+	d.rpc.sent(key)
 }
 
 func (d *Device) sendRPCReply(id string, reply []byte) error {

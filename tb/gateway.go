@@ -46,13 +46,13 @@ type Gateway struct {
 	devices  map[string]string // connected sub-devices → device type
 	attrs    map[string]*attrTable
 	handlers map[string]RPCHandler // by device; "" = any device
+	anyAttrs map[int]func(AttributeUpdate)
+	anySeq   int
 	onDrop   func(device string, reason int)
 	backoff  time.Duration
 	lastDrop time.Time
 
-	rpcMu      sync.Mutex
-	rpcRunning map[string]bool
-	rpcUnsent  map[string][]byte
+	rpc *rpcState
 }
 
 // NewGateway validates cfg and opens the outbox; see NewDevice. Gateways
@@ -70,8 +70,8 @@ func NewGateway(cfg Config) (*Gateway, error) {
 		devices:    map[string]string{},
 		attrs:      map[string]*attrTable{},
 		handlers:   map[string]RPCHandler{},
-		rpcRunning: map[string]bool{},
-		rpcUnsent:  map[string][]byte{},
+		anyAttrs:   map[int]func(AttributeUpdate){},
+		rpc:        newRPCState(),
 	}
 	c := d.c
 	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
@@ -399,12 +399,38 @@ func (g *Gateway) onAttributeUpdate(_ string, payload []byte) {
 	}
 	g.mu.Lock()
 	t := g.attrs[m.Device]
-	g.mu.Unlock()
-	if t == nil {
-		return
+	anyFns := make([]func(AttributeUpdate), 0, len(g.anyAttrs))
+	for _, fn := range g.anyAttrs {
+		anyFns = append(anyFns, fn)
 	}
+	g.mu.Unlock()
 	up := parseUpdate(m.Data)
-	g.q.push(func() { t.applyPush(up, g.c.cfg.SlowHandler, g.c.reportError) })
+	g.q.push(func() {
+		if t != nil {
+			t.applyPush(up, g.c.cfg.SlowHandler, g.c.reportError)
+		}
+		up.Device = m.Device
+		for _, fn := range anyFns {
+			runGuarded("attribute", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(up) })
+		}
+	})
+}
+
+// SubscribeAllDeviceAttributes calls fn with every shared-attribute update
+// the server pushes for any sub-device (AttributeUpdate.Device names it).
+// Unlike SubscribeDeviceAttributes it does not resync after a reconnect:
+// the gateway cannot ask the server for "every key of every device".
+func (g *Gateway) SubscribeAllDeviceAttributes(fn func(AttributeUpdate)) (unsubscribe func()) {
+	g.mu.Lock()
+	g.anySeq++
+	id := g.anySeq
+	g.anyAttrs[id] = fn
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		delete(g.anyAttrs, id)
+		g.mu.Unlock()
+	}
 }
 
 // resyncAll requests, after a (re)connect, the shared attributes of every
@@ -536,18 +562,13 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 		m.Data.Params = json.RawMessage("null")
 	}
 	key := m.Device + "\x00" + strconv.Itoa(*m.Data.ID) + "\x00" + string(payload)
-	g.rpcMu.Lock()
-	if g.rpcRunning[key] {
-		g.rpcMu.Unlock()
+	run, resend := g.rpc.start(key)
+	if resend != nil {
+		go g.sendRPCReply(key, resend)
+	}
+	if !run {
 		return
 	}
-	if reply, ok := g.rpcUnsent[key]; ok {
-		g.rpcMu.Unlock()
-		go g.sendRPCReply(key, reply)
-		return
-	}
-	g.rpcRunning[key] = true
-	g.rpcMu.Unlock()
 	g.mu.Lock()
 	fn := g.handlers[m.Device]
 	if fn == nil {
@@ -555,43 +576,37 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 	}
 	g.mu.Unlock()
 	req := RPCRequest{Device: m.Device, ID: *m.Data.ID, Method: m.Data.Method, Params: m.Data.Params}
-	go func() {
-		var data []byte
-		if fn == nil {
-			data = mustJSON(map[string]string{"error": fmt.Sprintf("no handler for device %q", req.Device)})
-		} else {
-			data = g.callHandler(fn, req)
-		}
+	finish := func(data []byte) {
 		reply := mustJSON(struct {
 			Device string          `json:"device"`
 			ID     int             `json:"id"`
 			Data   json.RawMessage `json:"data"`
 		}{req.Device, req.ID, data})
-		g.rpcMu.Lock()
-		delete(g.rpcRunning, key)
-		g.rpcUnsent[key] = reply
-		g.rpcMu.Unlock()
+		g.rpc.finished(key, reply)
 		g.sendRPCReply(key, reply)
+	}
+	go func() {
+		if fn == nil {
+			finish(mustJSON(map[string]string{"error": fmt.Sprintf("no handler for device %q", req.Device)}))
+			return
+		}
+		res, err := g.c.callRPC(fn, req)
+		if _, later := res.(replyLater); later && err == nil {
+			g.rpc.deferReply(rpcRef(req.Device, req.ID), key, g.c.cfg.RPCHandlerTimeout, finish)
+			return
+		}
+		finish(rpcReply(res, err))
 	}()
 }
 
-func (g *Gateway) callHandler(fn RPCHandler, req RPCRequest) []byte {
-	ctx, cancel := context.WithTimeout(g.c.ctx, g.c.cfg.RPCHandlerTimeout)
-	defer cancel()
-	var (
-		res any
-		err error
-	)
-	runGuarded("rpc "+req.Method, g.c.cfg.SlowHandler, g.c.reportError, func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("handler panicked: %v", r)
-				panic(r)
-			}
-		}()
-		res, err = fn(ctx, req)
-	})
-	return rpcReply(res, err)
+// ReplyDeviceRPC answers a sub-device request whose handler returned
+// ReplyLater; see Device.ReplyRPC.
+func (g *Gateway) ReplyDeviceRPC(req RPCRequest, res any) error {
+	var err error
+	if e, ok := res.(error); ok {
+		res, err = nil, e
+	}
+	return g.rpc.reply(rpcRef(req.Device, req.ID), res, err)
 }
 
 func (g *Gateway) sendRPCReply(key string, reply []byte) {
@@ -601,9 +616,7 @@ func (g *Gateway) sendRPCReply(key string, reply []byte) {
 		g.c.log.Warn("gateway rpc reply not sent; it is sent when the server repeats the request", "error", err)
 		return
 	}
-	g.rpcMu.Lock()
-	delete(g.rpcUnsent, key)
-	g.rpcMu.Unlock()
+	g.rpc.sent(key)
 }
 
 // ClaimDevice allows a user to claim the sub-device with secretKey for

@@ -35,13 +35,17 @@ func newGatewaySim(t *testing.T) (*tbsim.Server, *tb.Gateway) {
 	return s, g
 }
 
-func wait(t *testing.T, a *tb.Ack, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Wait(ctxT(t)); err != nil {
-		t.Fatal(err)
+// ackOK returns a function that fails the test unless a publish was
+// accepted and acknowledged: ackOK(t)(g.PublishDeviceTelemetry(...)).
+func ackOK(t *testing.T) func(*tb.Ack, error) {
+	return func(a *tb.Ack, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -58,7 +62,7 @@ func TestGatewayUplinks(t *testing.T) {
 	s, g := newGatewaySim(t)
 	ctx := ctxT(t)
 	a, err := g.ConnectDevice(ctx, "Meter A", "energy-meter")
-	wait(t, a, err)
+	ackOK(t)(a, err)
 	if subs := s.SubDevices("gw"); !contains(subs, "Meter A") {
 		t.Fatalf("sub-devices %v", subs)
 	}
@@ -83,7 +87,7 @@ func TestGatewayUplinks(t *testing.T) {
 		t.Fatalf("energy history %+v", h)
 	}
 	// Many devices in one message; an unknown one is connected implicitly.
-	wait(t, g.PublishTelemetryBatch(ctx, map[string]any{
+	ackOK(t)(g.PublishTelemetryBatch(ctx, map[string]any{
 		"Meter A": map[string]any{"voltage": 230},
 		"Meter B": map[string]any{"voltage": 231},
 		"Meter C": tb.Telemetry{Values: map[string]any{"voltage": 229}},
@@ -117,7 +121,7 @@ func TestGatewayUplinks(t *testing.T) {
 	}
 	eventually(t, "claim", func() bool { c := s.Claims("Meter B"); return len(c) == 1 && c[0].SecretKey == "claim-me" })
 	a, err = g.DisconnectDevice(ctx, "Meter C")
-	wait(t, a, err)
+	ackOK(t)(a, err)
 	if subs := s.SubDevices("gw"); contains(subs, "Meter C") {
 		t.Fatalf("Meter C still connected: %v", subs)
 	}
@@ -165,8 +169,8 @@ func TestGatewayAttributeRequests(t *testing.T) {
 func TestGatewayUpdatesAndRPC(t *testing.T) {
 	s, g := newGatewaySim(t)
 	ctx := ctxT(t)
-	wait(t, g.ConnectDevice(ctx, "Valve 1", "valve"))
-	wait(t, g.ConnectDevice(ctx, "Valve 2", "valve"))
+	ackOK(t)(g.ConnectDevice(ctx, "Valve 1", "valve"))
+	ackOK(t)(g.ConnectDevice(ctx, "Valve 2", "valve"))
 	var mu sync.Mutex
 	got := map[string][]tb.AttributeUpdate{}
 	record := func(name string) func(tb.AttributeUpdate) {
@@ -262,7 +266,7 @@ func TestGatewayReconnect(t *testing.T) {
 	s, g := newGatewaySim(t)
 	ctx := ctxT(t)
 	for _, n := range []string{"Dev 1", "Dev 2", "Dev 3"} {
-		wait(t, g.ConnectDevice(ctx, n, "sensor"))
+		ackOK(t)(g.ConnectDevice(ctx, n, "sensor"))
 	}
 	if err := s.SetShared("Dev 2", map[string]any{"setpoint": 10}); err != nil {
 		t.Fatal(err)
@@ -273,7 +277,8 @@ func TestGatewayReconnect(t *testing.T) {
 	}
 	select {
 	case u := <-updates:
-		if !u.Resync || asFloat(u.Values["setpoint"]) != 10 {
+		// A push or the resync after subscribing, whichever came first.
+		if asFloat(u.Values["setpoint"]) != 10 {
 			t.Fatalf("initial %+v", u)
 		}
 	case <-time.After(waitFor):
@@ -356,7 +361,7 @@ func TestGatewayScale(t *testing.T) {
 	for i := 0; i < n; i++ {
 		batch[name(i)] = map[string]any{"temperature": i, "humidity": 40}
 	}
-	wait(t, g.PublishTelemetryBatch(ctx, batch))
+	ackOK(t)(g.PublishTelemetryBatch(ctx, batch))
 	for i := 0; i < n; i++ {
 		if v := asFloat(s.Latest(name(i))["temperature"].Value); v != float64(i) {
 			t.Fatalf("%s temperature %v", name(i), v)
@@ -438,5 +443,82 @@ func TestGatewaySessionLimits(t *testing.T) {
 	}
 	if n := len(s.History("Limited", "i")); n != 12 {
 		t.Fatalf("server has %d of 12", n)
+	}
+}
+
+func TestGatewayReplyLaterAndAllAttributes(t *testing.T) {
+	s, g := newGatewaySim(t)
+	ctx := ctxT(t)
+	ackOK(t)(g.ConnectDevice(ctx, "Relay", "relay"))
+	ackOK(t)(g.ConnectDevice(ctx, "Lamp", "lamp"))
+	all := make(chan tb.AttributeUpdate, 4)
+	unsub := g.SubscribeAllDeviceAttributes(func(u tb.AttributeUpdate) { all <- u })
+	if err := s.SetShared("Lamp", map[string]any{"on": true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-all:
+		if u.Device != "Lamp" || u.Values["on"] != true {
+			t.Fatalf("update %+v", u)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no update for the all-devices subscriber")
+	}
+	unsub()
+
+	// A handler defers its reply; another part of the program answers.
+	pending := make(chan tb.RPCRequest, 1)
+	g.HandleDeviceRPC("Relay", func(_ context.Context, req tb.RPCRequest) (any, error) {
+		pending <- req
+		return tb.ReplyLater, nil
+	})
+	reply := make(chan string, 1)
+	go func() {
+		r, err := s.RPC(ctx, "Relay", "toggle", nil, false)
+		if err != nil {
+			reply <- err.Error()
+			return
+		}
+		reply <- string(r)
+	}()
+	req := <-pending
+	if err := g.ReplyDeviceRPC(req, map[string]any{"state": "on"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-reply; r != `{"state":"on"}` {
+		t.Fatalf("deferred reply %s", r)
+	}
+	if err := g.ReplyDeviceRPC(req, "again"); !errors.Is(err, tb.ErrUnknownRequest) {
+		t.Fatalf("second reply: %v, want ErrUnknownRequest", err)
+	}
+}
+
+func TestDeviceReplyLater(t *testing.T) {
+	s := newSim(t, tbsim.Options{})
+	d := connect(t, &simPeer{s}, func(c *tb.Config) { c.RPCHandlerTimeout = 2 * time.Second })
+	pending := make(chan tb.RPCRequest, 2)
+	d.HandleRPC("", func(_ context.Context, req tb.RPCRequest) (any, error) {
+		pending <- req
+		return tb.ReplyLater, nil
+	})
+	ctx := ctxT(t)
+	go func() { _, _ = s.RPC(ctx, simDevice, "slow", nil, false) }()
+	req := <-pending
+	if err := d.ReplyRPC(req, errors.New("valve jammed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ReplyRPC(tb.RPCRequest{ID: 999}, "x"); !errors.Is(err, tb.ErrUnknownRequest) {
+		t.Fatalf("unknown request: %v", err)
+	}
+	// A deferred request nobody answers expires.
+	go func() {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, _ = s.RPC(c, simDevice, "forgotten", nil, false)
+	}()
+	late := <-pending
+	time.Sleep(2500 * time.Millisecond)
+	if err := d.ReplyRPC(late, "too late"); !errors.Is(err, tb.ErrUnknownRequest) {
+		t.Fatalf("expired request: %v, want ErrUnknownRequest", err)
 	}
 }
