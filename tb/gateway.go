@@ -66,12 +66,12 @@ func NewGateway(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		Device:     d,
-		devices:    map[string]string{},
-		attrs:      map[string]*attrTable{},
-		handlers:   map[string]RPCHandler{},
-		anyAttrs:   map[int]func(AttributeUpdate){},
-		rpc:        newRPCState(),
+		Device:   d,
+		devices:  map[string]string{},
+		attrs:    map[string]*attrTable{},
+		handlers: map[string]RPCHandler{},
+		anyAttrs: map[int]func(AttributeUpdate){},
+		rpc:      newRPCState(),
 	}
 	c := d.c
 	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
