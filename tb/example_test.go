@@ -55,3 +55,51 @@ func Example() {
 	// stored power: 1520.5
 	// rpc reply: {"relay":"\"on\""}
 }
+
+// A gateway that represents two meters through one connection.
+func ExampleGateway() {
+	sim, _ := tbsim.New(tbsim.Options{})
+	defer sim.Close()
+	_ = sim.AddDevice(tbsim.Device{Name: "site-gateway", Token: "GW_TOKEN", Gateway: true})
+	host, port, _ := net.SplitHostPort(sim.MQTTAddr())
+	p, _ := strconv.Atoi(port)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := tb.ConnectGateway(ctx, tb.Config{Host: host, Port: p, AccessToken: "GW_TOKEN"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close(ctx)
+
+	// Connect the sub-devices with their device profile; the gateway
+	// connects them again after every reconnect.
+	for _, name := range []string{"Meter A", "Meter B"} {
+		if _, err := g.ConnectDevice(ctx, name, "energy-meter"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	g.HandleDeviceRPC("", func(ctx context.Context, req tb.RPCRequest) (any, error) {
+		return map[string]any{"device": req.Device, "done": req.Method}, nil
+	})
+
+	// Telemetry of many devices goes out in as few messages as the
+	// server's limits allow; Wait returns when the server acknowledged.
+	ack, err := g.PublishTelemetryBatch(ctx, map[string]any{
+		"Meter A": map[string]any{"power": 1520.5},
+		"Meter B": map[string]any{"power": 730},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := ack.Wait(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("Meter B power:", sim.Latest("Meter B")["power"].Value)
+
+	reply, _ := sim.RPC(ctx, "Meter A", "reset", nil, false)
+	fmt.Println("rpc reply:", string(reply))
+	// Output:
+	// Meter B power: 730
+	// rpc reply: {"device":"Meter A","done":"reset"}
+}
