@@ -478,6 +478,10 @@ func (s *Server) onGwAttrRequest(ss *session, pk packets.Packet) {
 // publishGwAttrResponse writes {"id","device"} plus "value" (one key
 // requested and found) or "values" (several requested, found ones).
 func (s *Server) publishGwAttrResponse(ss *session, req gwAttrRequest, found map[string]any) {
+	_, _ = ss.publish(topicGwAttrResp, gwAttrResponse(req, found))
+}
+
+func gwAttrResponse(req gwAttrRequest, found map[string]any) []byte {
 	var b bytes.Buffer
 	n, _ := json.Marshal(req.device)
 	b.WriteString(`{"id":`)
@@ -494,7 +498,7 @@ func (s *Server) publishGwAttrResponse(ss *session, req gwAttrRequest, found map
 		b.Write(jsonObject(found))
 	}
 	b.WriteByte('}')
-	_, _ = ss.publish(topicGwAttrResp, b.Bytes())
+	return b.Bytes()
 }
 
 func (s *Server) onGwRPCReply(ss *session, pk packets.Packet) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -622,4 +623,58 @@ func TestGatewayThousandSubDevices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestGatewayHTTPAPI(t *testing.T) {
+	s := newServer(t, Options{HTTPAddr: "127.0.0.1:0"})
+	mustAdd(t, s, Device{Name: "gw", Token: "GW", Gateway: true})
+	u := s.HTTPURL()
+	check := func(method, path, body string, wantCode int, wantBody string) string {
+		t.Helper()
+		code, got := do(t, method, u+path, body)
+		if code != wantCode || (wantBody != "" && got != wantBody) {
+			t.Fatalf("%s %s: %d %s, want %d %s", method, path, code, got, wantCode, wantBody)
+		}
+		return got
+	}
+	check("GET", "/api/gateways/gw/devices", "", 200, `[]`)
+	check("GET", "/api/gateways/nope/devices", "", 404, "")
+	check("PUT", "/api/gateways/gw/rate-limits", `{"messages":"100:1"}`, 204, "")
+	check("PUT", "/api/gateways/nope/rate-limits", `{}`, 404, "")
+	check("DELETE", "/api/gateways/gw/devices/Dev%20A", "", 504, "")
+
+	c := dialGateway(t, s, 5)
+	c.publishOK(topicGwTelemetry, `{"Dev A":[{"ts":5,"values":{"t":1}}]}`)
+	c.publishOK(topicGwAttributes, `{"Dev A":{"serial":"SN"}}`)
+	c.publishOK(topicGwClaim, `{"Dev A":{"secretKey":"k"}}`)
+	check("GET", "/api/gateways/gw/devices", "", 200, `["Dev A"]`)
+	list := check("GET", "/api/devices", "", 200, "")
+	if !strings.Contains(list, `"name":"Dev A","type":"default","token":`) || !strings.Contains(list, `"lastGateway":"gw","connected":true`) {
+		t.Fatalf("device list %s", list)
+	}
+	check("GET", "/api/devices/Dev%20A/telemetry?key=t", "", 200, `[{"ts":5,"value":1}]`)
+	check("GET", "/api/devices/Dev%20A/attributes?scope=client", "", 200, `{"serial":"SN"}`)
+	if got := check("GET", "/api/devices/Dev%20A/claims", "", 200, ""); !strings.Contains(got, `"secretKey":"k"`) {
+		t.Fatalf("claims %s", got)
+	}
+	check("POST", "/api/devices/Dev%20A/attributes/shared", `{"mode":"eco"}`, 200, `{"mode":"eco"}`)
+	jsonEqual(t, "update", c.expectPublish(topicGwAttributes).Payload, `{"device":"Dev A","data":{"mode":"eco"}}`)
+	check("DELETE", "/api/devices/Dev%20A/attributes/shared?keys=mode", "", 204, "")
+	jsonEqual(t, "delete", c.expectPublish(topicGwAttributes).Payload, `{"device":"Dev A","data":{"deleted":["mode"]}}`)
+
+	done := make(chan string, 1)
+	go func() {
+		_, body := do(t, "POST", u+"/api/devices/Dev%20A/rpc", `{"method":"setMode","params":{"m":1},"timeoutMs":10000}`)
+		done <- body
+	}()
+	jsonEqual(t, "rpc", c.expectPublish(topicGwRPC).Payload, `{"device":"Dev A","data":{"id":0,"method":"setMode","params":{"m":1}}}`)
+	c.publishOK(topicGwRPC, `{"device":"Dev A","id":0,"data":{"ok":true}}`)
+	if got := <-done; got != `{"ok":true}` {
+		t.Fatalf("rpc over http: %s", got)
+	}
+
+	check("DELETE", "/api/gateways/gw/devices/Dev%20A?reason=x", "", 400, "")
+	check("DELETE", "/api/gateways/gw/devices/Dev%20A?reason=150", "", 204, "")
+	jsonEqual(t, "notice", c.expectPublish(topicGwDisconnect).Payload, `{"device":"Dev A","reason":150}`)
+	check("GET", "/api/gateways/gw/devices", "", 200, `[]`)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -213,6 +214,42 @@ func (s *Server) Handler() http.Handler {
 			c = []Claim{}
 		}
 		writeJSON(w, http.StatusOK, c)
+	})
+	mux.HandleFunc("GET /api/gateways/{name}/devices", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !s.exists(w, name) {
+			return
+		}
+		list := s.SubDevices(name)
+		if list == nil {
+			list = []string{}
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("DELETE /api/gateways/{name}/devices/{device}", func(w http.ResponseWriter, r *http.Request) {
+		reason := GatewayDisconnectProcessingError
+		if q := r.URL.Query().Get("reason"); q != "" {
+			n, err := strconv.Atoi(q)
+			if err != nil || n < 0 || n > 255 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "reason must be an integer 0..255"})
+				return
+			}
+			reason = n
+		}
+		if err := s.DropSubDevice(r.PathValue("name"), r.PathValue("device"), reason); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /api/gateways/{name}/rate-limits", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		var l RateLimits
+		if !readJSON(w, r, &l) || !s.exists(w, name) {
+			return
+		}
+		s.SetGatewayRateLimits(name, l)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/provision-profiles", func(w http.ResponseWriter, r *http.Request) {
 		var p ProvisionProfile

@@ -2,6 +2,7 @@ package tbsim
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
 	"testing"
@@ -145,6 +146,11 @@ func FuzzParsePayload(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1}`, `[{"a":1},{"ts":1,"values":{"b":"2"}}]`, `{"ts":"5","values":{"x":1e3}}`, `[]`, `{}`,
 		`{"a":"1.5","b":null,"c":{"d":[1]}}`, `{"a":99999999999999999999999}`, `{"a":1e-30}`, `x`, `{"ts":1e400,"values":{}}`,
+		// Gateway payloads.
+		`{"device":"Dev A","type":"t"}`, `{"device":["x"],"type":null}`,
+		`{"Dev A":[{"ts":1,"values":{"t":1}},{"h":2,"metadata":{"connector":"c"}}],"B":{"x":1}}`,
+		`{"id":"7","device":"Dev A","client":"TRUE","keys":["a","a","b"]}`, `{"id":1.9,"device":"d","client":[true],"key":"k"}`,
+		`{"device":"Dev A","id":0,"data":{"ok":[1, 2]}}`, `{"Dev A":{"secretKey":"s","durationMs":"60000"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -162,6 +168,7 @@ func FuzzParsePayload(f *testing.F) {
 				}
 			}
 		}
+		fuzzGatewayParsers(t, b)
 		if kvs, err := parseAttributes(b); err == nil {
 			m := map[string]any{}
 			for _, e := range kvs {
@@ -181,4 +188,87 @@ func hasNonFinite(m map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// fuzzGatewayParsers checks the gateway payload parsers on b: no panics,
+// failures are payloadErrors, results are well-formed.
+func fuzzGatewayParsers(t *testing.T, b []byte) {
+	isPayloadErr := func(what string, err error) {
+		var pe *payloadError
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("%s: error %v is not a payload error", what, err)
+		}
+	}
+	if name, typ, err := parseGatewayConnect(b); err == nil {
+		if name == "" || typ == "" {
+			t.Fatalf("connect: empty name %q or type %q", name, typ)
+		}
+	} else {
+		isPayloadErr("connect", err)
+	}
+	if name, err := parseGatewayDisconnect(b); err == nil && name == "" {
+		t.Fatal("disconnect: empty name")
+	} else {
+		isPayloadErr("disconnect", err)
+	}
+	for _, want := range []byte{'[', '{'} {
+		entries, err := parseGatewayEntries(b, want)
+		isPayloadErr("entries", err)
+		if err == nil && len(entries) == 0 {
+			t.Fatal("entries: none and no error")
+		}
+		for _, e := range entries {
+			if e.device == "" || kind(e.raw) != want {
+				t.Fatalf("entry %q %s", e.device, e.raw)
+			}
+			switch want {
+			case '[':
+				recs, err := parseGatewayTelemetryDevice(e.raw)
+				isPayloadErr("telemetry", err)
+				for _, r := range recs {
+					for _, x := range r.KV {
+						if x.Key == "metadata" && !r.HasTs {
+							t.Fatalf("metadata kept in %s", e.raw)
+						}
+					}
+				}
+			case '{':
+				ms, err := objectMembers(e.raw)
+				if err == nil {
+					_, err = parseClaimMembers(ms)
+					isPayloadErr("claim", err)
+				}
+			}
+		}
+	}
+	if req, err := parseGatewayAttrRequest(b); err == nil {
+		if req.device == "" || len(req.keys) == 0 {
+			t.Fatalf("attribute request %+v", req)
+		}
+		found := map[string]any{}
+		for i, k := range req.keys {
+			if i%2 == 0 {
+				found[k] = k
+			}
+		}
+		if out := gwAttrResponse(req, found); !json.Valid(out) {
+			t.Fatalf("attribute response %s", out)
+		}
+		seen := map[string]bool{}
+		for _, k := range req.keys {
+			if seen[k] {
+				t.Fatalf("duplicate key %q", k)
+			}
+			seen[k] = true
+		}
+	} else {
+		isPayloadErr("attribute request", err)
+	}
+	if name, _, data, err := parseGatewayRPCReply(b); err == nil {
+		if name == "" || !json.Valid(data) {
+			t.Fatalf("rpc reply %q %s", name, data)
+		}
+	} else {
+		isPayloadErr("rpc reply", err)
+	}
 }
