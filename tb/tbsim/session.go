@@ -227,12 +227,16 @@ func (ss *session) puback(pk packets.Packet, code byte) {
 	if ss.version == 5 {
 		ack.ReasonCode = code
 	}
-	if err := ss.cl.WritePacket(ack); err != nil {
-		return
-	}
+	// Counted before the write so that a client which has seen the PUBACK
+	// also sees it in Stats.
 	s.mu.Lock()
 	s.stats.PubAcks++
 	s.mu.Unlock()
+	if err := ss.cl.WritePacket(ack); err != nil {
+		s.mu.Lock()
+		s.stats.PubAcks--
+		s.mu.Unlock()
+	}
 }
 
 // drop closes the connection without a DISCONNECT (Netty's ctx.close()).
