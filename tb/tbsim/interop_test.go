@@ -19,17 +19,7 @@ import (
 // Python SDK with Debian's python3-paho-mqtt (MQTT 5, as the SDK connects)
 // against tbsim.
 func TestPythonSDKCalls(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs python3-paho-mqtt")
-	}
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import paho.mqtt.client").Run(); err != nil {
-		msg := "Debian's python3-paho-mqtt not found: apt-get install python3-paho-mqtt (make test does this as root)"
-		if peers.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	py := debianPython(t)
 	s, err := New(Options{ClientRPC: func(_ context.Context, _, method string, params json.RawMessage) (json.RawMessage, error) {
 		if method == "echo" {
 			return params, nil
@@ -137,5 +127,128 @@ func TestPythonSDKCalls(t *testing.T) {
 	}
 	if c := s.Claims("sdk-device"); len(c) != 1 || c[0].SecretKey != "sdk-secret" || c[0].DurationMs != 60000 {
 		t.Errorf("claims %+v", c)
+	}
+}
+
+// debianPython returns Debian's python3 with python3-paho-mqtt, or skips
+// (fails when peers are required).
+func debianPython(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs python3-paho-mqtt")
+	}
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import paho.mqtt.client").Run(); err != nil {
+		msg := "Debian's python3-paho-mqtt not found: apt-get install python3-paho-mqtt (make test does this as root)"
+		if peers.Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return py
+}
+
+// TestPythonSDKGatewayCalls replays the gateway calls of the official
+// Python SDK (tb_gateway_mqtt.py) with Debian's python3-paho-mqtt.
+func TestPythonSDKGatewayCalls(t *testing.T) {
+	py := debianPython(t)
+	s := newServer(t, Options{})
+	mustAdd(t, s, Device{Name: "sdk-gateway", Token: "sdk-gw-token", Gateway: true})
+	mustAdd(t, s, Device{Name: "Gw Dev A", Type: "meter"})
+	if err := s.SetShared("Gw Dev A", map[string]any{"target": 22.5, "mode": "eco"}); err != nil {
+		t.Fatal(err)
+	}
+	s.SetGatewayRateLimits("sdk-gateway", RateLimits{Messages: "100:1"})
+	host, port, _ := net.SplitHostPort(s.MQTTAddr())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, py, "testdata/sdk_gateway_calls.py", host, port, "sdk-gw-token")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]json.RawMessage
+	rpcReply := make(chan json.RawMessage, 1)
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "READY_FOR_UPDATE":
+			if err := s.SetShared("Gw Dev B", map[string]any{"threshold": 5}); err != nil {
+				t.Error(err)
+			}
+		case line == "READY_FOR_RPC":
+			go func() {
+				r, err := s.RPC(ctx, "Gw Dev A", "setValve", map[string]any{"open": true}, false)
+				if err != nil {
+					t.Errorf("rpc through the SDK gateway: %v", err)
+				}
+				rpcReply <- r
+			}()
+		case strings.HasPrefix(line, "RESULT "):
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &result); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SDK gateway calls script: %v", err)
+	}
+	if result == nil {
+		t.Fatal("script printed no result")
+	}
+	check := func(key, want string) {
+		t.Helper()
+		jsonEqual(t, key, result[key], want)
+	}
+	check("connack", "0")
+	check("suback", "[1,1,1,1,1,1,1]")
+	check("connectRc", "0")
+	check("telemetryRc", "0")
+	check("clientAttr", `{"id":1,"device":"Gw Dev A","value":"SN-A"}`)
+	check("sharedAttr", `{"id":2,"device":"Gw Dev A","values":{"target":22.5,"mode":"eco"}}`)
+	check("update", `{"device":"Gw Dev B","data":{"threshold":5}}`)
+	check("serverRpc", `{"device":"Gw Dev A","data":{"id":0,"method":"setValve","params":{"open":true}}}`)
+	check("rpcReplyRc", "0")
+	check("claimRc", "0")
+	check("disconnectRc", "0")
+	var sl struct {
+		RateLimits        map[string]any
+		GatewayRateLimits map[string]any
+	}
+	if err := json.Unmarshal(result["sessionLimits"], &sl); err != nil || len(sl.RateLimits) != 3 || sl.GatewayRateLimits["messages"] != "100:1" {
+		t.Errorf("sessionLimits %s", result["sessionLimits"])
+	}
+	if r := <-rpcReply; string(r) != `{"done":true,"echo":{"open":true}}` {
+		t.Errorf("rpc reply %s", r)
+	}
+	latest := s.Latest("Gw Dev A")
+	if latest["temperature"].Value != 21.5 || latest["on"].Value != true {
+		t.Errorf("telemetry %+v", latest)
+	}
+	if h := s.History("Gw Dev A", "temperature"); len(h) != 2 || h[0].Ts != 1700000000000 {
+		t.Errorf("temperature history %+v", h)
+	}
+	if a := s.ClientAttributes("Gw Dev A"); a["serial"] != "SN-A" || a["fwVersion"] != "v1" {
+		t.Errorf("client attributes %+v", a)
+	}
+	if c := s.Claims("Gw Dev A"); len(c) != 1 || c[0].SecretKey != "sdk-secret" || c[0].DurationMs != 60000 {
+		t.Errorf("claims %+v", c)
+	}
+	if s.Latest("Gw Dev B")["level"].Value != int64(3) {
+		t.Errorf("implicitly connected device telemetry %+v", s.Latest("Gw Dev B"))
+	}
+	for _, d := range s.Devices() {
+		if d.Name == "Gw Dev A" && (d.Type != "meter" || d.LastGateway != "sdk-gateway") {
+			t.Errorf("existing device changed: %+v", d)
+		}
+		if d.Name == "Gw Dev B" && d.Type != "default" {
+			t.Errorf("implicit device type %q", d.Type)
+		}
 	}
 }
