@@ -58,14 +58,32 @@
 //     telemetry messages and data points, reported by getSessionLimits.
 //   - No keep-alive enforcement; a connection without any packet for 10
 //     minutes is dropped (ThingsBoard's inactivity timeout).
+//   - The Gateway API (§3) for devices added with Gateway: true: connect
+//     (get-or-create by name with the given type), disconnect, telemetry,
+//     client attributes, attribute requests ("value" / "values" / neither),
+//     RPC replies and claims on v1/gateway/...; uplinks for a sub-device not
+//     connected in the session connect it first (type "default"). Connected
+//     sub-devices get {"device","data"} shared-attribute updates and
+//     {"device","data":{"id","method","params"}} RPCs (per-device ids, queued
+//     until connected) without any gateway subscription. Wrong-shape JSON:
+//     PUBACK (MQTT 5 0x83) and the connection is closed; a per-device
+//     conversion error: MQTT 5 PUBACK 0x99, 3.1.1 closed; one PUBACK per
+//     message; unknown v1/gateway/ topics: 0x90. Sub-devices end with the
+//     gateway connection and hold the device's one session. Gateway-device
+//     rate limits per sub-device: MQTT 5 {"device","reason":150} notice,
+//     PUBACK 0x97, then close; getSessionLimits reports gatewayRateLimits.
+//     Sub-devices are ordinary devices to the Go and HTTP APIs (by name);
+//     SubDevices, SetGatewayRateLimits and DropSubDevice are gateway-only.
 //
 // # Not emulated
 //
 //   - Protobuf payloads: the …/p topics are answered as unknown topics
 //     (PUBACK, MQTT 5 0x90) and the …/p filters are rejected; device
 //     profiles with custom topics or Protobuf payloads do not exist.
-//   - The Gateway API (v1/gateway/...) — the session, store and view types
-//     are built for it; until then such publishes get no PUBACK.
+//   - Gateway extras: gatewayMetrics aggregation of telemetry "metadata"
+//     (it is stripped), the gateway_device_renamed/deleted service RPCs,
+//     device-count limits, the gateway's own limits on v1/gateway/
+//     messages, Protobuf gateway payloads.
 //   - JSON is parsed strictly (Gson's lenient parser also accepts unquoted
 //     names, single quotes, comments); numeric strings with non-ASCII digits
 //     stay strings; numbers whose plain form exceeds 4096 digits are
@@ -88,7 +106,7 @@
 // are {"error": "..."} with 400, 404, 409, 413 or 504):
 //
 //	GET    /healthz
-//	GET    /api/devices                              list (with "connected")
+//	GET    /api/devices                              list (with "connected", "lastGateway")
 //	POST   /api/devices                              {"name","type","gateway","token","clientId","username","password","certPem"}
 //	GET    /api/devices/{name}/telemetry             latest values; ?key=k for the history of k
 //	GET    /api/devices/{name}/attributes?scope=client|shared
@@ -99,4 +117,11 @@
 //	DELETE /api/devices/{name}/ota/{fw|sw}
 //	GET    /api/devices/{name}/claims
 //	POST   /api/provision-profiles                   {"key","secret","type","strategy"}
+//	GET    /api/gateways/{name}/devices              sub-devices connected through it
+//	DELETE /api/gateways/{name}/devices/{device}?reason=150   DropSubDevice (default 128)
+//	PUT    /api/gateways/{name}/rate-limits          {"messages","telemetryMessages","telemetryDataPoints"}
+//
+// Gateway sub-devices are addressed by name through the /api/devices/{name}
+// endpoints like any device (URL-encode spaces); GET /api/devices lists them
+// with "lastGateway".
 package tbsim
