@@ -352,11 +352,14 @@ func (d *Device) runRPC(key, id string, req RPCRequest, fn RPCHandler) {
 		d.finishRPC(key, id, mustJSON(map[string]string{"error": fmt.Sprintf("no handler for method %q", req.Method)}))
 		return
 	}
+	ref := rpcRef("", req.ID)
+	d.rpc.begin(ref)
 	res, err := d.c.callRPC(fn, req)
 	if _, later := res.(replyLater); later && err == nil {
-		d.rpc.deferReply(rpcRef("", req.ID), key, d.c.cfg.RPCHandlerTimeout, func(reply []byte) { d.finishRPC(key, id, reply) })
+		d.rpc.deferReply(ref, key, d.c.cfg.RPCHandlerTimeout, func(reply []byte) { d.finishRPC(key, id, reply) })
 		return
 	}
+	d.rpc.end(ref)
 	d.finishRPC(key, id, rpcReply(res, err))
 }
 

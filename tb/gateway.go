@@ -590,11 +590,14 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 			finish(mustJSON(map[string]string{"error": fmt.Sprintf("no handler for device %q", req.Device)}))
 			return
 		}
+		ref := rpcRef(req.Device, req.ID)
+		g.rpc.begin(ref)
 		res, err := g.c.callRPC(fn, req)
 		if _, later := res.(replyLater); later && err == nil {
-			g.rpc.deferReply(rpcRef(req.Device, req.ID), key, g.c.cfg.RPCHandlerTimeout, finish)
+			g.rpc.deferReply(ref, key, g.c.cfg.RPCHandlerTimeout, finish)
 			return
 		}
+		g.rpc.end(ref)
 		finish(rpcReply(res, err))
 	}()
 }

@@ -28,6 +28,8 @@ type rpcState struct {
 	running  map[string]bool
 	unsent   map[string][]byte
 	deferred map[string]*deferredRPC // by device + "\x00" + id
+	active   map[string]bool         // refs whose handler runs
+	early    map[string][]byte       // replies made before the handler returned ReplyLater
 }
 
 type deferredRPC struct {
@@ -37,7 +39,10 @@ type deferredRPC struct {
 }
 
 func newRPCState() *rpcState {
-	return &rpcState{running: map[string]bool{}, unsent: map[string][]byte{}, deferred: map[string]*deferredRPC{}}
+	return &rpcState{
+		running: map[string]bool{}, unsent: map[string][]byte{}, deferred: map[string]*deferredRPC{},
+		active: map[string]bool{}, early: map[string][]byte{},
+	}
 }
 
 // start decides what to do with a delivered request: run the handler
@@ -74,12 +79,34 @@ func (s *rpcState) sent(key string) {
 	s.mu.Unlock()
 }
 
-// deferReply keeps a request answered later by ReplyRPC, until ttl.
-func (s *rpcState) deferReply(ref, key string, ttl time.Duration, send func([]byte)) {
-	d := &deferredRPC{key: key, send: send}
+// begin marks a handler as running for ref: a reply made before it
+// returns ReplyLater is kept.
+func (s *rpcState) begin(ref string) {
 	s.mu.Lock()
-	s.deferred[ref] = d
+	s.active[ref] = true
 	s.mu.Unlock()
+}
+
+// end marks the handler of ref as returned with its own result.
+func (s *rpcState) end(ref string) {
+	s.mu.Lock()
+	delete(s.active, ref)
+	delete(s.early, ref)
+	s.mu.Unlock()
+}
+
+// deferReply keeps a request answered later by ReplyRPC, until ttl; a
+// reply that came while the handler was still running is sent at once.
+func (s *rpcState) deferReply(ref, key string, ttl time.Duration, send func([]byte)) {
+	s.mu.Lock()
+	delete(s.active, ref)
+	if r, ok := s.early[ref]; ok {
+		delete(s.early, ref)
+		s.mu.Unlock()
+		send(r)
+		return
+	}
+	d := &deferredRPC{key: key, send: send}
 	d.timer = time.AfterFunc(ttl, func() {
 		s.mu.Lock()
 		if s.deferred[ref] == d {
@@ -88,22 +115,30 @@ func (s *rpcState) deferReply(ref, key string, ttl time.Duration, send func([]by
 		}
 		s.mu.Unlock()
 	})
+	s.deferred[ref] = d
+	s.mu.Unlock()
 }
 
 // reply answers a deferred request.
 func (s *rpcState) reply(ref string, res any, err error) error {
+	if _, later := res.(replyLater); later {
+		return errors.New("tb: ReplyLater is not a reply")
+	}
 	s.mu.Lock()
 	d, ok := s.deferred[ref]
 	if ok {
 		delete(s.deferred, ref)
+		d.timer.Stop()
+	} else if s.active[ref] {
+		s.early[ref] = rpcReply(res, err)
 	}
+	active := s.active[ref]
 	s.mu.Unlock()
 	if !ok {
+		if active {
+			return nil
+		}
 		return ErrUnknownRequest
-	}
-	d.timer.Stop()
-	if _, later := res.(replyLater); later {
-		return errors.New("tb: ReplyLater is not a reply")
 	}
 	d.send(rpcReply(res, err))
 	return nil
