@@ -151,6 +151,13 @@ func (r *runner) run(life, soft context.Context, deps []*runner) {
 	if ok && r.handler != nil {
 	loop:
 		for {
+			// A pending stop request wins over queued messages: a node
+			// being replaced leaves its queue to its successor.
+			select {
+			case req = <-r.stop:
+				break loop
+			default:
+			}
 			select {
 			case m := <-r.slot.inbox:
 				r.handle(life, soft, m)

@@ -249,3 +249,45 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+func TestImportNodeREDCoreNodes(t *testing.T) {
+	export := `[
+	 {"id":"f1","type":"tab","label":"Flow 1"},
+	 {"id":"i","type":"inject","z":"f1","props":[{"p":"payload"},{"p":"topic","vt":"str"}],"repeat":"5","crontab":"","once":true,"onceDelay":0.1,"topic":"t","payload":"{\"a\":1}","payloadType":"json","x":100,"y":40,"wires":[["s"]]},
+	 {"id":"s","type":"switch","z":"f1","property":"payload.a","propertyType":"msg","rules":[{"t":"gt","v":"10","vt":"num"},{"t":"eq","v":"x","vt":"str"},{"t":"else"}],"checkall":"false","outputs":3,"x":300,"y":40,"wires":[["d"],["dl"],["rl"]]},
+	 {"id":"dl","type":"delay","z":"f1","pauseType":"delay","timeout":"2","timeoutUnits":"seconds","x":500,"y":80,"wires":[["d"]]},
+	 {"id":"rl","type":"delay","z":"f1","pauseType":"rate","rate":"5","nbRateUnits":"1","rateUnits":"minute","drop":true,"x":500,"y":120,"wires":[["d"]]},
+	 {"id":"d","type":"debug","z":"f1","active":true,"complete":"true","console":false,"x":700,"y":40,"wires":[]},
+	 {"id":"c","type":"catch","z":"f1","scope":["s"],"x":100,"y":200,"wires":[["d"]]},
+	 {"id":"fn","type":"function","z":"f1","func":"return msg","x":100,"y":300,"wires":[["d"]]},
+	 {"id":"ch","type":"change","z":"f1","rules":[],"x":100,"y":340,"wires":[["d"]]}
+	]`
+	reg := engine.DefaultRegistry()
+	f, rep, err := reg.ImportNodeRED([]byte(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rep.UnsupportedTypes(), ","); got != "change,function" {
+		t.Fatalf("unsupported = %q", got)
+	}
+	if ps := reg.Validate(f, nil); ps.HasErrors() {
+		t.Fatalf("imported flow does not validate: %v", ps.Err())
+	}
+	in := f.Node("i").Fields
+	if in["payloadType"] != "json" || in["interval"] != "5s" || in["once"] != true || in["onceDelay"] != "0.1s" {
+		t.Errorf("inject = %v", in)
+	}
+	rules := f.Node("s").Fields["rules"].([]any)
+	if rules[0].(map[string]any)["condition"] != "msg.payload.a > 10" || rules[1].(map[string]any)["condition"] != `msg.payload.a == "x"` || f.Node("s").Fields["mode"] != "first" {
+		t.Errorf("switch = %v", f.Node("s").Fields)
+	}
+	if f.Node("dl").Type != "delay" || f.Node("dl").Fields["delay"] != "2s" {
+		t.Errorf("delay = %+v", f.Node("dl"))
+	}
+	if f.Node("rl").Type != "rate-limit" || f.Node("rl").Fields["per"] != "60s" || f.Node("rl").Fields["drop"] != true {
+		t.Errorf("rate limit = %+v", f.Node("rl"))
+	}
+	if f.Node("d").Fields["property"] != "msg" || f.Node("c").Fields["scope"] != "nodes" {
+		t.Errorf("debug/catch = %v %v", f.Node("d").Fields, f.Node("c").Fields)
+	}
+}
