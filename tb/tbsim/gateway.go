@@ -460,42 +460,67 @@ func (s *Server) onGwAttrRequest(ss *session, pk packets.Packet) {
 		return
 	}
 	s.mu.Lock()
-	src := v.dev.shared
-	if req.client {
-		src = v.dev.client
-	}
-	found := map[string]any{}
-	for _, k := range req.keys {
-		if val, ok := src[k]; ok {
-			found[k] = val
-		}
+	var client, shared map[string]any
+	switch {
+	case len(req.keys) == 0:
+		// No names at all: ThingsBoard's device actor returns every client
+		// and shared attribute.
+		client, shared = copyMap(v.dev.client), copyMap(v.dev.shared)
+	case req.client:
+		client = pickKeys(v.dev.client, req.keys)
+	default:
+		shared = pickKeys(v.dev.shared, req.keys)
 	}
 	s.mu.Unlock()
-	s.publishGwAttrResponse(ss, req, found)
+	_, _ = ss.publish(topicGwAttrResp, gwAttrResponse(req, client, shared))
 	s.gwFinish(ss, pk, r)
 }
 
-// publishGwAttrResponse writes {"id","device"} plus "value" (one key
-// requested and found) or "values" (several requested, found ones).
-func (s *Server) publishGwAttrResponse(ss *session, req gwAttrRequest, found map[string]any) {
-	_, _ = ss.publish(topicGwAttrResp, gwAttrResponse(req, found))
+func pickKeys(m map[string]any, keys []string) map[string]any {
+	out := map[string]any{}
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
-func gwAttrResponse(req gwAttrRequest, found map[string]any) []byte {
+// gwAttrResponse is JsonConverter.getJsonObjectForGateway: {"id","device"}
+// plus, per scope with results, "value" when that scope found exactly one
+// and at most one key was requested, else the found pairs merged into
+// "values". So one key found → value, several keys → values, nothing →
+// neither.
+func gwAttrResponse(req gwAttrRequest, client, shared map[string]any) []byte {
+	multiple := len(req.keys) > 1
+	var value []byte
+	values := map[string]any{}
+	for _, scope := range []map[string]any{client, shared} {
+		switch {
+		case len(scope) == 0:
+		case len(scope) == 1 && !multiple:
+			for _, v := range scope {
+				value = jsonValue(v)
+			}
+		default:
+			for k, v := range scope {
+				values[k] = v
+			}
+		}
+	}
 	var b bytes.Buffer
 	n, _ := json.Marshal(req.device)
 	b.WriteString(`{"id":`)
 	b.WriteString(strconv.Itoa(req.id))
 	b.WriteString(`,"device":`)
 	b.Write(n)
-	switch {
-	case len(found) == 0:
-	case len(req.keys) == 1:
+	if value != nil {
 		b.WriteString(`,"value":`)
-		b.Write(jsonValue(found[req.keys[0]]))
-	default:
+		b.Write(value)
+	}
+	if len(values) > 0 {
 		b.WriteString(`,"values":`)
-		b.Write(jsonObject(found))
+		b.Write(jsonObject(values))
 	}
 	b.WriteByte('}')
 	return b.Bytes()

@@ -182,6 +182,8 @@ func TestGatewayAttributeRequests(t *testing.T) {
 			{`{"id":7,"device":"Dev A","client":true,"key":"c1","keys":["c1","c2"]}`, `{"id":7,"device":"Dev A","value":1}`},
 			{`{"id":8,"device":"Dev A","client":false,"key":"c1"}`, `{"id":8,"device":"Dev A"}`},
 			{`{"id":9,"device":"Dev A","client":false,"keys":["s2","s2"]}`, `{"id":9,"device":"Dev A","value":2.5}`},
+			// An empty "keys": every client and shared attribute.
+			{`{"id":11,"device":"Dev A","client":true,"keys":[]}`, `{"id":11,"device":"Dev A","values":{"c1":1,"c2":"two","s1":true,"s2":2.5}}`},
 			// Implicit connect of an unknown device: created, nothing found.
 			{`{"id":10,"device":"Dev New","client":true,"key":"c1"}`, `{"id":10,"device":"Dev New"}`},
 		}
