@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/tbflow/tbflow/engine"
@@ -64,12 +66,21 @@ func (n *debugNode) Handle(_ context.Context, m *engine.Msg) error {
 		v, _ = lookupPath(m, n.path)
 	}
 	if n.conf.Console {
-		n.nc.Logger().Info("debug", "property", n.conf.Property, "value", v)
+		n.nc.Logger().Info("debug", "property", n.conf.Property, "value", jsonText(v))
 	}
 	if wanted {
 		n.nc.Debug(n.conf.Property, v)
 	}
 	return nil
+}
+
+// jsonText renders a value for the log.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // lookupPath resolves a dotted property path in a message.

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tbflow/tbflow/engine"
+	_ "github.com/tbflow/tbflow/nodes/all" // every node type
+)
+
+func init() {
+	register("run", "run a flow file headless until interrupted", runRun)
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	debug := fs.Bool("debug", false, "log every debug node's output (debug nodes with console on are always logged)")
+	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
+	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off)`)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tbflow run [flags] FILE")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Runs a flow without the editor, logging to stderr, until SIGINT or SIGTERM;")
+		fmt.Fprintln(stderr, "then every node finishes the messages queued for it and stops. Secrets come")
+		fmt.Fprintln(stderr, "from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid")
+		fmt.Fprintln(stderr, "flow is not started: its problems are printed and the exit code is 1.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	file := fs.Arg(0)
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "tbflow run: %v\n", err)
+		return 2
+	}
+	ps := validateFile(file)
+	if ps.HasErrors() {
+		for _, p := range ps {
+			fmt.Fprintf(stderr, "%s: %s\n", file, p)
+		}
+		return 1
+	}
+	for _, p := range ps {
+		log.Warn("flow", "file", file, "problem", p.String())
+	}
+	reg := engine.DefaultRegistry()
+	f, err := (&engine.FileStore{Path: file, Registry: reg}).Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		return 1
+	}
+	e := engine.New(engine.Options{Registry: reg, Logger: log, StopTimeout: *stopTimeout})
+	if *debug {
+		cancel := e.SubscribeFunc(engine.TopicDebug, func(ev engine.Event) {
+			d := ev.Data.(*engine.DebugData)
+			v, _ := json.Marshal(d.Value)
+			log.Info("debug", "node_id", ev.Node.ID, "property", d.Property, "value", string(v))
+		})
+		defer cancel()
+	}
+	var srv *http.Server
+	if *metrics != "" {
+		pr := prometheus.NewRegistry()
+		pr.MustRegister(e, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(pr, promhttp.HandlerOpts{}))
+		ln, err := net.Listen("tcp", *metrics)
+		if err != nil {
+			fmt.Fprintf(stderr, "tbflow run: metrics: %v\n", err)
+			return 1
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	rev, err := e.Deploy(ctx, f, "", engine.DeployFull)
+	if err != nil {
+		for _, p := range engine.ProblemsFromError(err) {
+			fmt.Fprintf(stderr, "%s: %s\n", file, p)
+		}
+		return 1
+	}
+	log.Info("running flow", "file", file, "rev", rev, "nodes", len(f.Nodes))
+	<-ctx.Done()
+	log.Info("stopping flow")
+	stopCtx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
+	defer cancel()
+	code := 0
+	if err := e.Stop(stopCtx); err != nil {
+		log.Error("stopping flow", "err", err)
+		code = 1
+	}
+	if srv != nil {
+		srv.Shutdown(stopCtx)
+	}
+	return code
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tbflow/tbflow/engine"
+	_ "github.com/tbflow/tbflow/nodes/all" // every node type
+)
+
+func init() {
+	register("validate", "check flow files and list every problem", runValidate)
+}
+
+func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the problems as a JSON array (file, id, type, field, line, column, severity, message)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tbflow validate [flags] FILE...")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "Checks flow files against the node specs and prints every problem as")
+		fmt.Fprintln(stderr, `  FILE: node "id" (type) field: message`)
+		fmt.Fprintln(stderr, "JSON syntax errors give the line and column. Undefined ${ENV} variables are")
+		fmt.Fprintln(stderr, "warnings. The exit code is 1 when any file has an error, 2 on usage errors.")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	type fileProblem struct {
+		File string `json:"file"`
+		engine.Problem
+	}
+	var all []fileProblem
+	failed := false
+	for _, file := range fs.Args() {
+		ps := validateFile(file)
+		if ps.HasErrors() {
+			failed = true
+		}
+		for _, p := range ps {
+			all = append(all, fileProblem{File: file, Problem: p})
+		}
+		if !*asJSON {
+			for _, p := range ps {
+				fmt.Fprintf(stdout, "%s: %s\n", file, p)
+			}
+			if len(ps) == 0 {
+				fmt.Fprintf(stdout, "%s: ok\n", file)
+			}
+		}
+	}
+	if *asJSON {
+		if all == nil {
+			all = []fileProblem{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(all)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// validateFile loads a flow (with its credentials file) and validates it.
+func validateFile(path string) engine.Problems {
+	if _, err := os.Stat(path); err != nil {
+		return engine.Problems{{Severity: engine.SeverityError, Message: err.Error()}}
+	}
+	reg := engine.DefaultRegistry()
+	f, err := (&engine.FileStore{Path: path, Registry: reg}).Load()
+	if err != nil {
+		return engine.ProblemsFromError(err)
+	}
+	return reg.Validate(f, nil)
+}
