@@ -245,6 +245,9 @@ func (r *runner) handle(life, soft context.Context, m *Msg) {
 	for attempt := 0; ; attempt++ {
 		err := r.handler.Handle(life, m)
 		if err == nil {
+			if attempt > 0 {
+				r.nc.Status(Status{}) // clear the engine's "not connected"
+			}
 			return
 		}
 		if errors.Is(err, ErrNotConnected) && soft.Err() == nil {
