@@ -73,6 +73,15 @@ type conn struct {
 	lostOnce sync.Once
 	err      error
 	sender   chan struct{} // closed when the sender loop ended
+	// published counts the messages sent on this connection, so that
+	// limits learnt after the first messages account for them.
+	published atomic.Int64
+}
+
+// publish sends one PUBLISH on this connection.
+func (cn *conn) publish(topic string, qos byte, payload []byte) mqtt.Token {
+	cn.published.Add(1)
+	return cn.cli.Publish(topic, qos, false, payload)
 }
 
 func (cn *conn) markLost(err error) {
@@ -382,7 +391,7 @@ func (c *client) online(cn *conn) {
 	c.setState(StateConnected, nil)
 	c.log.Info("connected", "broker", c.cfg.brokerURL())
 	for _, p := range pend {
-		cn.cli.Publish(p.reqTopic, c.cfg.QoS, false, p.payload)
+		cn.publish(p.reqTopic, c.cfg.QoS, p.payload)
 	}
 	go func() {
 		defer close(cn.sender)
@@ -558,7 +567,7 @@ func (c *client) publishQoS0(ctx context.Context, topic string, payload []byte) 
 	if err := c.limits().wait(ctx, topic, payload); err != nil {
 		return nil, err
 	}
-	return &Ack{tok: cn.cli.Publish(topic, 0, false, payload)}, nil
+	return &Ack{tok: cn.publish(topic, 0, payload)}, nil
 }
 
 // publishNow sends a message that is not kept in the outbox (requests,
@@ -574,7 +583,7 @@ func (c *client) publishNow(ctx context.Context, topic string, payload []byte) e
 	if err := c.limits().wait(ctx, topic, payload); err != nil {
 		return err
 	}
-	tok := cn.cli.Publish(topic, c.cfg.QoS, false, payload)
+	tok := cn.publish(topic, c.cfg.QoS, payload)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -661,7 +670,7 @@ func (c *client) sendLoop(cn *conn) {
 			if err := lim.wait(cn.ctx, e.Topic, e.Payload); err != nil {
 				return
 			}
-			tok := cn.cli.Publish(e.Topic, 1, false, e.Payload)
+			tok := cn.publish(e.Topic, 1, e.Payload)
 			select {
 			case inflight <- flight{e.Seq, tok}:
 			case <-cn.lost:
@@ -739,7 +748,7 @@ func (c *client) request(ctx context.Context, reqTopic, respTopic string, payloa
 		}
 		// The outcome of this publish does not matter: a lost connection
 		// republishes every pending request after the next CONNACK.
-		cn.cli.Publish(reqTopic, c.cfg.QoS, false, payload)
+		cn.publish(reqTopic, c.cfg.QoS, payload)
 	}
 	select {
 	case b := <-p.ch:

@@ -498,6 +498,8 @@ func (d *Device) fetchSessionLimits(cn *conn) {
 		d.c.reportError(fmt.Errorf("tb: session limits: %w", err))
 		return
 	}
+	// The server counted what this connection sent before the answer.
+	lim.messages.consumed(int(cn.published.Load()))
 	d.limits.mu.Lock()
 	d.limits.v = &sl
 	d.limits.mu.Unlock()

@@ -514,7 +514,7 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 		case <-cn.lost:
 			return
 		}
-		tok := cn.cli.Publish(topicGatewayConnect, 1, false, mustJSON(map[string]string{"device": n, "type": types[n]}))
+		tok := cn.publish(topicGatewayConnect, 1, mustJSON(map[string]string{"device": n, "type": types[n]}))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -46,6 +46,13 @@ func (r *RateLimits) UnmarshalJSON(b []byte) error {
 // defaultMaxPayload is ThingsBoard's transport.mqtt.netty.max_payload_size.
 const defaultMaxPayload = 65536
 
+// pacing is the share of each server limit the client uses when the limit
+// is what holds traffic back. The server measures on arrival, and network
+// jitter can bring two messages paced exactly at the limit closer together;
+// a message over the limit costs the whole connection (and, for a gateway
+// on MQTT 3.1.1, arrives as a PUBACK that cannot be told from success).
+const pacing = 0.98
+
 // window is one capacity:seconds token bucket.
 type window struct {
 	capacity float64
@@ -85,6 +92,25 @@ func ParseRateLimit(s string) (*Limiter, error) {
 		l.windows = append(l.windows, window{capacity: capacity, rate: capacity / seconds, tokens: capacity})
 	}
 	return l, nil
+}
+
+// scale multiplies every window's refill rate by f (the capacity stays).
+func (l *Limiter) scale(f float64) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	for i := range l.windows {
+		l.windows[i].rate *= f
+	}
+	l.mu.Unlock()
+}
+
+// consumed takes n tokens already spent before the limits were known.
+func (l *Limiter) consumed(n int) {
+	if l != nil && n > 0 {
+		l.reserve(float64(n))
+	}
 }
 
 // reserve takes n tokens from every window now and returns how long the
@@ -163,6 +189,9 @@ func newLimits(sl *SessionLimits) (*limits, error) {
 	}
 	if l.dataPoints, err = ParseRateLimit(sl.RateLimits.TelemetryDataPoints); err != nil {
 		return nil, err
+	}
+	for _, lim := range []*Limiter{l.messages, l.telemetry, l.dataPoints} {
+		lim.scale(pacing)
 	}
 	if g := sl.GatewayRateLimits; g != nil && (g.Messages != "" || g.TelemetryMessages != "" || g.TelemetryDataPoints != "") {
 		if _, err := newLimits(&SessionLimits{RateLimits: *g}); err != nil {

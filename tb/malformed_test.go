@@ -3,8 +3,10 @@ package tb
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,15 +30,11 @@ func TestMalformedDownlinksContained(t *testing.T) {
 	var reported atomic.Int32
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := Connect(ctx, Config{Host: host, Port: p, AccessToken: "tok", OnError: func(error) { reported.Add(1) }})
+	d, err := Connect(ctx, Config{Host: host, Port: p, AccessToken: "tok", OnError: func(error) { reported.Add(1) }, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close(ctx)
-	var updates atomic.Int32
-	d.SubscribeAttributes(nil, func(AttributeUpdate) { updates.Add(1) })
-	d.HandleRPC("", func(context.Context, RPCRequest) (any, error) { return "ok", nil })
-
 	// A pending attribute request answered with garbage fails cleanly. The
 	// server is paused so that only the garbage can answer.
 	if err := s.Pause(); err != nil {
@@ -68,6 +66,12 @@ func TestMalformedDownlinksContained(t *testing.T) {
 	if err := d.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
+
+	// Subscribed only now, so that the only pending request above was
+	// the test's own.
+	var updates atomic.Int32
+	d.SubscribeAttributes(nil, func(AttributeUpdate) { updates.Add(1) })
+	d.HandleRPC("", func(context.Context, RPCRequest) (any, error) { return "ok", nil })
 
 	before := reported.Load()
 	for topic, payload := range map[string]string{
@@ -184,4 +188,16 @@ func FuzzTelemetryShape(f *testing.F) {
 			t.Fatalf("accepted %T", v)
 		}
 	})
+}
+
+// testLogger logs through t.Log, shown for failing tests.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tlogWriter struct{ t *testing.T }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
