@@ -114,7 +114,6 @@ func TestJavaSplitComma(t *testing.T) {
 	}
 }
 
-
 func FuzzParsePayload(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1}`, `[{"a":1},{"ts":1,"values":{"b":"2"}}]`, `{"ts":"5","values":{"x":1e3}}`, `[]`, `{}`,
