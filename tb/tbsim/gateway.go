@@ -350,49 +350,46 @@ func (s *Server) onGwDisconnect(ss *session, pk packets.Packet) {
 	ss.puback(pk, codeSuccess)
 }
 
-func (s *Server) onGwTelemetry(ss *session, pk packets.Packet) {
-	entries, err := parseGatewayEntries(pk.Payload, '[')
+// gwEach runs fn for every device entry of a multi-device gateway uplink
+// (telemetry, attributes, claims) after the implicit connect, and sends
+// the one PUBACK the message gets.
+func (s *Server) gwEach(ss *session, pk packets.Packet, want byte, fn func(r *gwResult, v *view, e gwEntry)) {
+	entries, err := parseGatewayEntries(pk.Payload, want)
 	if err != nil {
 		s.gwFail(ss, pk, err)
 		return
 	}
 	r := &gwResult{}
 	for _, e := range entries {
-		v := s.gwImplicit(ss, r, e.device)
-		if v == nil {
-			continue
+		if v := s.gwImplicit(ss, r, e.device); v != nil {
+			fn(r, v, e)
 		}
+	}
+	s.gwFinish(ss, pk, r)
+}
+
+func (s *Server) onGwTelemetry(ss *session, pk packets.Packet) {
+	s.gwEach(ss, pk, '[', func(r *gwResult, v *view, e gwEntry) {
 		recs, err := parseGatewayTelemetryDevice(e.raw)
 		if err != nil {
 			r.failed(fmt.Errorf("telemetry of %q: %w", e.device, err))
-			continue
+			return
 		}
 		points := 0
 		for _, rec := range recs {
 			points += len(rec.KV)
 		}
 		if !s.gwAllow(ss, r, v, true, points) {
-			continue
+			return
 		}
 		s.mu.Lock()
 		s.storeTelemetryLocked(v.dev, recs)
 		s.mu.Unlock()
-	}
-	s.gwFinish(ss, pk, r)
+	})
 }
 
 func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
-	entries, err := parseGatewayEntries(pk.Payload, '{')
-	if err != nil {
-		s.gwFail(ss, pk, err)
-		return
-	}
-	r := &gwResult{}
-	for _, e := range entries {
-		v := s.gwImplicit(ss, r, e.device)
-		if v == nil {
-			continue
-		}
+	s.gwEach(ss, pk, '{', func(r *gwResult, v *view, e gwEntry) {
 		ms, err := objectMembers(e.raw)
 		var kvs []kv
 		if err == nil {
@@ -400,10 +397,10 @@ func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
 		}
 		if err != nil {
 			r.failed(fmt.Errorf("attributes of %q: %w", e.device, err))
-			continue
+			return
 		}
 		if !s.gwAllow(ss, r, v, false, 0) {
-			continue
+			return
 		}
 		s.mu.Lock()
 		for _, kv := range kvs {
@@ -411,22 +408,11 @@ func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
 		}
 		s.notifyLocked()
 		s.mu.Unlock()
-	}
-	s.gwFinish(ss, pk, r)
+	})
 }
 
 func (s *Server) onGwClaim(ss *session, pk packets.Packet) {
-	entries, err := parseGatewayEntries(pk.Payload, '{')
-	if err != nil {
-		s.gwFail(ss, pk, err)
-		return
-	}
-	r := &gwResult{}
-	for _, e := range entries {
-		v := s.gwImplicit(ss, r, e.device)
-		if v == nil {
-			continue
-		}
+	s.gwEach(ss, pk, '{', func(r *gwResult, v *view, e gwEntry) {
 		ms, err := objectMembers(e.raw)
 		var c Claim
 		if err == nil {
@@ -434,17 +420,16 @@ func (s *Server) onGwClaim(ss *session, pk packets.Packet) {
 		}
 		if err != nil {
 			r.failed(fmt.Errorf("claim of %q: %w", e.device, err))
-			continue
+			return
 		}
 		if !s.gwAllow(ss, r, v, false, 0) {
-			continue
+			return
 		}
 		s.mu.Lock()
 		v.dev.claims = append(v.dev.claims, c)
 		s.notifyLocked()
 		s.mu.Unlock()
-	}
-	s.gwFinish(ss, pk, r)
+	})
 }
 
 func (s *Server) onGwAttrRequest(ss *session, pk packets.Packet) {
