@@ -48,22 +48,9 @@ func TestPythonSDKCalls(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "testdata/sdk_device_calls.py", host, port, "sdk-token", "pk", "ps")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var result map[string]json.RawMessage
 	rpcReply := make(chan json.RawMessage, 1)
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "READY_FOR_RPC":
+	result := runSDKScript(t, ctx, py, []string{"testdata/sdk_device_calls.py", host, port, "sdk-token", "pk", "ps"}, func(line string) {
+		if line == "READY_FOR_RPC" {
 			go func() {
 				r, err := s.RPC(ctx, "sdk-device", "setValve", map[string]any{"open": true}, false)
 				if err != nil {
@@ -71,18 +58,8 @@ func TestPythonSDKCalls(t *testing.T) {
 				}
 				rpcReply <- r
 			}()
-		case strings.HasPrefix(line, "RESULT "):
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &result); err != nil {
-				t.Fatal(err)
-			}
 		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("SDK calls script: %v", err)
-	}
-	if result == nil {
-		t.Fatal("script printed no result")
-	}
+	})
 	check := func(key, want string) {
 		t.Helper()
 		var buf bytes.Buffer
@@ -163,26 +140,14 @@ func TestPythonSDKGatewayCalls(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, "testdata/sdk_gateway_calls.py", host, port, "sdk-gw-token")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var result map[string]json.RawMessage
 	rpcReply := make(chan json.RawMessage, 1)
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "READY_FOR_UPDATE":
+	result := runSDKScript(t, ctx, py, []string{"testdata/sdk_gateway_calls.py", host, port, "sdk-gw-token"}, func(line string) {
+		switch line {
+		case "READY_FOR_UPDATE":
 			if err := s.SetShared("Gw Dev B", map[string]any{"threshold": 5}); err != nil {
 				t.Error(err)
 			}
-		case line == "READY_FOR_RPC":
+		case "READY_FOR_RPC":
 			go func() {
 				r, err := s.RPC(ctx, "Gw Dev A", "setValve", map[string]any{"open": true}, false)
 				if err != nil {
@@ -190,18 +155,8 @@ func TestPythonSDKGatewayCalls(t *testing.T) {
 				}
 				rpcReply <- r
 			}()
-		case strings.HasPrefix(line, "RESULT "):
-			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "RESULT ")), &result); err != nil {
-				t.Fatal(err)
-			}
 		}
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("SDK gateway calls script: %v", err)
-	}
-	if result == nil {
-		t.Fatal("script printed no result")
-	}
+	})
 	check := func(key, want string) {
 		t.Helper()
 		jsonEqual(t, key, result[key], want)
@@ -251,4 +206,38 @@ func TestPythonSDKGatewayCalls(t *testing.T) {
 			t.Errorf("implicit device type %q", d.Type)
 		}
 	}
+}
+
+// runSDKScript runs a replay script with Debian's python3, hands every
+// output line to onLine, and returns the JSON of its "RESULT " line.
+func runSDKScript(t *testing.T, ctx context.Context, py string, args []string, onLine func(string)) map[string]json.RawMessage {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, py, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]json.RawMessage
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "RESULT "); ok {
+			if err := json.Unmarshal([]byte(rest), &result); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		onLine(line)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v", args[0], err)
+	}
+	if result == nil {
+		t.Fatalf("%s printed no result", args[0])
+	}
+	return result
 }
