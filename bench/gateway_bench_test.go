@@ -23,10 +23,10 @@ import (
 
 // The load of BenchmarkGatewayLoad: devices × one record per second for a
 // duration. TBFLOW_BENCH_DEVICES / TBFLOW_BENCH_SEPARATE /
-// TBFLOW_BENCH_DURATION override the defaults (10,000 sub-devices, 2,000
+// TBFLOW_BENCH_DURATION override the defaults (10,000 sub-devices, 10,000
 // separate connections, 60 s).
 func loadParams() (devices, separate int, duration time.Duration) {
-	devices, separate, duration = 10_000, 2_000, time.Minute
+	devices, separate, duration = 10_000, 10_000, time.Minute
 	if v, err := strconv.Atoi(os.Getenv("TBFLOW_BENCH_DEVICES")); err == nil && v > 0 {
 		devices = v
 	}
