@@ -502,3 +502,41 @@ func TestQoS0AndFullOutbox(t *testing.T) {
 	}
 	s.Resume()
 }
+
+// Provisioning with an X.509 certificate, then connecting with it.
+func TestProvisionX509(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	srv := ca.Server(t, dir, "server")
+	devCert := ca.Client(t, dir, "provisioned")
+	pair, err := tls.X509KeyPair(srv.CertPEM, srv.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSim(t, tbsim.Options{TLS: &tls.Config{Certificates: []tls.Certificate{pair}}})
+	s.AddProvisionProfile(tbsim.ProvisionProfile{Key: "pk", Secret: "ps"})
+	ctx := ctxT(t)
+	res, err := tb.Provision(ctx, simConfig(s, ""), tb.ProvisionRequest{DeviceName: "cert-dev", ProvisionKey: "pk", ProvisionSecret: "ps",
+		CredentialsType: tb.CredentialsX509, CertificatePEM: string(devCert.CertPEM)})
+	if err != nil || res.CredentialsType != tb.CredentialsX509 || res.Certificate == "" {
+		t.Fatalf("X.509 provisioning: %+v %v", res, err)
+	}
+	host, port, _ := net.SplitHostPort(s.TLSAddr())
+	n, _ := strconv.Atoi(port)
+	cfg := res.Apply(tb.Config{Host: host, Port: n})
+	cfg.TLS = &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}
+	d, err := tb.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect with the provisioned certificate: %v", err)
+	}
+	defer d.Close(ctx)
+	if err := d.SendTelemetry(ctx, map[string]any{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Latest("cert-dev")["x"].Value; v != int64(1) {
+		t.Fatalf("telemetry of the provisioned device: %v", s.Latest("cert-dev"))
+	}
+	if _, err := tb.Provision(ctx, simConfig(s, ""), tb.ProvisionRequest{ProvisionKey: "pk", ProvisionSecret: "ps", CredentialsType: tb.CredentialsX509}); err == nil {
+		t.Fatal("X.509 provisioning without a certificate accepted")
+	}
+}
