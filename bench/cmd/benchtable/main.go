@@ -35,7 +35,9 @@ func main() {
 	out := flag.String("out", filepath.Join("bench", "results", "latest.json"), "machine-readable results file")
 	flag.Parse()
 
-	args := []string{"test", "-run", "^$", "-bench", *filter, "-benchmem", "-count", "1"}
+	// -p 1: one package's benchmarks at a time, so they do not compete for
+	// the CPU with each other.
+	args := []string{"test", "-p", "1", "-run", "^$", "-bench", *filter, "-benchmem", "-count", "1", "-timeout", "60m"}
 	if *benchtime != "" {
 		args = append(args, "-benchtime", *benchtime)
 	}
