@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -114,35 +113,52 @@ func parse(r io.Reader) []Result {
 	return results
 }
 
-// headline picks the metrics shown first: throughput, baseline, ratio.
-var headline = []string{"msgs/s", "datapoints/s", "ns/op", "ns/hop", "allocs/op", "allocs/publish", "B/op", "ratio"}
+// headline orders the metrics shown first.
+var headline = []string{"msgs/s", "datapoints/s", "ns/hop", "ns/op", "allocs/publish", "allocs/op", "B/op"}
 
+// print writes the results as one Markdown table: each benchmark's own
+// figures, the baseline measured in the same run, and their ratio.
 func print(w io.Writer, results []Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "benchmark\tfigures\tbaseline (same run)\tratio\t")
+	fmt.Fprintln(w, "| benchmark | figures | baseline (same run) | ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|")
 	for _, r := range results {
-		var figs, base []string
 		keys := make([]string, 0, len(r.Metrics))
 		for k := range r.Metrics {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return rank(keys[i]) < rank(keys[j]) })
+		sort.Slice(keys, func(i, j int) bool {
+			if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
+				return ri < rj
+			}
+			return keys[i] < keys[j]
+		})
+		_, perPublish := r.Metrics["allocs/publish"]
+		var figs, base []string
 		ratio := "-"
 		for _, k := range keys {
 			v := r.Metrics[k]
 			switch {
-			case k == "ratio" || strings.HasPrefix(k, "ratio"):
-				ratio = fmt.Sprintf("%.2f", v)
-			case strings.Contains(k, "baseline") || strings.HasPrefix(k, "paho-") || strings.HasPrefix(k, "chan-") || strings.HasPrefix(k, "naive-"):
+			case k == "ratio" || strings.HasPrefix(k, "x-"):
+				ratio = format(v) + "×"
+			case isBaseline(k):
 				base = append(base, format(v)+" "+k)
 			case k == "ns/op" && v == 0:
+			case perPublish && (k == "allocs/op" || k == "B/op"):
 			default:
 				figs = append(figs, format(v)+" "+k)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", shortPkg(r.Package)+" "+r.Name, strings.Join(figs, ", "), strings.Join(base, ", "), ratio)
+		fmt.Fprintf(w, "| %s %s | %s | %s | %s |\n", shortPkg(r.Package), r.Name, strings.Join(figs, ", "), strings.Join(base, ", "), ratio)
 	}
-	tw.Flush()
+}
+
+func isBaseline(k string) bool {
+	for _, p := range []string{"paho-", "chan-", "baseline-", "naive-"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func rank(k string) int {
