@@ -850,9 +850,11 @@ func (c *client) close(ctx context.Context) error {
 	connected := c.conn != nil
 	c.mu.Unlock()
 	if connected {
+		// Flush while connected and ctx allows; a lost connection ends the
+		// wait (what is left stays in the outbox).
 		t := time.NewTicker(10 * time.Millisecond)
 	flush:
-		for c.ob.Len() > 0 {
+		for c.ob.Len() > 0 && c.current() != nil {
 			select {
 			case <-t.C:
 			case <-ctx.Done():

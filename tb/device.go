@@ -89,8 +89,9 @@ func (d *Device) WaitConnected(ctx context.Context) error { return d.c.waitConne
 // in the outbox.
 func (d *Device) Status() Status { return d.c.status() }
 
-// Close sends what the outbox holds while ctx allows, then disconnects. What
-// is still unacknowledged stays in an outbox file for the next start.
+// Close sends what the outbox holds while ctx allows and the connection
+// lasts, then disconnects. What is still unacknowledged stays in an outbox
+// file for the next start.
 func (d *Device) Close(ctx context.Context) error { return d.c.close(ctx) }
 
 // SessionLimits returns the limits the server reported, or nil before the
