@@ -1,0 +1,603 @@
+package modbus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Function is the Modbus table a register lives in.
+type Function string
+
+// The four Modbus tables.
+const (
+	Coil     Function = "coil"     // read/write bits (FC 1, 5, 15)
+	Discrete Function = "discrete" // read-only bits (FC 2)
+	Holding  Function = "holding"  // read/write registers (FC 3, 6, 16)
+	Input    Function = "input"    // read-only registers (FC 4)
+)
+
+// Functions lists the functions in a stable order.
+var Functions = []Function{Coil, Discrete, Holding, Input}
+
+// IsBit reports whether f addresses single bits (coils, discrete inputs).
+func (f Function) IsBit() bool { return f == Coil || f == Discrete }
+
+// Writable reports whether f can be written.
+func (f Function) Writable() bool { return f == Coil || f == Holding }
+
+// Type is the data type a register (or group of registers) holds.
+type Type string
+
+// Data types.
+const (
+	Bool    Type = "bool"    // a coil or discrete input, or a register that is non-zero
+	Int16   Type = "int16"   // 1 register
+	Uint16  Type = "uint16"  // 1 register
+	Int32   Type = "int32"   // 2 registers
+	Uint32  Type = "uint32"  // 2 registers
+	Int64   Type = "int64"   // 4 registers
+	Uint64  Type = "uint64"  // 4 registers
+	Float32 Type = "float32" // 2 registers, IEEE 754
+	Float64 Type = "float64" // 4 registers, IEEE 754
+	String  Type = "string"  // Length registers, two ASCII bytes each
+	Bit     Type = "bit"     // one bit (Register.Bit, 0 = least significant) of a register
+)
+
+// Types lists the data types in a stable order.
+var Types = []Type{Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64, String, Bit}
+
+// Order is the byte and word order of a multi-byte value, named after
+// where the bytes A (most significant) to D of a 32-bit value arrive:
+// ABCD is big-endian with the high word first (the Modbus default), CDAB
+// swaps the words, BADC swaps the bytes within each word, DCBA does both
+// (little-endian). 16-bit values use only the byte swap; 64-bit values
+// reverse all four words for CDAB/DCBA.
+type Order string
+
+// Byte/word orders.
+const (
+	ABCD Order = "ABCD"
+	CDAB Order = "CDAB"
+	BADC Order = "BADC"
+	DCBA Order = "DCBA"
+)
+
+// Orders lists the byte/word orders.
+var Orders = []Order{ABCD, CDAB, BADC, DCBA}
+
+func (o Order) wordSwap() bool { return o == CDAB || o == DCBA }
+func (o Order) byteSwap() bool { return o == BADC || o == DCBA }
+
+// Register maps one named value onto a unit's coils or registers.
+type Register struct {
+	// Key names the value in poll results and writes.
+	Key string `json:"key"`
+	// Function is the table: coil, discrete, holding or input.
+	Function Function `json:"function"`
+	// Address is the 0-based protocol address of the first coil or
+	// register.
+	Address uint16 `json:"address"`
+	// Type is the data type; the default is bool for coils and discrete
+	// inputs and uint16 for registers.
+	Type Type `json:"type,omitempty"`
+	// Order is the byte/word order; the default is ABCD.
+	Order Order `json:"order,omitempty"`
+	// Length is the number of registers of a string.
+	Length int `json:"length,omitempty"`
+	// Bit is the bit number (0–15, 0 least significant) of a bit type.
+	Bit int `json:"bit,omitempty"`
+	// Scale multiplies the raw number (0 means 1); Offset is added after.
+	Scale  float64 `json:"scale,omitempty"`
+	Offset float64 `json:"offset,omitempty"`
+	// Labels turn raw integer values into names (and names back into
+	// values for writes); a raw value without a label stays a number.
+	Labels map[int64]string `json:"labels,omitempty"`
+}
+
+// Check validates r and fills in its defaults.
+func (r *Register) Check() error {
+	if r.Key == "" {
+		return errors.New("register without a key")
+	}
+	switch r.Function {
+	case Coil, Discrete, Holding, Input:
+	case "":
+		return fmt.Errorf("register %q: no function", r.Key)
+	default:
+		return fmt.Errorf("register %q: unknown function %q (want coil, discrete, holding or input)", r.Key, r.Function)
+	}
+	if r.Type == "" {
+		if r.Function.IsBit() {
+			r.Type = Bool
+		} else {
+			r.Type = Uint16
+		}
+	}
+	if r.Order == "" {
+		r.Order = ABCD
+	}
+	switch r.Order {
+	case ABCD, CDAB, BADC, DCBA:
+	default:
+		return fmt.Errorf("register %q: unknown order %q (want ABCD, CDAB, BADC or DCBA)", r.Key, r.Order)
+	}
+	if r.Function.IsBit() && r.Type != Bool {
+		return fmt.Errorf("register %q: a %s holds a bool, not %s", r.Key, r.Function, r.Type)
+	}
+	switch r.Type {
+	case Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64:
+	case String:
+		if r.Length < 1 || r.Length > 123 {
+			return fmt.Errorf("register %q: a string needs a length of 1 to 123 registers", r.Key)
+		}
+	case Bit:
+		if r.Bit < 0 || r.Bit > 15 {
+			return fmt.Errorf("register %q: bit %d is not 0–15", r.Key, r.Bit)
+		}
+	default:
+		return fmt.Errorf("register %q: unknown type %q", r.Key, r.Type)
+	}
+	if math.IsNaN(r.Scale) || math.IsInf(r.Scale, 0) || math.IsNaN(r.Offset) || math.IsInf(r.Offset, 0) {
+		return fmt.Errorf("register %q: scale and offset must be finite", r.Key)
+	}
+	if end := int(r.Address) + r.Count(); end > 0x10000 {
+		return fmt.Errorf("register %q: address %d + %d runs past 65535", r.Key, r.Address, r.Count())
+	}
+	return nil
+}
+
+// Count is the number of coils or registers the value occupies.
+func (r *Register) Count() int {
+	switch r.Type {
+	case Int32, Uint32, Float32:
+		return 2
+	case Int64, Uint64, Float64:
+		return 4
+	case String:
+		return r.Length
+	}
+	return 1
+}
+
+func (r *Register) scale() float64 {
+	if r.Scale == 0 {
+		return 1
+	}
+	return r.Scale
+}
+
+func (r *Register) scaled() bool { return r.scale() != 1 || r.Offset != 0 }
+
+// CheckMap validates every register of a map (filling defaults) and
+// rejects duplicate keys.
+func CheckMap(regs []Register) error {
+	seen := map[string]bool{}
+	var errs []error
+	for i := range regs {
+		if err := regs[i].Check(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[regs[i].Key] {
+			errs = append(errs, fmt.Errorf("register %q: duplicate key", regs[i].Key))
+		}
+		seen[regs[i].Key] = true
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLabels reads enum labels written as "0=stopped,1=running,2=fault".
+func ParseLabels(s string) (map[int64]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	out := map[int64]string{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("label %q: want VALUE=NAME", strings.TrimSpace(part))
+		}
+		n, err := strconv.ParseInt(k, 0, 64)
+		if err != nil {
+			return nil, fmt.Errorf("label %q: %q is not an integer", strings.TrimSpace(part), k)
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
+// FormatLabels writes labels in the form ParseLabels reads.
+func FormatLabels(m map[int64]string) string {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = strconv.FormatInt(k, 10) + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// reorder converts between the wire's word sequence and ABCD order (it
+// is its own inverse).
+func reorder(words []uint16, o Order, t Type) []uint16 {
+	out := make([]uint16, len(words))
+	n := len(words)
+	for i := range words {
+		w := words[i]
+		if o.wordSwap() && t != String {
+			w = words[n-1-i]
+		}
+		if o.byteSwap() {
+			w = bits.ReverseBytes16(w)
+		}
+		out[i] = w
+	}
+	return out
+}
+
+// Decode turns the raw registers of r (len(words) == r.Count(), starting at
+// r.Address) into its value: bool, int64 (integers without scale or
+// offset; uint64 above the int64 range stays uint64), float64, or string;
+// a label replaces an integer that has one. Coils and discrete inputs use
+// DecodeBit. NaN and infinite floats are errors: they have no JSON form.
+func Decode(r *Register, words []uint16) (any, error) {
+	if len(words) != r.Count() {
+		return nil, fmt.Errorf("decoding %q: got %d registers, want %d", r.Key, len(words), r.Count())
+	}
+	w := reorder(words, r.Order, r.Type)
+	var u uint64
+	for _, x := range w {
+		u = u<<16 | uint64(x)
+	}
+	switch r.Type {
+	case Bool:
+		return w[0] != 0, nil
+	case Bit:
+		return w[0]&(1<<uint(r.Bit)) != 0, nil
+	case String:
+		b := make([]byte, 0, 2*len(w))
+		for _, x := range w {
+			b = append(b, byte(x>>8), byte(x))
+		}
+		if i := strings.IndexByte(string(b), 0); i >= 0 {
+			b = b[:i]
+		}
+		return strings.TrimRight(string(b), " "), nil
+	case Float32:
+		f := math.Float32frombits(uint32(u))
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return nil, fmt.Errorf("decoding %q: %v has no JSON form", r.Key, f)
+		}
+		// The shortest decimal that reads back as the same float32:
+		// 230.1, not 230.10000610351562.
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+		return r.apply(v), nil
+	case Float64:
+		f := math.Float64frombits(u)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("decoding %q: %v has no JSON form", r.Key, f)
+		}
+		return r.apply(f), nil
+	}
+	var i int64
+	unsignedBig := false
+	switch r.Type {
+	case Int16:
+		i = int64(int16(u))
+	case Uint16, Uint32:
+		i = int64(u)
+	case Int32:
+		i = int64(int32(u))
+	case Int64:
+		i = int64(u)
+	case Uint64:
+		i = int64(u)
+		unsignedBig = u > math.MaxInt64
+	}
+	if r.Labels != nil && !unsignedBig {
+		if l, ok := r.Labels[i]; ok {
+			return l, nil
+		}
+	}
+	if r.scaled() {
+		if unsignedBig {
+			return r.apply(float64(u)), nil
+		}
+		return r.apply(float64(i)), nil
+	}
+	if unsignedBig {
+		return u, nil
+	}
+	return i, nil
+}
+
+// DecodeBit returns the value of a coil or discrete input: a bool, or its
+// label when labels name 0 or 1.
+func DecodeBit(r *Register, b bool) any {
+	if r.Labels != nil {
+		n := int64(0)
+		if b {
+			n = 1
+		}
+		if l, ok := r.Labels[n]; ok {
+			return l
+		}
+	}
+	return b
+}
+
+func (r *Register) apply(v float64) float64 {
+	if !r.scaled() {
+		return v // keeps -0
+	}
+	return v*r.scale() + r.Offset
+}
+
+// Encode turns a value into the registers to write for r (holding
+// registers). Numbers (any Go number type, json.Number or numeric text)
+// are unscaled ((v - offset) / scale) and rounded for integer types; a
+// label name stands for its value; bools are 1 and 0. A value out of the
+// type's range is an error, never silently wrapped. Bit types need the
+// register's current value: use EncodeBit.
+func Encode(r *Register, v any) ([]uint16, error) {
+	if r.Function.IsBit() || r.Type == Bit {
+		return nil, fmt.Errorf("encoding %q: a %s %s is written with EncodeBit", r.Key, r.Function, r.Type)
+	}
+	var u uint64
+	switch r.Type {
+	case String:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("encoding %q: want a string, got %T", r.Key, v)
+		}
+		if len(s) > 2*r.Length {
+			return nil, fmt.Errorf("encoding %q: %d bytes do not fit in %d registers", r.Key, len(s), r.Length)
+		}
+		b := make([]byte, 2*r.Length)
+		copy(b, s)
+		w := make([]uint16, r.Length)
+		for i := range w {
+			w[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+		}
+		return reorder(w, r.Order, r.Type), nil
+	case Bool:
+		b, err := r.toBool(v)
+		if err != nil {
+			return nil, err
+		}
+		if b {
+			u = 1
+		}
+	default:
+		if x, ok := r.exactInt(v); ok {
+			// 64-bit integers do not survive a trip through float64.
+			u = x
+			break
+		}
+		f, err := r.toNumber(v)
+		if err != nil {
+			return nil, err
+		}
+		f = (f - r.Offset) / r.scale()
+		switch r.Type {
+		case Float32:
+			if math.IsInf(float64(float32(f)), 0) {
+				return nil, fmt.Errorf("encoding %q: %v is out of range for float32", r.Key, f)
+			}
+			u = uint64(math.Float32bits(float32(f)))
+		case Float64:
+			u = math.Float64bits(f)
+		default:
+			f = math.Round(f)
+			lo, hi := intRange(r.Type)
+			if f < lo || f > hi {
+				return nil, fmt.Errorf("encoding %q: %v is out of range for %s", r.Key, f, r.Type)
+			}
+			if r.Type == Uint64 {
+				u = uint64(f)
+			} else {
+				u = uint64(int64(f))
+			}
+		}
+	}
+	n := r.Count()
+	w := make([]uint16, n)
+	for i := n - 1; i >= 0; i-- {
+		w[i] = uint16(u)
+		u >>= 16
+	}
+	return reorder(w, r.Order, r.Type), nil
+}
+
+// EncodeBit returns the new register value with r's bit set from v, given
+// the register's current value (a read-modify-write).
+func EncodeBit(r *Register, current uint16, v any) (uint16, error) {
+	if r.Type != Bit {
+		return 0, fmt.Errorf("encoding %q: not a bit type", r.Key)
+	}
+	b, err := r.toBool(v)
+	if err != nil {
+		return 0, err
+	}
+	cur := reorder([]uint16{current}, r.Order, r.Type)[0]
+	if b {
+		cur |= 1 << uint(r.Bit)
+	} else {
+		cur &^= 1 << uint(r.Bit)
+	}
+	return reorder([]uint16{cur}, r.Order, r.Type)[0], nil
+}
+
+// EncodeBool converts a value for a coil.
+func EncodeBool(r *Register, v any) (bool, error) { return r.toBool(v) }
+
+// exactInt converts integer values for unscaled integer types without
+// going through float64; ok is false when v is not such a value (or is out
+// of range: the float path reports that).
+func (r *Register) exactInt(v any) (u uint64, ok bool) {
+	if r.scaled() {
+		return 0, false
+	}
+	var i int64
+	var pos uint64
+	signed := true
+	switch x := v.(type) {
+	case int:
+		i = int64(x)
+	case int64:
+		i = x
+	case int32:
+		i = int64(x)
+	case uint64:
+		pos, signed = x, false
+	case uint:
+		pos, signed = uint64(x), false
+	case uint32:
+		pos, signed = uint64(x), false
+	case json.Number:
+		return r.exactInt(string(x))
+	case string:
+		s := strings.TrimSpace(x)
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			i = n
+		} else if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+			pos, signed = n, false
+		} else {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	if signed && i >= 0 {
+		pos, signed = uint64(i), false
+	}
+	switch r.Type {
+	case Int16:
+		return uint64(i), signed && i >= math.MinInt16 || !signed && pos <= math.MaxInt16
+	case Uint16:
+		return pos, !signed && pos <= math.MaxUint16
+	case Int32:
+		return uint64(i), signed && i >= math.MinInt32 || !signed && pos <= math.MaxInt32
+	case Uint32:
+		return pos, !signed && pos <= math.MaxUint32
+	case Int64:
+		if signed {
+			return uint64(i), true
+		}
+		return pos, pos <= math.MaxInt64
+	case Uint64:
+		return pos, !signed
+	}
+	return 0, false
+}
+
+func intRange(t Type) (lo, hi float64) {
+	switch t {
+	case Int16:
+		return math.MinInt16, math.MaxInt16
+	case Uint16:
+		return 0, math.MaxUint16
+	case Int32:
+		return math.MinInt32, math.MaxInt32
+	case Uint32:
+		return 0, math.MaxUint32
+	case Int64:
+		// float64 cannot hold MaxInt64 exactly; 2^63 itself is out of range.
+		return math.MinInt64, math.Nextafter(math.MaxInt64, 0)
+	case Uint64:
+		return 0, math.Nextafter(math.MaxUint64, 0)
+	}
+	return 0, 0
+}
+
+func (r *Register) label(s string) (int64, bool) {
+	for k, v := range r.Labels {
+		if v == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+func (r *Register) toNumber(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return 0, fmt.Errorf("encoding %q: %v is not a finite number", r.Key, x)
+		}
+		return x, nil
+	case float32:
+		return r.toNumber(float64(x))
+	case int:
+		return float64(x), nil
+	case int8:
+		return float64(x), nil
+	case int16:
+		return float64(x), nil
+	case int32:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case uint:
+		return float64(x), nil
+	case uint8:
+		return float64(x), nil
+	case uint16:
+		return float64(x), nil
+	case uint32:
+		return float64(x), nil
+	case uint64:
+		return float64(x), nil
+	case bool:
+		if x {
+			return 1, nil
+		}
+		return 0, nil
+	case json.Number:
+		return r.toNumber(string(x))
+	case string:
+		if n, ok := r.label(x); ok {
+			return float64(n), nil
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, fmt.Errorf("encoding %q: %q is neither a number nor a label", r.Key, x)
+		}
+		return r.toNumber(f)
+	}
+	return 0, fmt.Errorf("encoding %q: want a number, got %T", r.Key, v)
+}
+
+func (r *Register) toBool(v any) (bool, error) {
+	if s, ok := v.(string); ok {
+		if n, ok := r.label(s); ok {
+			return n != 0, nil
+		}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "on", "1":
+			return true, nil
+		case "false", "off", "0":
+			return false, nil
+		}
+		return false, fmt.Errorf("encoding %q: %q is not true/false, on/off or 1/0", r.Key, s)
+	}
+	if b, ok := v.(bool); ok {
+		return b, nil
+	}
+	f, err := r.toNumber(v)
+	if err != nil {
+		return false, fmt.Errorf("encoding %q: want a bool, got %T", r.Key, v)
+	}
+	return f != 0, nil
+}
