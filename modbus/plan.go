@@ -49,7 +49,7 @@ func Plan(regs []Register, maxGap, maxRegs, maxBits int) []Request {
 		return ra.Address < rb.Address
 	})
 	var out []Request
-	cur := -1 // index in out of the request being extended
+	cur := -1   // index in out of the request being extended
 	var end int // exclusive end of out[cur]
 	for _, i := range idx {
 		r := &regs[i]
