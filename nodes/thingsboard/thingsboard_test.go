@@ -445,3 +445,59 @@ func httpPost(url, body string) (string, error) {
 	}
 	return string(b), err
 }
+
+func TestGatewayDeviceAttributesAfterOutage(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "gateway", "gw-token"),
+		node("a", "gw-device", map[string]any{"connection": "c", "device": "Meter A", "keys": "interval"}, nil, nil, []string{"attrs"}),
+		h.Capture("attrs"))
+	ctx := waitCtx(t)
+	if err := s.WaitConnected(ctx, "Meter A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetShared("Meter A", map[string]any{"interval": 5}); err != nil {
+		t.Fatal(err)
+	}
+	m := h.WaitOutputs("attrs", 1)[0]
+	if !sameJSON(m.Payload, map[string]any{"interval": 5.0}) || m.Fields["device"] != "Meter A" {
+		t.Fatalf("push: %v %v", m.Payload, m.Fields)
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetShared("Meter A", map[string]any{"interval": 60}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	m = h.WaitOutputs("attrs", 2)[1]
+	if !sameJSON(m.Payload, map[string]any{"interval": 60.0}) || m.Fields["resync"] != true || m.Fields["device"] != "Meter A" {
+		t.Fatalf("after outage: %v %v", m.Payload, m.Fields)
+	}
+}
+
+func TestAttrInRedeployedOntoLiveConnectionGetsCurrentValues(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	if err := s.SetShared("dev", map[string]any{"interval": 5}); err != nil {
+		t.Fatal(err)
+	}
+	h := enginetest.New(t, enginetest.Options{})
+	flow := func(name string) []map[string]any {
+		return []map[string]any{conn(s, "c", "device", "dev-token"),
+			node("in", "tb-attr-in", map[string]any{"connection": "c", "keys": "interval", "name": name}, []string{"updates"}),
+			h.Capture("updates")}
+	}
+	deploy(h, engine.DeployFull, flow("first")...)
+	h.WaitOutputs("updates", 1)
+	before := s.Stats().Connects
+	deploy(h, engine.DeployModified, flow("second")...)
+	m := h.WaitOutputs("updates", 2)[1]
+	if !sameJSON(m.Payload, map[string]any{"interval": 5.0}) || m.Fields["resync"] != true {
+		t.Fatalf("restarted node: %v %v", m.Payload, m.Fields)
+	}
+	if s.Stats().Connects != before {
+		t.Error("redeploying tb-attr-in reconnected")
+	}
+}
