@@ -12,6 +12,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Debian's own python3 (not another one on PATH) with paho-mqtt replays the
 # official Python SDK's calls against tbsim.
 /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
+# Debian's pymodbus is the Modbus server nobody here wrote, for modbus/'s
+# read suite; its server module imports serial and serial_asyncio.
+/usr/bin/python3 -c 'import pymodbus.server, serial' >/dev/null 2>&1 || need+=(python3 python3-pymodbus python3-serial python3-serial-asyncio)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
