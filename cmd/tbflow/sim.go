@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/tbflow/tbflow/modbus/modbussim"
 	"github.com/tbflow/tbflow/tb/tbsim"
 )
 
@@ -45,6 +46,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for an MQTTS listener")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	tlsAddr := fs.String("tls-addr", "127.0.0.1:8883", "MQTTS listen address (with --tls-cert)")
+	modbusAddr := fs.String("modbus", "127.0.0.1:5020", `simulated Modbus TCP energy meter (unit 1) listen address ("" to disable)`)
 	verbose := fs.Bool("v", false, "log every connection and request")
 	var devices deviceFlags
 	fs.Var(&devices, "device", "device NAME:TOKEN (repeatable; default demo-device:demo-token and the gateway demo-gateway:gateway-token)")
@@ -110,8 +112,21 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	// A simulated Modbus device (modbus/modbussim) will be started here by
-	// a later change, next to the ThingsBoard endpoint.
+	// A simulated Modbus device next to the ThingsBoard endpoint: an energy
+	// meter on unit 1 (see modbussim.EnergyMeter and docs/modbus.md).
+	var mb *modbussim.Server
+	if *modbusAddr != "" {
+		mb = modbussim.New()
+		if err := modbussim.EnergyMeter(mb.Unit(1)); err != nil {
+			fmt.Fprintf(stderr, "tbflow sim: %v\n", err)
+			return 1
+		}
+		if err := mb.Listen(*modbusAddr); err != nil {
+			fmt.Fprintf(stderr, "tbflow sim: %v\n", err)
+			return 1
+		}
+		defer mb.Close()
+	}
 
 	fmt.Fprintf(stdout, "ThingsBoard-compatible MQTT on %s\n", s.MQTTAddr())
 	if a := s.TLSAddr(); a != "" {
@@ -119,6 +134,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if u := s.HTTPURL(); u != "" {
 		fmt.Fprintf(stdout, "HTTP API on %s\n", u)
+	}
+	if mb != nil {
+		fmt.Fprintf(stdout, "Modbus TCP on %s (simulated energy meter, unit 1)\n", mb.Addr())
 	}
 	for _, d := range devices {
 		kind := "device"
@@ -134,6 +152,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  mosquitto_pub -h %s -p %s -u %s -t v1/devices/me/telemetry -m '{\"temperature\":21.5}'\n", host, port, first.Token)
 	if u := s.HTTPURL(); u != "" {
 		fmt.Fprintf(stdout, "  curl %s/api/devices/%s/telemetry\n", u, first.Name)
+	}
+	if mb != nil {
+		h, p := splitHostPort(mb.Addr())
+		fmt.Fprintf(stdout, "  mbpoll -m tcp -a 1 -r 1 -c 4 -t 3:float -B -1 -p %s %s\n", p, h)
 	}
 	<-ctx.Done()
 	return 0

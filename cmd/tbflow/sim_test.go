@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tbflow/tbflow/modbus"
+	"github.com/tbflow/tbflow/modbus/modbussim"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command goroutine and the test.
@@ -35,7 +38,7 @@ func TestSimCommand(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runMain(ctx, []string{"sim", "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "a:tok-a"}, &out, &errOut)
+		done <- runMain(ctx, []string{"sim", "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0", "--modbus", "127.0.0.1:0", "--device", "a:tok-a"}, &out, &errOut)
 	}()
 	re := regexp.MustCompile(`HTTP API on (http://127\.0\.0\.1:\d+)`)
 	var url string
@@ -62,6 +65,29 @@ func TestSimCommand(t *testing.T) {
 	resp.Body.Close()
 	if len(devs) != 1 || devs[0].Name != "a" || devs[0].Token != "tok-a" {
 		t.Fatalf("devices %+v", devs)
+	}
+	// The simulated energy meter answers on the printed address.
+	mm := regexp.MustCompile(`Modbus TCP on (127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
+	if mm == nil {
+		t.Fatalf("no Modbus address in %q", out.String())
+	}
+	bus, err := modbus.NewBus(modbus.Config{URL: "tcp://" + mm[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = bus.Start()
+	got := make(chan modbus.Result, 1)
+	remove, _ := bus.AddPoller(modbus.PollConfig{Unit: 1, Period: time.Millisecond, Registers: modbussim.EnergyMeterMap}, func(r modbus.Result) {
+		select {
+		case got <- r:
+		default:
+		}
+	})
+	r := <-got
+	remove()
+	_ = bus.Close(context.Background())
+	if v, _ := r.Values["voltage"].(float64); r.Err != nil || v < 220 || v > 240 {
+		t.Fatalf("energy meter poll: %+v", r)
 	}
 	cancel()
 	if code := <-done; code != 0 {
