@@ -167,12 +167,13 @@ type attrWatch struct {
 
 	mu     sync.Mutex
 	known  map[string]any
+	read   map[string]bool // known value came from a read, not a push
 	gen    uint64
 	keyGen map[string]uint64
 }
 
 func newAttrWatch(device string, initial bool, emit func(map[string]any, []string, bool)) *attrWatch {
-	return &attrWatch{device: device, initial: initial, emit: emit, known: map[string]any{}, keyGen: map[string]uint64{}}
+	return &attrWatch{device: device, initial: initial, emit: emit, known: map[string]any{}, read: map[string]bool{}, keyGen: map[string]uint64{}}
 }
 
 // update handles one update from the connection.
@@ -183,16 +184,31 @@ func (w *attrWatch) update(u tb.AttributeUpdate) {
 	}
 	w.mu.Lock()
 	w.gen++
+	values := map[string]any{}
+	for k, v := range u.Values {
+		// A push of the value a read just delivered (the read and the
+		// push crossed) is not news; a repeated push is.
+		if old, ok := w.known[k]; ok && w.read[k] && sameJSON(old, v) {
+			delete(w.read, k)
+			continue
+		}
+		values[k] = v
+	}
 	maps.Copy(w.known, u.Values)
 	for k := range u.Values {
 		w.keyGen[k] = w.gen
+		delete(w.read, k)
 	}
 	for _, k := range u.Deleted {
 		delete(w.known, k)
+		delete(w.read, k)
 		w.keyGen[k] = w.gen
 	}
 	w.mu.Unlock()
-	w.emit(u.Values, u.Deleted, false)
+	if len(values) == 0 && len(u.Deleted) == 0 {
+		return
+	}
+	w.emit(values, u.Deleted, false)
 }
 
 // snapshot emits what differs from the values emitted so far. With check,
@@ -207,6 +223,7 @@ func (w *attrWatch) snapshot(values map[string]any, deleted []string, startGen u
 		if old, ok := w.known[k]; !ok || !sameJSON(old, v) {
 			out[k] = v
 			w.known[k] = v
+			w.read[k] = true
 		}
 	}
 	var del []string
@@ -214,6 +231,7 @@ func (w *attrWatch) snapshot(values map[string]any, deleted []string, startGen u
 		if _, ok := w.known[k]; ok {
 			del = append(del, k)
 			delete(w.known, k)
+			delete(w.read, k)
 		}
 	}
 	w.mu.Unlock()

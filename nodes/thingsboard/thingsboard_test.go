@@ -85,18 +85,31 @@ func deploy(h *enginetest.Harness, mode engine.DeployMode, objs ...map[string]an
 }
 
 func TestConformance(t *testing.T) {
-	s := sim(t, tbsim.Options{})
-	dev := conn(s, "conn", "device", "dev-token")
-	gw := conn(s, "conn", "gateway", "gw-token")
+	// The conformance suite checks the lifecycle, not the protocol: the
+	// connections point at a listener that never answers, so no broker sees
+	// a connection attempt abandoned by a node stopping mid-connect.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var p float64
+	fmt.Sscan(port, &p)
+	mute := func(mode string) map[string]any {
+		return map[string]any{"id": "conn", "type": "tb-connection", "host": "127.0.0.1", "port": p, "mode": mode,
+			"accessToken": "token", "requestTimeout": "100ms", "reconnectMin": "50ms", "reconnectMax": "100ms"}
+	}
+	dev, gw := mute("device"), mute("gateway")
 	ref := map[string]any{"connection": "conn"}
 	cases := map[string]enginetest.ConformanceOptions{
-		"tb-connection":    {Settings: map[string]any{"host": "127.0.0.1", "port": dev["port"], "accessToken": "dev-token"}},
+		"tb-connection":    {Settings: map[string]any{"host": "127.0.0.1", "port": p, "accessToken": "token"}},
 		"tb-telemetry-out": {Settings: ref, Extra: []map[string]any{dev}, Input: engine.NewMsg(map[string]any{"t": 1.0})},
 		"tb-attr-out":      {Settings: ref, Extra: []map[string]any{dev}, Input: engine.NewMsg(map[string]any{"a": 1.0})},
 		"tb-attr-in":       {Settings: ref, Extra: []map[string]any{dev}},
 		"tb-rpc-in":        {Settings: ref, Extra: []map[string]any{dev}},
 		"tb-rpc-out":       {Settings: ref, Extra: []map[string]any{dev}},
-		"tb-rpc-call":      {Settings: map[string]any{"connection": "conn", "method": "getSessionLimits"}, Extra: []map[string]any{dev}},
+		"tb-rpc-call":      {Settings: map[string]any{"connection": "conn", "method": "getSessionLimits", "timeout": "100ms"}, Extra: []map[string]any{dev}},
 		"gw-device":        {Settings: map[string]any{"connection": "conn", "device": "Meter A"}, Extra: []map[string]any{gw}},
 	}
 	for typ, opts := range cases {
@@ -209,6 +222,9 @@ func TestRPCDeviceRoundTrip(t *testing.T) {
 	if strings.ReplaceAll(res, " ", "") != `{"result":42}` {
 		t.Errorf("double: reply %s", res)
 	}
+	for _, e := range h.Errors() {
+		t.Logf("flow error: %s", e.Message)
+	}
 	got, err := s.RPC(ctx, "dev", "hello", "world", false)
 	if err != nil || string(got) != `"hello world"` {
 		t.Errorf("hello: reply %s, %v", got, err)
@@ -224,7 +240,7 @@ func httpRPC(t *testing.T, s *tbsim.Server, device, body string) string {
 	t.Helper()
 	req, err := httpPost(s.HTTPURL()+"/api/devices/"+strings.ReplaceAll(device, " ", "%20")+"/rpc", body)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
 	return strings.TrimSpace(req)
 }
@@ -411,7 +427,11 @@ func TestRPCCall(t *testing.T) {
 func TestStatusShowsRefusedCredentials(t *testing.T) {
 	s := sim(t, tbsim.Options{})
 	h := enginetest.New(t, enginetest.Options{})
-	deploy(h, engine.DeployFull, conn(s, "c", "device", "wrong-token"),
+	c := conn(s, "c", "device", "wrong-token")
+	// One attempt, then a long wait: the sim never closes while the client
+	// is in the middle of connecting.
+	c["reconnectMin"], c["reconnectMax"] = "1m", "1m"
+	deploy(h, engine.DeployFull, c,
 		node("out", "tb-telemetry-out", map[string]any{"connection": "c"}))
 	deadline := time.Now().Add(enginetest.WaitLimit)
 	for {
