@@ -17,6 +17,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Defaults of Options and of ThingsBoard's transport (§1.8).
@@ -278,8 +279,10 @@ func verifyChainLinks(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 	return nil
 }
 
-// startBroker creates a mochi instance with the tbsim hook and binds the
-// listeners. Called by New and Resume.
+// startBroker creates the mochi instance with the tbsim hook and binds the
+// listeners. The instance lives as long as the Server: Pause and Resume
+// only close and open listeners (mochi's own Close races with connections
+// being accepted at that moment, so it runs once, at Close).
 func (s *Server) startBroker() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = hardPacketLimit
@@ -292,8 +295,24 @@ func (s *Server) startBroker() error {
 	if err := b.AddHook(&hook{s: s}, nil); err != nil {
 		return fmt.Errorf("adding broker hook: %w", err)
 	}
+	if err := b.Serve(); err != nil {
+		_ = b.Close()
+		return fmt.Errorf("starting broker: %w", err)
+	}
 	s.mu.Lock()
-	mqttAddr, tlsAddr, tlsConf := s.mqttAddr, s.tlsAddr, s.tlsConfig
+	s.broker = b
+	s.mu.Unlock()
+	if err := s.listen(); err != nil {
+		_ = b.Close()
+		return err
+	}
+	return nil
+}
+
+// listen binds the MQTT (and MQTTS) listeners and starts accepting.
+func (s *Server) listen() error {
+	s.mu.Lock()
+	b, mqttAddr, tlsAddr, tlsConf := s.broker, s.mqttAddr, s.tlsAddr, s.tlsConfig
 	s.mu.Unlock()
 	plain := listeners.NewTCP(listeners.Config{ID: "mqtt", Address: mqttAddr})
 	if err := b.AddListener(plain); err != nil {
@@ -303,16 +322,15 @@ func (s *Server) startBroker() error {
 	if tlsConf != nil {
 		secure = listeners.NewTCP(listeners.Config{ID: "mqtts", Address: tlsAddr, TLSConfig: tlsConf})
 		if err := b.AddListener(secure); err != nil {
-			_ = b.Close()
+			s.unlisten(b)
 			return fmt.Errorf("listening for mqtts on %q: %w", tlsAddr, err)
 		}
 	}
-	if err := b.Serve(); err != nil {
-		_ = b.Close()
-		return fmt.Errorf("starting broker: %w", err)
+	b.Listeners.Serve("mqtt", b.EstablishConnection)
+	if secure != nil {
+		b.Listeners.Serve("mqtts", b.EstablishConnection)
 	}
 	s.mu.Lock()
-	s.broker = b
 	s.mqttAddr = plain.Address()
 	if secure != nil {
 		s.tlsAddr = secure.Address()
@@ -320,6 +338,22 @@ func (s *Server) startBroker() error {
 	s.mu.Unlock()
 	s.log.Info("mqtt listening", "addr", plain.Address())
 	return nil
+}
+
+// unlisten closes the listeners and drops every client connected through
+// them.
+func (s *Server) unlisten(b *mqtt.Server) {
+	for _, id := range []string{"mqtt", "mqtts"} {
+		if _, ok := b.Listeners.Get(id); !ok {
+			continue
+		}
+		b.Listeners.Close(id, func(id string) {
+			for _, cl := range b.Clients.GetByListener(id) {
+				_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		})
+		b.Listeners.Delete(id)
+	}
 }
 
 // Close stops the listeners and every connection and waits for background
@@ -339,6 +373,10 @@ func (s *Server) Close() error {
 	s.cancel()
 	var errs []error
 	if b != nil {
+		// Stop accepting first and give connections accepted a moment ago
+		// time to get past mochi's start-up before it shuts down.
+		s.unlisten(b)
+		time.Sleep(20 * time.Millisecond)
 		if err := b.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing broker: %w", err))
 		}
@@ -368,13 +406,8 @@ func (s *Server) Pause() error {
 	}
 	s.paused = true
 	b := s.broker
-	s.broker = nil
 	s.mu.Unlock()
-	if b != nil {
-		if err := b.Close(); err != nil {
-			return fmt.Errorf("closing broker: %w", err)
-		}
-	}
+	s.unlisten(b)
 	s.log.Info("mqtt paused")
 	return nil
 }
@@ -393,7 +426,7 @@ func (s *Server) Resume() error {
 	s.mu.Unlock()
 	var err error
 	for range 50 { // the old sockets may linger briefly
-		if err = s.startBroker(); err == nil {
+		if err = s.listen(); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
