@@ -382,12 +382,23 @@ func (c *client) online(cn *conn) {
 	c.mu.Lock()
 	c.conn = cn
 	close(c.upCh)
+	// Filters added while the copied ones were being subscribed would be
+	// missed: ensureSub saw no connection yet.
+	missed := map[string]byte{}
+	for f, q := range c.subs {
+		if _, done := filters[f]; !done {
+			missed[f] = q
+		}
+	}
 	pend := make([]*pendingReq, 0, len(c.pending))
 	for _, p := range c.pending {
 		pend = append(pend, p)
 	}
 	hooks := append([]func(*conn){}, c.hooks...)
 	c.mu.Unlock()
+	if len(missed) > 0 {
+		c.subscribe(cn, missed)
+	}
 	c.setState(StateConnected, nil)
 	c.log.Info("connected", "broker", c.cfg.brokerURL())
 	for _, p := range pend {
