@@ -112,6 +112,7 @@ type Bus struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	linkErr error
+	open    bool
 
 	// owned by the run goroutine
 	client    *mb.ModbusClient
@@ -224,11 +225,12 @@ func (b *Bus) Close(ctx context.Context) error {
 	}
 }
 
-// Connected reports whether the link is open, and the last link error.
+// Connected reports whether the link is open (it opens with the first
+// request), and the last link error.
 func (b *Bus) Connected() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.linkErr == nil && b.started && !b.closed, b.linkErr
+	return b.open && !b.closed, b.linkErr
 }
 
 // AddPoller polls pc.Registers of pc.Unit every pc.Period and calls fn
@@ -463,7 +465,9 @@ func (b *Bus) link() (*mb.ModbusClient, error) {
 	}
 	b.linkFails, b.linkUntil = 0, time.Time{}
 	b.client = c
-	b.setLinkErr(nil)
+	b.mu.Lock()
+	b.open, b.linkErr = true, nil
+	b.mu.Unlock()
 	return c, nil
 }
 
@@ -481,6 +485,9 @@ func (b *Bus) closeLink(cause error) {
 	}
 	_ = b.client.Close()
 	b.client = nil
+	b.mu.Lock()
+	b.open = false
+	b.mu.Unlock()
 	if cause != nil {
 		b.log.Warn("modbus link closed after an error", "url", b.cfg.URL, "err", cause)
 		b.setLinkErr(cause)
