@@ -417,7 +417,7 @@ func (d *Device) sendRPCReplyKeyed(key, id string, reply []byte) {
 func (d *Device) sendRPCReply(id string, reply []byte) error {
 	ctx, cancel := context.WithTimeout(d.c.ctx, d.c.cfg.RequestTimeout)
 	defer cancel()
-	return d.c.publishNow(ctx, topicRPCResponse+id, reply)
+	return d.c.sendReliable(ctx, topicRPCResponse+id, reply)
 }
 
 func mustJSON(v any) []byte {

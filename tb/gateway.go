@@ -615,7 +615,7 @@ func (g *Gateway) ReplyDeviceRPC(req RPCRequest, res any) error {
 func (g *Gateway) sendRPCReply(key string, reply []byte) {
 	ctx, cancel := context.WithTimeout(g.c.ctx, g.c.cfg.RequestTimeout)
 	defer cancel()
-	if err := g.c.publishNow(ctx, topicGatewayRPC, reply); err != nil {
+	if err := g.c.sendReliable(ctx, topicGatewayRPC, reply); err != nil {
 		g.c.log.Warn("gateway rpc reply not sent; it is sent when the server repeats the request", "error", err)
 		return
 	}

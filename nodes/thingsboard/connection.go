@@ -45,7 +45,7 @@ Every node using the connection shows its state: ` + "`connecting`" + `, ` + "`c
 connects the gateway's devices again and re-reads watched shared attributes.
 
 Server-side RPCs are shared out to the ` + "`tb-rpc-in`" + ` and ` + "`gw-device`" + ` nodes using the connection; a request
-that no node takes gets an ` + "`{\"error\": …}`" + ` reply at once.`,
+that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 		Fields: []engine.Field{
 			{Name: "host", Kind: engine.KindString, Default: "127.0.0.1", Required: true, Help: "Host name or IP address of the ThingsBoard MQTT transport.", Example: "thingsboard.example.com"},
 			{Name: "port", Kind: engine.KindInt, Default: 0, Min: engine.Float(0), Max: engine.Float(65535), Help: "MQTT port; 0 means 1883, or 8883 with TLS."},
@@ -126,15 +126,16 @@ type Connection struct {
 	nc   *engine.NodeContext
 	conf *connConfig
 
-	mu      sync.Mutex
-	dev     *tb.Device
-	gw      *tb.Gateway // set in gateway mode; gw.Device == dev
-	status  tb.Status
-	hasStat bool
-	users   map[*engine.NodeContext]struct{}
-	rpcSeq  int
-	rpcs    map[int]*rpcListener
-	stopped bool
+	mu       sync.Mutex
+	dev      *tb.Device
+	gw       *tb.Gateway // set in gateway mode; gw.Device == dev
+	status   tb.Status
+	hasStat  bool
+	users    map[*engine.NodeContext]struct{}
+	rpcSeq   int
+	rpcs     map[int]*rpcListener
+	rpcAdded chan struct{} // closed and replaced when an RPC node registers
+	stopped  bool
 }
 
 // rpcListener is a node that takes server-side RPCs.
@@ -357,6 +358,10 @@ func (c *Connection) addRPC(l *rpcListener) (remove func()) {
 	c.rpcSeq++
 	l.seq = c.rpcSeq
 	c.rpcs[l.seq] = l
+	if c.rpcAdded != nil {
+		close(c.rpcAdded)
+	}
+	c.rpcAdded = make(chan struct{})
 	c.mu.Unlock()
 	return func() {
 		c.mu.Lock()
@@ -404,10 +409,37 @@ func (c *Connection) pickRPC(req tb.RPCRequest) *rpcListener {
 	return cands[0]
 }
 
+// rpcStartGrace is how long a request no node takes waits for one to start.
+const rpcStartGrace = 2 * time.Second
+
 // dispatchRPC is the connection's one RPC handler: it hands the request to
 // the node that takes it, which replies later through tb-rpc-out.
 func (c *Connection) dispatchRPC(ctx context.Context, req tb.RPCRequest) (any, error) {
 	l := c.pickRPC(req)
+	// The server delivers queued requests as soon as the connection
+	// subscribes, which can be before the flow's RPC nodes have started:
+	// give them a moment before answering that nobody takes the call.
+	grace := time.NewTimer(rpcStartGrace)
+	defer grace.Stop()
+	for l == nil {
+		c.mu.Lock()
+		if c.rpcAdded == nil {
+			c.rpcAdded = make(chan struct{})
+		}
+		added := c.rpcAdded
+		c.mu.Unlock()
+		if l = c.pickRPC(req); l != nil {
+			break
+		}
+		select {
+		case <-added:
+			l = c.pickRPC(req)
+			continue
+		case <-grace.C:
+		case <-ctx.Done():
+		}
+		break
+	}
 	if l == nil {
 		who := "the device"
 		if req.Device != "" {
