@@ -112,8 +112,15 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	}
 	ss.suback = codes
 	if rpcSubscribed && ss.self != nil {
+		// What is pending now follows the SUBACK; a request made after
+		// the subscription is delivered by RPC itself, once.
 		v := ss.self
-		ss.afterSuback = append(ss.afterSuback, func() { s.sendPendingRPCs(v) })
+		pending := append([]*rpcCall(nil), v.dev.pending...)
+		ss.afterSuback = append(ss.afterSuback, func() {
+			for _, c := range pending {
+				s.deliverRPC(v, c)
+			}
+		})
 	}
 	return pk
 }

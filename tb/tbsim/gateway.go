@@ -273,9 +273,17 @@ func (s *Server) gwFinish(ss *session, pk packets.Packet, r *gwResult) {
 		// A per-device conversion error: AdaptorException handling.
 		s.fail(ss, pk, malformed("%v", r.err))
 	default:
+		// What was pending when the devices connected follows the PUBACK;
+		// a request made after that is delivered by RPC itself, once.
+		pending := make([][]*rpcCall, len(r.connected))
+		for i, v := range r.connected {
+			pending[i] = s.pendingRPCs(v)
+		}
 		ss.puback(pk, codeSuccess)
-		for _, v := range r.connected {
-			s.sendPendingRPCs(v)
+		for i, v := range r.connected {
+			for _, c := range pending[i] {
+				s.deliverRPC(v, c)
+			}
 		}
 	}
 }

@@ -170,15 +170,11 @@ func (s *Server) deliverRPC(v *view, c *rpcCall) {
 	s.mu.Unlock()
 }
 
-// sendPendingRPCs is BURST re-delivery on RPC subscription: every pending
-// request, including two-way ones sent but not answered.
-func (s *Server) sendPendingRPCs(v *view) {
+// pendingRPCs returns the requests pending for v's device now.
+func (s *Server) pendingRPCs(v *view) []*rpcCall {
 	s.mu.Lock()
-	pending := append([]*rpcCall(nil), v.dev.pending...)
-	s.mu.Unlock()
-	for _, c := range pending {
-		s.deliverRPC(v, c)
-	}
+	defer s.mu.Unlock()
+	return append([]*rpcCall(nil), v.dev.pending...)
 }
 
 // onPuback marks an RPC delivered when its QoS 1 request is acknowledged.
