@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +50,33 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+// newFlagSet makes a command's flag set, writing to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// setUsage makes -h print the command's text followed by its flags.
+func setUsage(fs *flag.FlagSet, stderr io.Writer, text func()) {
+	fs.Usage = func() {
+		text()
+		fs.PrintDefaults()
+	}
+}
+
+// parseFlags parses args; done says the command ends now with code (0
+// after -h, 2 for bad flags, the error already printed).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	return 0, false
 }
 
 func usage(w io.Writer) {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -17,23 +15,18 @@ func init() {
 }
 
 func runNodes(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("nodes", stderr)
 	schema := fs.Bool("schema", false, "print a JSON Schema for flow files instead")
 	specs := fs.Bool("json", false, "print the node specs as JSON (what the editor renders forms from)")
-	fs.Usage = func() {
+	setUsage(fs, stderr, func() {
 		fmt.Fprintln(stderr, "usage: tbflow nodes [--schema | --json] [TYPE...]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Prints the reference of every node type (or the named ones) as Markdown,")
 		fmt.Fprintln(stderr, "generated from the same specs that drive validation and the editor.")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	})
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	reg := engine.DefaultRegistry()
 	if fs.NArg() > 0 {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,14 +24,13 @@ func init() {
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", stderr)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "log every debug node's output (debug nodes with console on are always logged)")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
 	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off)`)
-	fs.Usage = func() {
+	setUsage(fs, stderr, func() {
 		fmt.Fprintln(stderr, "usage: tbflow run [flags] FILE")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Runs a flow without the editor, logging to stderr, until SIGINT or SIGTERM;")
@@ -41,13 +38,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid")
 		fmt.Fprintln(stderr, "flow is not started: its problems are printed and the exit code is 1.")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	})
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,8 +37,7 @@ func (d *deviceFlags) Set(v string) error {
 }
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sim", stderr)
 	mqttAddr := fs.String("mqtt", "127.0.0.1:1883", "MQTT listen address")
 	httpAddr := fs.String("http", "127.0.0.1:8080", `HTTP API listen address ("" to disable)`)
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for an MQTTS listener")
@@ -50,18 +47,14 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log every connection and request")
 	var devices deviceFlags
 	fs.Var(&devices, "device", "device NAME:TOKEN (repeatable; default demo-device:demo-token and the gateway demo-gateway:gateway-token)")
-	fs.Usage = func() {
+	setUsage(fs, stderr, func() {
 		fmt.Fprintln(stderr, "usage: tbflow sim [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Runs a ThingsBoard-compatible MQTT endpoint until interrupted. See docs/tbsim.md.")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	})
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "tbflow sim: unexpected argument %q\n", fs.Arg(0))

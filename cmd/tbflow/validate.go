@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +16,9 @@ func init() {
 }
 
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("validate", stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON array (file, id, type, field, line, column, severity, message)")
-	fs.Usage = func() {
+	setUsage(fs, stderr, func() {
 		fmt.Fprintln(stderr, "usage: tbflow validate [flags] FILE...")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Checks flow files against the node specs and prints every problem as")
@@ -29,13 +26,9 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "JSON syntax errors give the line and column. Undefined ${ENV} variables are")
 		fmt.Fprintln(stderr, "warnings. The exit code is 1 when any file has an error, 2 on usage errors.")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	})
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
