@@ -13,38 +13,10 @@ import threading
 
 import paho.mqtt.client as mqtt
 
+from sdkreplay import cond, on_message, wait, wait_prefix  # noqa: F401
+
 host, port, token, pkey, psecret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 results = {}
-cond = threading.Condition()
-inbox = {}
-
-
-def on_message(_c, _u, m):
-    with cond:
-        inbox.setdefault(m.topic, []).append(bytes(m.payload))
-        cond.notify_all()
-
-
-def wait(topic, timeout=15):
-    with cond:
-        ok = cond.wait_for(lambda: inbox.get(topic), timeout)
-        if not ok:
-            raise SystemExit("no message on " + topic)
-        return inbox[topic].pop(0)
-
-
-def wait_prefix(prefix, timeout=15):
-    with cond:
-        def find():
-            for t, v in inbox.items():
-                if t.startswith(prefix) and v:
-                    return t
-            return None
-        ok = cond.wait_for(find, timeout)
-        if not ok:
-            raise SystemExit("no message on " + prefix)
-        t = find()
-        return t, inbox[t].pop(0)
 
 
 suback = {}

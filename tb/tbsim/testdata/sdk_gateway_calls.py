@@ -17,24 +17,10 @@ import threading
 
 import paho.mqtt.client as mqtt
 
+from sdkreplay import cond, on_message, wait, wait_prefix  # noqa: F401
+
 host, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 results = {}
-cond = threading.Condition()
-inbox = {}
-
-
-def on_message(_c, _u, m):
-    with cond:
-        inbox.setdefault(m.topic, []).append(bytes(m.payload))
-        cond.notify_all()
-
-
-def wait(topic, timeout=15):
-    with cond:
-        ok = cond.wait_for(lambda: inbox.get(topic), timeout)
-        if not ok:
-            raise SystemExit("no message on " + topic)
-        return inbox[topic].pop(0)
 
 
 connected = threading.Event()
