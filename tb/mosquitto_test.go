@@ -218,8 +218,13 @@ func (p *mosquittoPeer) push(t *testing.T, body map[string]any) {
 	if !p.cli.IsConnectionOpen() {
 		return // stored; the device requests it after reconnecting
 	}
+	// During an outage the responder may not have noticed yet that the
+	// broker is gone: the value is stored all the same (and the device
+	// requests it after reconnecting), and the responder's session may
+	// still deliver the push later. A push that was needed and never came
+	// shows as a missing update in the test itself.
 	if tok := p.cli.Publish("v1/devices/me/attributes", 1, false, b); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
-		t.Fatalf("push: %v", tok.Error())
+		t.Logf("push not acknowledged: %v", tok.Error())
 	}
 }
 
