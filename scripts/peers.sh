@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the full test suite runs against:
-# Debian's mosquitto broker and python3-paho-mqtt. When a peer is missing and we run as
+# Debian's mosquitto broker, python3-paho-mqtt and python3-pymodbus. When a peer is missing and we run as
 # root, it is installed with apt-get; otherwise the script fails naming what
 # to install.
 set -euo pipefail
