@@ -258,11 +258,7 @@ func (s *Server) onTelemetry(ss *session, pk packets.Packet) {
 		// "[]": parsed, but ThingsBoard never acknowledges it.
 		return
 	}
-	points := 0
-	for _, r := range recs {
-		points += len(r.KV)
-	}
-	if s.limited(ss, true, points) {
+	if s.limited(ss, true, dataPoints(recs)) {
 		return
 	}
 	s.mu.Lock()
@@ -280,13 +276,36 @@ func (s *Server) onAttributes(ss *session, pk packets.Packet) {
 	if s.limited(ss, false, 0) {
 		return
 	}
+	s.storeClientAttributes(ss.dev, kvs)
+	ss.puback(pk, codeSuccess)
+}
+
+// dataPoints counts the key/value pairs of telemetry records, what the
+// data-point rate limit counts.
+func dataPoints(recs []tsRecord) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.KV)
+	}
+	return n
+}
+
+// storeClientAttributes stores client-scope attributes of d.
+func (s *Server) storeClientAttributes(d *device, kvs []kv) {
 	s.mu.Lock()
 	for _, e := range kvs {
-		ss.dev.client[e.Key] = e.Value
+		d.client[e.Key] = e.Value
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
-	ss.puback(pk, codeSuccess)
+}
+
+// storeClaim records a claiming request of d.
+func (s *Server) storeClaim(d *device, c Claim) {
+	s.mu.Lock()
+	d.claims = append(d.claims, c)
+	s.notifyLocked()
+	s.mu.Unlock()
 }
 
 // javaParseInt is Integer.parseInt.
@@ -458,10 +477,7 @@ func (s *Server) onClaim(ss *session, pk packets.Packet) {
 	if s.limited(ss, false, 0) {
 		return
 	}
-	s.mu.Lock()
-	ss.dev.claims = append(ss.dev.claims, c)
-	s.notifyLocked()
-	s.mu.Unlock()
+	s.storeClaim(ss.dev, c)
 	ss.puback(pk, codeSuccess)
 }
 

@@ -383,11 +383,7 @@ func (s *Server) onGwTelemetry(ss *session, pk packets.Packet) {
 			r.failed(fmt.Errorf("telemetry of %q: %w", e.device, err))
 			return
 		}
-		points := 0
-		for _, rec := range recs {
-			points += len(rec.KV)
-		}
-		if !s.gwAllow(ss, r, v, true, points) {
+		if !s.gwAllow(ss, r, v, true, dataPoints(recs)) {
 			return
 		}
 		s.mu.Lock()
@@ -410,12 +406,7 @@ func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
 		if !s.gwAllow(ss, r, v, false, 0) {
 			return
 		}
-		s.mu.Lock()
-		for _, kv := range kvs {
-			v.dev.client[kv.Key] = kv.Value
-		}
-		s.notifyLocked()
-		s.mu.Unlock()
+		s.storeClientAttributes(v.dev, kvs)
 	})
 }
 
@@ -433,10 +424,7 @@ func (s *Server) onGwClaim(ss *session, pk packets.Packet) {
 		if !s.gwAllow(ss, r, v, false, 0) {
 			return
 		}
-		s.mu.Lock()
-		v.dev.claims = append(v.dev.claims, c)
-		s.notifyLocked()
-		s.mu.Unlock()
+		s.storeClaim(v.dev, c)
 	})
 }
 
