@@ -319,11 +319,7 @@ func TestGatewayReconnect(t *testing.T) {
 	if err := s.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range acks {
-		if err := a.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitAcks(t, ctx, acks)
 	if err := <-rpc; err != nil {
 		t.Fatalf("rpc pending across the outage: %v", err)
 	}
@@ -356,11 +352,7 @@ func TestGatewayScale(t *testing.T) {
 		}
 		acks = append(acks, a)
 	}
-	for _, a := range acks {
-		if err := a.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitAcks(t, ctx, acks)
 	if got := len(s.SubDevices("gw")); got != n {
 		t.Fatalf("%d sub-devices connected, want %d", got, n)
 	}
@@ -440,11 +432,7 @@ func TestGatewaySessionLimits(t *testing.T) {
 		}
 		acks = append(acks, a)
 	}
-	for _, a := range acks {
-		if err := a.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitAcks(t, ctx, acks)
 	if n := offline.Load(); n != 0 {
 		t.Fatalf("gateway disconnected %d times: sub-device limits not honoured", n)
 	}

@@ -71,6 +71,16 @@ func connect(t *testing.T, p peer, mutate func(*tb.Config)) *tb.Device {
 	return d
 }
 
+// waitAcks fails the test unless every publish is acknowledged.
+func waitAcks(t *testing.T, ctx context.Context, acks []*tb.Ack) {
+	t.Helper()
+	for i, a := range acks {
+		if err := a.Wait(ctx); err != nil {
+			t.Fatalf("ack %d of %d: %v", i, len(acks), err)
+		}
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	t.Cleanup(cancel)
@@ -291,11 +301,7 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 			}
 			acks = append(acks, a)
 		}
-		for i, a := range acks {
-			if err := a.Wait(ctx); err != nil {
-				t.Fatalf("ack %d: %v", i, err)
-			}
-		}
+		waitAcks(t, ctx, acks)
 		eventually(t, "every message delivered", func() bool {
 			distinct := map[float64]bool{}
 			for _, v := range p.telemetry("seq") {

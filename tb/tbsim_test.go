@@ -168,11 +168,7 @@ func TestSessionLimitsHonoured(t *testing.T) {
 		}
 		acks = append(acks, a)
 	}
-	for _, a := range acks {
-		if err := a.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitAcks(t, ctx, acks)
 	if n := offline.Load(); n != 0 {
 		t.Fatalf("server disconnected the client %d times: limits not honoured", n)
 	}
