@@ -75,10 +75,3 @@ func (a *Ack) Wait(ctx context.Context) error {
 
 // Seq is the message's outbox sequence number (0 for QoS 0).
 func (a *Ack) Seq() uint64 { return a.seq }
-
-// completedAck returns an Ack that is already complete.
-func completedAck(err error) *Ack {
-	a := newAck()
-	a.complete(err)
-	return a
-}

@@ -496,11 +496,10 @@ func (c *client) current() *conn {
 // dispatch routes one downlink. It runs on paho's router goroutine and never
 // blocks: handlers are handed to other goroutines by the route functions.
 func (c *client) dispatch(topic string, payload []byte) {
-	p := make([]byte, len(payload))
-	copy(p, payload)
+	// paho decodes every packet into a payload of its own: no copy needed.
 	for _, r := range c.routes {
 		if (r.exact && topic == r.prefix) || (!r.exact && strings.HasPrefix(topic, r.prefix)) {
-			r.fn(topic, p)
+			r.fn(topic, payload)
 			return
 		}
 	}
@@ -516,33 +515,34 @@ func (c *client) reportError(err error) {
 
 // --- publishing -----------------------------------------------------------
 
-// checkSize rejects payloads over the server's maximum packet size.
-func (c *client) checkSize(topic string, payload []byte) error {
+// snapshot returns, under one lock, what a publish needs: the current
+// connection (nil when offline), the limits in force and whether the
+// client is closing.
+func (c *client) snapshot() (cn *conn, lim *limits, closing bool) {
 	c.mu.Lock()
-	maxPayload := c.lim.maxPayload
-	c.mu.Unlock()
-	// MQTT remaining length of a QoS 1 PUBLISH: topic length prefix, topic,
-	// packet id, payload.
-	if n := 2 + len(topic) + 2 + len(payload); n > maxPayload {
-		return fmt.Errorf("%w: %d bytes, the server accepts %d", ErrPayloadTooLarge, n, maxPayload)
-	}
-	return nil
+	defer c.mu.Unlock()
+	return c.conn, c.lim, c.closing
 }
 
 // publish sends one message with the configured QoS: QoS 1 through the
 // outbox (durable, acknowledged), QoS 0 straight to the connection.
 func (c *client) publish(ctx context.Context, topic string, payload []byte) (*Ack, error) {
-	if err := c.checkSize(topic, payload); err != nil {
+	cn, lim, closing := c.snapshot()
+	if err := lim.checkSize(topic, payload); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	closing := c.closing
-	c.mu.Unlock()
 	if closing {
 		return nil, ErrClosed
 	}
 	if c.cfg.QoS == 0 {
-		return c.publishQoS0(ctx, topic, payload)
+		// QoS 0 is never queued: offline, it fails.
+		if cn == nil {
+			return nil, ErrNotConnected
+		}
+		if err := lim.wait(ctx, topic, payload); err != nil {
+			return nil, err
+		}
+		return &Ack{tok: cn.publish(topic, 0, payload)}, nil
 	}
 	seqs, err := c.ob.Append(ctx, outbox.Record{Topic: topic, Payload: payload})
 	if err != nil {
@@ -570,28 +570,17 @@ func (c *client) publish(ctx context.Context, topic string, payload []byte) (*Ac
 	return a, nil
 }
 
-func (c *client) publishQoS0(ctx context.Context, topic string, payload []byte) (*Ack, error) {
-	cn := c.current()
-	if cn == nil {
-		return nil, ErrNotConnected
-	}
-	if err := c.limits().wait(ctx, topic, payload); err != nil {
-		return nil, err
-	}
-	return &Ack{tok: cn.publish(topic, 0, payload)}, nil
-}
-
 // publishNow sends a message that is not kept in the outbox (requests,
 // replies, claims) and waits for its PUBACK (QoS 1) or write (QoS 0).
 func (c *client) publishNow(ctx context.Context, topic string, payload []byte) error {
-	if err := c.checkSize(topic, payload); err != nil {
+	cn, lim, _ := c.snapshot()
+	if err := lim.checkSize(topic, payload); err != nil {
 		return err
 	}
-	cn := c.current()
 	if cn == nil {
 		return ErrNotConnected
 	}
-	if err := c.limits().wait(ctx, topic, payload); err != nil {
+	if err := lim.wait(ctx, topic, payload); err != nil {
 		return err
 	}
 	tok := cn.publish(topic, c.cfg.QoS, payload)
@@ -729,7 +718,7 @@ func (c *client) nextRequestID() int64 {
 // respTopic. The request is published again after every reconnect until it
 // is answered or ctx ends. Without a deadline, Config.RequestTimeout applies.
 func (c *client) request(ctx context.Context, reqTopic, respTopic string, payload []byte) ([]byte, error) {
-	if err := c.checkSize(reqTopic, payload); err != nil {
+	if err := c.limits().checkSize(reqTopic, payload); err != nil {
 		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {

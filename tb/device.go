@@ -3,7 +3,6 @@ package tb
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -464,13 +463,12 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 	if err != nil {
 		return nil, fmt.Errorf("tb: rpc %q: %w", method, err)
 	}
-	var e struct {
-		Error *string `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error != nil {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(b, &m) == nil && len(m) == 1 {
-			return nil, &RPCError{Method: method, Message: *e.Error}
+	// An object whose only member is a string "error" is an error reply.
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) == nil && len(m) == 1 {
+		var msg string
+		if raw, ok := m["error"]; ok && string(raw) != "null" && json.Unmarshal(raw, &msg) == nil {
+			return nil, &RPCError{Method: method, Message: msg}
 		}
 	}
 	return json.RawMessage(b), nil
@@ -483,8 +481,7 @@ func (d *Device) fetchSessionLimits(cn *conn) {
 	defer cancel()
 	b, err := d.Call(ctx, "getSessionLimits", map[string]int{"timeout": 5000})
 	if err != nil {
-		var re *RPCError
-		if errors.As(err, &re) || errors.Is(err, ErrTimeout) {
+		if cn.ctx.Err() == nil {
 			d.c.log.Info("server gave no session limits; using defaults", "error", err)
 		}
 		return

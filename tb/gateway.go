@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -493,19 +495,12 @@ func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
 // the gateway's connection closes), pipelining the messages.
 func (g *Gateway) reconnectDevices(cn *conn) {
 	g.mu.Lock()
-	names := make([]string, 0, len(g.devices))
-	for n := range g.devices {
-		names = append(names, n)
-	}
-	types := make(map[string]string, len(g.devices))
-	for n, t := range g.devices {
-		types[n] = t
-	}
+	types := maps.Clone(g.devices)
 	g.mu.Unlock()
+	names := slices.Sorted(maps.Keys(types))
 	if len(names) == 0 {
 		return
 	}
-	sort.Strings(names)
 	window := make(chan struct{}, 256)
 	var wg sync.WaitGroup
 	for _, n := range names {

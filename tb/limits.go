@@ -257,6 +257,16 @@ func (l *limits) waitGateway(ctx context.Context, topic string, payload []byte) 
 	return nil
 }
 
+// checkSize rejects payloads over the server's maximum packet size.
+func (l *limits) checkSize(topic string, payload []byte) error {
+	// MQTT remaining length of a QoS 1 PUBLISH: topic length prefix, topic,
+	// packet id, payload.
+	if n := 2 + len(topic) + 2 + len(payload); n > l.maxPayload {
+		return fmt.Errorf("%w: %d bytes, the server accepts %d", ErrPayloadTooLarge, n, l.maxPayload)
+	}
+	return nil
+}
+
 // wait applies the limits to one publish on topic.
 func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 	if err := l.messages.Wait(ctx, 1); err != nil {
