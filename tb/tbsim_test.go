@@ -503,6 +503,47 @@ func TestQoS0AndFullOutbox(t *testing.T) {
 	s.Resume()
 }
 
+// The other two full-outbox policies: Block waits for the context, then
+// fails; DropOldest evicts the oldest message, whose Ack fails with
+// ErrDropped, and keeps the newest.
+func TestFullOutboxBlockAndDropOldest(t *testing.T) {
+	s := newSim(t, tbsim.Options{})
+	block := connect(t, &simPeer{s}, func(c *tb.Config) { c.Outbox.MaxBytes = 2000 })
+	drop := connect(t, &simPeer{s}, func(c *tb.Config) {
+		c.Outbox.MaxBytes = 2000
+		c.Outbox.Full = tb.OutboxDropOldest
+	})
+	s.Pause()
+	eventually(t, "offline", func() bool {
+		return block.Status().State != tb.StateConnected && drop.Status().State != tb.StateConnected
+	})
+	var err error
+	for i := 0; i < 200 && err == nil; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err = block.PublishTelemetry(ctx, map[string]any{"fill": i})
+		cancel()
+	}
+	if !errors.Is(err, tb.ErrOutboxFull) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked publish: %v, want ErrOutboxFull after the deadline", err)
+	}
+	ctx := ctxT(t)
+	var acks []*tb.Ack
+	for i := 0; i < 200; i++ {
+		a, err := drop.PublishTelemetry(ctx, map[string]any{"drop": i})
+		if err != nil {
+			t.Fatalf("publish %d with DropOldest: %v", i, err)
+		}
+		acks = append(acks, a)
+	}
+	if err := acks[0].Wait(ctx); !errors.Is(err, tb.ErrDropped) {
+		t.Fatalf("oldest message: %v, want ErrDropped", err)
+	}
+	s.Resume()
+	if err := acks[len(acks)-1].Wait(ctx); err != nil {
+		t.Fatalf("newest message: %v", err)
+	}
+}
+
 // Provisioning with an X.509 certificate, then connecting with it.
 func TestProvisionX509(t *testing.T) {
 	dir := t.TempDir()
