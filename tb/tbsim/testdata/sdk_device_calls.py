@@ -13,7 +13,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from sdkreplay import cond, on_message, wait, wait_prefix  # noqa: F401
+from sdkreplay import cond, connect_v5, on_message, wait, wait_prefix  # noqa: F401
 
 host, port, token, pkey, psecret = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 results = {}
@@ -40,15 +40,7 @@ def on_connect(c, _u, _flags, rc, _props=None):
     connected.set()
 
 
-client = mqtt.Client(client_id="", protocol=mqtt.MQTTv5)
-client.username_pw_set(token)
-client.on_connect = on_connect
-client.on_message = on_message
-client.on_subscribe = on_subscribe
-client.connect(host, port, keepalive=120)
-client.loop_start()
-if not connected.wait(15):
-    raise SystemExit("no CONNACK")
+client = connect_v5(host, port, token, on_connect, on_subscribe, connected)
 
 
 def publish(topic, payload, qos=1):

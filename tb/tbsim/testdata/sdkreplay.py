@@ -35,3 +35,19 @@ def wait_prefix(prefix, timeout=15):
             raise SystemExit("no message on " + prefix)
         t = find()
         return t, inbox[t].pop(0)
+
+
+def connect_v5(host, port, token, on_connect, on_subscribe, connected):
+    """Connects as the SDK does (MQTT 5, keepalive 120, token as user name)
+    and waits for on_connect to set connected."""
+    import paho.mqtt.client as mqtt
+    client = mqtt.Client(client_id="", protocol=mqtt.MQTTv5)
+    client.username_pw_set(token)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.connect(host, port, keepalive=120)
+    client.loop_start()
+    if not connected.wait(15):
+        raise SystemExit("no CONNACK")
+    return client
