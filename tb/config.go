@@ -67,8 +67,9 @@ type Config struct {
 	// MaxInflight bounds the QoS 1 messages sent and not yet acknowledged
 	// (default 100, lowered to the server's maxInflightMessages).
 	MaxInflight int
-	// SessionLimits: when true (default), the client asks the server for
-	// getSessionLimits after connecting and honours the answer.
+	// SkipSessionLimits turns off asking the server for getSessionLimits
+	// after each connect (default false: the answer is honoured). Set it
+	// for brokers that are not ThingsBoard and have nobody to answer.
 	SkipSessionLimits bool
 
 	// Logger receives the client's logs (default: discarded).

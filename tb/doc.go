@@ -25,7 +25,9 @@
 //     a slow one is reported; neither stops the client.
 //   - The limits the server reports through getSessionLimits (payload size,
 //     message, telemetry-message and data-point rates) are honoured with
-//     token buckets that let traffic through up to the limit, not below it.
+//     token buckets: bursts up to each window's capacity, then 98% of the
+//     sustained rate, a margin for network jitter (ThingsBoard measures on
+//     arrival and closes the connection of a device over its limit).
 //
 // Lifecycle: NewDevice validates the configuration and opens the outbox (no
 // network I/O); Connect starts the connection loop and waits for the first
