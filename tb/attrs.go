@@ -1,6 +1,7 @@
 package tb
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"sync"
@@ -185,6 +186,37 @@ func (t *attrTable) deliver(up AttributeUpdate, slow time.Duration, report func(
 			continue
 		}
 		runGuarded("attribute", slow, report, func() { w.fn(part) })
+	}
+}
+
+// resync requests t's watched shared attributes with fetch (all: every
+// key) after a (re)connect and applies the answer on q, in order with the
+// pushes, waiting until it is applied. ThingsBoard never replays updates
+// made while a device was offline. skip says when there is nothing to ask
+// for.
+func (c *client) resync(cn *conn, q *serialQueue, t *attrTable, skip func(all bool, keys []string) bool,
+	fetch func(ctx context.Context, all bool, keys []string) (map[string]any, error)) {
+	startGen, all, keys, keySet := t.wanted()
+	if skip(all, keys) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(cn.ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	shared, err := fetch(ctx, all, keys)
+	if err != nil {
+		if cn.ctx.Err() == nil {
+			c.log.Warn("requesting shared attributes after connect", "device", t.device, "error", err)
+		}
+		return
+	}
+	applied := make(chan struct{})
+	q.push(func() {
+		defer close(applied)
+		t.applyResync(shared, startGen, all, keySet, c.cfg.SlowHandler, c.reportError)
+	})
+	select {
+	case <-applied:
+	case <-cn.ctx.Done():
 	}
 }
 

@@ -237,33 +237,17 @@ func (d *Device) resyncAttributes(cn *conn) {
 	if d.attrs.empty() {
 		return
 	}
-	startGen, all, keys, keySet := d.attrs.wanted()
-	ctx, cancel := context.WithTimeout(cn.ctx, d.c.cfg.RequestTimeout)
-	defer cancel()
-	var (
-		a   *Attributes
-		err error
-	)
-	if all {
-		a, err = d.RequestAttributes(ctx, nil, nil)
-	} else {
-		a, err = d.RequestAttributes(ctx, nil, keys)
-	}
-	if err != nil {
-		if cn.ctx.Err() == nil {
-			d.c.log.Warn("requesting shared attributes after connect", "error", err)
-		}
-		return
-	}
-	applied := make(chan struct{})
-	d.attrQ.push(func() {
-		defer close(applied)
-		d.attrs.applyResync(a.Shared, startGen, all, keySet, d.c.cfg.SlowHandler, d.c.reportError)
-	})
-	select {
-	case <-applied:
-	case <-cn.ctx.Done():
-	}
+	d.c.resync(cn, d.attrQ, d.attrs, func(bool, []string) bool { return false },
+		func(ctx context.Context, all bool, keys []string) (map[string]any, error) {
+			if all {
+				keys = nil // neither list: the server answers every key
+			}
+			a, err := d.RequestAttributes(ctx, nil, keys)
+			if err != nil {
+				return nil, err
+			}
+			return a.Shared, nil
+		})
 }
 
 // --- server-side RPC ------------------------------------------------------------

@@ -466,28 +466,12 @@ func (g *Gateway) resyncAll(cn *conn) {
 }
 
 func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
-	startGen, all, keys, keySet := t.wanted()
-	if len(keys) == 0 {
-		return // "every key" with none known yet: nothing to ask for
-	}
-	ctx, cancel := context.WithTimeout(cn.ctx, g.c.cfg.RequestTimeout)
-	defer cancel()
-	vals, err := g.RequestDeviceAttributes(ctx, t.device, false, keys...)
-	if err != nil {
-		if cn.ctx.Err() == nil {
-			g.c.log.Warn("requesting sub-device shared attributes after connect", "device", t.device, "error", err)
-		}
-		return
-	}
-	applied := make(chan struct{})
-	g.q.push(func() {
-		defer close(applied)
-		t.applyResync(vals, startGen, all, keySet, g.c.cfg.SlowHandler, g.c.reportError)
-	})
-	select {
-	case <-applied:
-	case <-cn.ctx.Done():
-	}
+	// A gateway cannot ask for "every key": with none known yet there is
+	// nothing to ask for.
+	g.c.resync(cn, g.q, t, func(_ bool, keys []string) bool { return len(keys) == 0 },
+		func(ctx context.Context, _ bool, keys []string) (map[string]any, error) {
+			return g.RequestDeviceAttributes(ctx, t.device, false, keys...)
+		})
 }
 
 // reconnectDevices runs after every CONNACK, before the outbox is replayed:
