@@ -332,19 +332,8 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 }
 
 func (d *Device) runRPC(key, id string, req RPCRequest, fn RPCHandler) {
-	if fn == nil {
-		d.finishRPC(key, id, mustJSON(map[string]string{"error": fmt.Sprintf("no handler for method %q", req.Method)}))
-		return
-	}
-	ref := rpcRef("", req.ID)
-	d.rpc.begin(ref)
-	res, err := d.c.callRPC(fn, req)
-	if _, later := res.(replyLater); later && err == nil {
-		d.rpc.deferReply(ref, key, d.c.cfg.RPCHandlerTimeout, func(reply []byte) { d.finishRPC(key, id, reply) })
-		return
-	}
-	d.rpc.end(ref)
-	d.finishRPC(key, id, rpcReply(res, err))
+	d.rpc.serve(d.c, key, req, fn, fmt.Sprintf("no handler for method %q", req.Method),
+		func(reply []byte) { d.finishRPC(key, id, reply) })
 }
 
 func (d *Device) finishRPC(key, id string, reply []byte) {

@@ -564,21 +564,7 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 		g.rpc.finished(key, reply)
 		g.sendRPCReply(key, reply)
 	}
-	go func() {
-		if fn == nil {
-			finish(mustJSON(map[string]string{"error": fmt.Sprintf("no handler for device %q", req.Device)}))
-			return
-		}
-		ref := rpcRef(req.Device, req.ID)
-		g.rpc.begin(ref)
-		res, err := g.c.callRPC(fn, req)
-		if _, later := res.(replyLater); later && err == nil {
-			g.rpc.deferReply(ref, key, g.c.cfg.RPCHandlerTimeout, finish)
-			return
-		}
-		g.rpc.end(ref)
-		finish(rpcReply(res, err))
-	}()
+	go g.rpc.serve(g.c, key, req, fn, fmt.Sprintf("no handler for device %q", req.Device), finish)
 }
 
 // ReplyDeviceRPC answers a sub-device request whose handler returned

@@ -146,6 +146,25 @@ func (s *rpcState) reply(ref string, res any, err error) error {
 
 func rpcRef(device string, id int) string { return fmt.Sprintf("%s\x00%d", device, id) }
 
+// serve answers req with fn (an error reply when fn is nil, saying
+// noHandler), deferring the reply when fn returns ReplyLater. finish
+// receives the reply data; the caller sends it.
+func (s *rpcState) serve(c *client, key string, req RPCRequest, fn RPCHandler, noHandler string, finish func(data []byte)) {
+	if fn == nil {
+		finish(mustJSON(map[string]string{"error": noHandler}))
+		return
+	}
+	ref := rpcRef(req.Device, req.ID)
+	s.begin(ref)
+	res, err := c.callRPC(fn, req)
+	if _, later := res.(replyLater); later && err == nil {
+		s.deferReply(ref, key, c.cfg.RPCHandlerTimeout, finish)
+		return
+	}
+	s.end(ref)
+	finish(rpcReply(res, err))
+}
+
 // callRPC runs a handler under Config.RPCHandlerTimeout, recovering a
 // panic as an error result.
 func (c *client) callRPC(fn RPCHandler, req RPCRequest) (res any, err error) {
