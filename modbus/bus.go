@@ -551,7 +551,9 @@ func (b *Bus) poll(ctx context.Context, p *poller, now time.Time) {
 		return
 	}
 	regs := p.conf.Registers
-	queue := append([]Request(nil), p.reqs...)
+	// Full slice expression: only a split (appending parts) copies the
+	// plan, so an ordinary poll allocates no queue.
+	queue := p.reqs[:len(p.reqs):len(p.reqs)]
 	var split bool
 	for i := 0; i < len(queue); i++ {
 		if ctx.Err() != nil {
