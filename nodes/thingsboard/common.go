@@ -28,10 +28,12 @@ func deviceField(help string) engine.Field {
 }
 
 // user is what every node using a connection does on Start and Stop: show
-// the connection's state.
+// the connection's state. Its Start and Stop serve the nodes that need
+// nothing else.
 type user struct {
-	nc   *engine.NodeContext
-	conn *Connection
+	nc      *engine.NodeContext
+	conn    *Connection
+	started bool
 }
 
 func newUser(nc *engine.NodeContext, id string) (user, error) {
@@ -42,8 +44,22 @@ func newUser(nc *engine.NodeContext, id string) (user, error) {
 	return user{nc: nc, conn: conn}, nil
 }
 
-func (u user) start() { u.conn.attach(u.nc) }
-func (u user) stop()  { u.conn.detach(u.nc) }
+func (u *user) start() {
+	if !u.started {
+		u.started = true
+		u.conn.attach(u.nc)
+	}
+}
+
+func (u *user) stop() {
+	if u.started {
+		u.started = false
+		u.conn.detach(u.nc)
+	}
+}
+
+func (u *user) Start(context.Context) error { u.start(); return nil }
+func (u *user) Stop(context.Context) error  { u.stop(); return nil }
 
 // deviceOf returns the device a message is for in gateway mode: the node's
 // configured device, else msg.device.

@@ -151,8 +151,7 @@ type rpcOutConfig struct {
 
 type rpcOut struct {
 	user
-	conf    *rpcOutConfig
-	started bool
+	conf *rpcOutConfig
 }
 
 func newRPCOut(nc *engine.NodeContext, c *rpcOutConfig) (engine.Node, error) {
@@ -161,22 +160,6 @@ func newRPCOut(nc *engine.NodeContext, c *rpcOutConfig) (engine.Node, error) {
 		return nil, err
 	}
 	return &rpcOut{user: u, conf: c}, nil
-}
-
-func (n *rpcOut) Start(context.Context) error {
-	if !n.started {
-		n.started = true
-		n.user.start()
-	}
-	return nil
-}
-
-func (n *rpcOut) Stop(context.Context) error {
-	if n.started {
-		n.started = false
-		n.user.stop()
-	}
-	return nil
 }
 
 func (n *rpcOut) Handle(ctx context.Context, msg *engine.Msg) error {
@@ -222,8 +205,7 @@ type rpcCallConfig struct {
 
 type rpcCall struct {
 	user
-	conf    *rpcCallConfig
-	started bool
+	conf *rpcCallConfig
 }
 
 func newRPCCall(nc *engine.NodeContext, c *rpcCallConfig) (engine.Node, error) {
@@ -235,22 +217,6 @@ func newRPCCall(nc *engine.NodeContext, c *rpcCallConfig) (engine.Node, error) {
 		c.Timeout = engine.Duration(10 * time.Second)
 	}
 	return &rpcCall{user: u, conf: c}, nil
-}
-
-func (n *rpcCall) Start(context.Context) error {
-	if !n.started {
-		n.started = true
-		n.user.start()
-	}
-	return nil
-}
-
-func (n *rpcCall) Stop(context.Context) error {
-	if n.started {
-		n.started = false
-		n.user.stop()
-	}
-	return nil
 }
 
 func (n *rpcCall) Handle(ctx context.Context, msg *engine.Msg) error {
