@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -370,25 +369,10 @@ func (c *Connection) addRPC(l *rpcListener) (remove func()) {
 	}
 }
 
-// pickRPC chooses the node for a request: the most specific listener (a
-// node for this very device before one for every device, a method filter
-// before none), the oldest first among equals.
-func (c *Connection) pickRPC(req tb.RPCRequest) *rpcListener {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var cands []*rpcListener
-	for _, l := range c.rpcs {
-		if !l.any && l.device != req.Device {
-			continue
-		}
-		if l.method != "" && l.method != req.Method {
-			continue
-		}
-		cands = append(cands, l)
-	}
-	if len(cands) == 0 {
-		return nil
-	}
+// pickRPCLocked chooses the node for a request: the most specific listener
+// (a node for this very device before one for every device, a method filter
+// before none), the oldest first among equals. c.mu is held.
+func (c *Connection) pickRPCLocked(req tb.RPCRequest) *rpcListener {
 	score := func(l *rpcListener) int {
 		s := 0
 		if !l.any {
@@ -399,47 +383,57 @@ func (c *Connection) pickRPC(req tb.RPCRequest) *rpcListener {
 		}
 		return s
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		si, sj := score(cands[i]), score(cands[j])
-		if si != sj {
-			return si > sj
+	var best *rpcListener
+	bestScore := 0
+	for _, l := range c.rpcs {
+		if (!l.any && l.device != req.Device) || (l.method != "" && l.method != req.Method) {
+			continue
 		}
-		return cands[i].seq < cands[j].seq
-	})
-	return cands[0]
+		if s := score(l); best == nil || s > bestScore || (s == bestScore && l.seq < best.seq) {
+			best, bestScore = l, s
+		}
+	}
+	return best
 }
 
 // rpcStartGrace is how long a request no node takes waits for one to start.
 const rpcStartGrace = 2 * time.Second
 
-// dispatchRPC is the connection's one RPC handler: it hands the request to
-// the node that takes it, which replies later through tb-rpc-out.
-func (c *Connection) dispatchRPC(ctx context.Context, req tb.RPCRequest) (any, error) {
-	l := c.pickRPC(req)
-	// The server delivers queued requests as soon as the connection
-	// subscribes, which can be before the flow's RPC nodes have started:
-	// give them a moment before answering that nobody takes the call.
-	grace := time.NewTimer(rpcStartGrace)
-	defer grace.Stop()
-	for l == nil {
+// waitRPC returns the node for a request. The server delivers queued
+// requests as soon as the connection subscribes, which can be before the
+// flow's RPC nodes have started: it gives them rpcStartGrace before it
+// returns nil (nobody takes the call).
+func (c *Connection) waitRPC(ctx context.Context, req tb.RPCRequest) *rpcListener {
+	var grace *time.Timer
+	for {
 		c.mu.Lock()
+		l := c.pickRPCLocked(req)
 		if c.rpcAdded == nil {
 			c.rpcAdded = make(chan struct{})
 		}
 		added := c.rpcAdded
 		c.mu.Unlock()
-		if l = c.pickRPC(req); l != nil {
-			break
+		if l != nil {
+			return l
+		}
+		if grace == nil {
+			grace = time.NewTimer(rpcStartGrace)
+			defer grace.Stop()
 		}
 		select {
 		case <-added:
-			l = c.pickRPC(req)
-			continue
 		case <-grace.C:
+			return nil
 		case <-ctx.Done():
+			return nil
 		}
-		break
 	}
+}
+
+// dispatchRPC is the connection's one RPC handler: it hands the request to
+// the node that takes it, which replies later through tb-rpc-out.
+func (c *Connection) dispatchRPC(ctx context.Context, req tb.RPCRequest) (any, error) {
+	l := c.waitRPC(ctx, req)
 	if l == nil {
 		who := "the device"
 		if req.Device != "" {
