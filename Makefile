@@ -35,5 +35,13 @@ fmt:
 bench: peers
 	TBFLOW_REQUIRE_PEERS=1 $(GO) run ./bench/cmd/benchtable
 
+## faults: the fault suite (broker outages, kill -9, a stalled link, a vanishing Modbus unit, malformed replies)
+faults: peers
+	TBFLOW_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestFault' ./faults/
+
+## e2e: the editor's end-to-end tests in Debian's chromium (playwright-core)
+e2e: peers
+	TBFLOW_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 20m -v -run 'TestE2E' ./web/
+
 clean:
 	rm -f tbflow
