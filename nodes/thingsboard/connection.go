@@ -143,7 +143,10 @@ type rpcListener struct {
 	device string // "" = any (device mode: the device itself)
 	any    bool   // take requests for every device
 	method string // "" = every method
-	fn     func(ctx context.Context, req tb.RPCRequest) error
+	// fallback marks a gw-device's listener: a tb-rpc-in naming the same
+	// device (and method filter) takes the device's requests before it.
+	fallback bool
+	fn       func(ctx context.Context, req tb.RPCRequest) error
 }
 
 func newConnection(nc *engine.NodeContext, c *connConfig) (engine.Node, error) {
@@ -371,14 +374,18 @@ func (c *Connection) addRPC(l *rpcListener) (remove func()) {
 
 // pickRPCLocked chooses the node for a request: the most specific listener
 // (a node for this very device before one for every device, a method filter
-// before none), the oldest first among equals. c.mu is held.
+// before none, a tb-rpc-in before a gw-device), the oldest first among
+// equals. c.mu is held.
 func (c *Connection) pickRPCLocked(req tb.RPCRequest) *rpcListener {
 	score := func(l *rpcListener) int {
 		s := 0
 		if !l.any {
-			s += 2
+			s += 4
 		}
 		if l.method != "" {
+			s += 2
+		}
+		if !l.fallback {
 			s++
 		}
 		return s

@@ -25,7 +25,7 @@ Outputs:
    ` + "`tb-attr-out`" + ` on the same gateway connection sends for it. Wire ` + "`modbus-in → gw-device → tb-telemetry-out`" + `.
 2. **rpc**: server-side RPCs for the device, shaped like ` + "`tb-rpc-in`" + `'s (` + "`msg.method`" + `, ` + "`msg.payload`" + ` = params,
    ` + "`msg.rpc`" + `, ` + "`msg.device`" + `); answer them with ` + "`tb-rpc-out`" + `. They go to this node rather than to a ` + "`tb-rpc-in`" + `
-   without a device.
+   without a device; a ` + "`tb-rpc-in`" + ` naming this device takes them instead.
 3. **attributes**: the device's shared-attribute updates, shaped like ` + "`tb-attr-in`" + `'s (` + "`msg.payload`" + `,
    ` + "`msg.deleted`" + `, ` + "`msg.resync`" + `, ` + "`msg.device`" + `), for the keys in **keys** (all when empty); with **initial**,
    the current values at start and what changed during an outage after every reconnect.
@@ -108,7 +108,7 @@ func (n *gwDevice) connectLocked(ctx context.Context, device string) error {
 		return publishErr("connecting device "+device, err)
 	}
 	life := n.life
-	removeRPC := n.conn.addRPC(&rpcListener{device: device, fn: func(ctx context.Context, req tb.RPCRequest) error {
+	removeRPC := n.conn.addRPC(&rpcListener{device: device, fallback: true, fn: func(ctx context.Context, req tb.RPCRequest) error {
 		return n.nc.SendTo(ctx, 1, rpcMsg(n.conn.nc.ID(), req))
 	}})
 	w := newAttrWatch(device, n.conf.Initial, func(values map[string]any, deleted []string, resync bool) {

@@ -10,7 +10,8 @@ import (
 
 // TestRPCPrecedence: a request goes to the most specific node (one for its
 // device before one for every device, a method filter before none), the
-// oldest among equals, as the tb-rpc-in help says.
+// tb-rpc-in before a gw-device for the same device, the oldest among equals,
+// as the tb-rpc-in help says.
 func TestRPCPrecedence(t *testing.T) {
 	c := &Connection{rpcs: map[int]*rpcListener{}}
 	add := func(device, method string) *rpcListener {
@@ -26,16 +27,22 @@ func TestRPCPrecedence(t *testing.T) {
 	anyAll := add("", "")
 	add("", "") // equal to anyAll, started later
 	anySet := add("", "set")
+	gwA := &rpcListener{device: "A", fallback: true}
+	c.addRPC(gwA) // a gw-device for A, started before the tb-rpc-in nodes for A
 	aAll := add("A", "")
 	aSet := add("A", "set")
+	gwB := &rpcListener{device: "B", fallback: true}
+	c.addRPC(gwB)
 	for _, tc := range []struct {
 		device, method string
 		want           *rpcListener
 	}{
 		{"", "get", anyAll},
 		{"", "set", anySet},
-		{"B", "get", anyAll},
-		{"B", "set", anySet},
+		{"B", "get", gwB},
+		{"B", "set", gwB},
+		{"C", "get", anyAll},
+		{"C", "set", anySet},
 		{"A", "get", aAll},
 		{"A", "set", aSet},
 	} {

@@ -29,8 +29,8 @@ Wire the flow to a ` + "`tb-rpc-out`" + ` node to send the reply. A request not 
 
 **method** filters: only requests of that method come out of this node. Several ` + "`tb-rpc-in`" + ` nodes may
 share a connection: each request goes to one node, the most specific that matches (a node for the
-request's device before one for any device, a node with a method filter before one without; among
-equals the one started first). A request that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
+request's device before one for any device, a node with a method filter before one without, a
+` + "`tb-rpc-in`" + ` before a ` + "`gw-device`" + ` for the same device; among equals the one started first). A request that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 		Fields: []engine.Field{
 			connField(),
 			{Name: "method", Kind: engine.KindString, Default: "", Help: "Only take requests of this method; empty takes every method no more specific node takes.", Example: "setRelay"},
