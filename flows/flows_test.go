@@ -1,5 +1,3 @@
-// Package flows holds example flows; its test validates every one of them
-// against every registered node type.
 package flows
 
 import (
@@ -12,6 +10,8 @@ import (
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 )
 
+// TestExampleFlowsValidate validates every example flow against every
+// registered node type.
 func TestExampleFlowsValidate(t *testing.T) {
 	files, err := filepath.Glob("*.json")
 	if err != nil {
