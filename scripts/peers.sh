@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the full test suite runs against:
-# Debian's mosquitto broker, python3-paho-mqtt and python3-pymodbus. When a peer is missing and we run as
-# root, it is installed with apt-get; otherwise the script fails naming what
-# to install.
+# Debian's mosquitto broker, python3-paho-mqtt and python3-pymodbus; for the
+# editor's end-to-end tests Debian's chromium with fonts-dejavu-core, Node.js
+# (>= 20, with npm; Debian's nodejs and npm when node is missing) and the
+# playwright-core pinned in web/e2e/package-lock.json (npm ci, no browser
+# download). When a system peer is missing and we run as root, it is
+# installed with apt-get; otherwise the script fails naming what to install.
+# The npm packages need no root: they go to web/e2e/node_modules whenever it
+# is missing or older than the lock file.
 set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
@@ -15,18 +22,43 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Debian's pymodbus is the Modbus server nobody here wrote, for modbus/'s
 # read suite; its server module imports serial and serial_asyncio.
 /usr/bin/python3 -c 'import pymodbus.server, serial' >/dev/null 2>&1 || need+=(python3 python3-pymodbus python3-serial python3-serial-asyncio)
-
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
+# Debian's chromium (the tests launch /usr/bin/chromium, not a downloaded
+# browser) renders the editor; DejaVu gives it text that measures the same
+# on every machine.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# Node.js runs the test scripts and playwright-core. A node already on PATH
+# (a newer one, say) is kept; Debian's is installed only when there is none.
+if ! command -v node >/dev/null 2>&1; then
+  need+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+  need+=(npm)
 fi
 
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "peers: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}" >/dev/null
-  exit 0
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "peers: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}" >/dev/null
+  else
+    echo "peers: missing ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
 fi
 
-echo "peers: missing ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
-exit 1
+# playwright-core 1.65 (the version the lock file pins, matched to Debian's
+# chromium) runs on Node.js 20 or newer.
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "peers: Node.js $(node --version) is too old for web/e2e (playwright-core needs Node.js >= 20); install Node.js 20 or newer" >&2
+  exit 1
+fi
+
+e2e="$root/web/e2e"
+stamp="$e2e/node_modules/.package-lock.json"
+if [ ! -f "$e2e/node_modules/playwright-core/package.json" ] || [ ! -f "$stamp" ] || [ "$e2e/package-lock.json" -nt "$stamp" ]; then
+  echo "peers: npm ci in web/e2e" >&2
+  (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  touch "$stamp"
+fi
