@@ -6,7 +6,7 @@ import { editorTest, env } from './lib/editor.js';
 
 editorTest('the editor loads with an open connection and no console errors', async (ed) => {
   assert.match(await ed.page.title(), /tbflow/i);
-  await ed.$('body[data-conn="open"]').waitFor();
+  await ed.$('body[data-conn="open"]').waitFor({ state: 'attached' });
   await ed.$('svg#canvas').waitFor();
   await ed.$('#palette .palette-node[data-type="inject"]').waitFor();
   await ed.$('#deploy').waitFor();

@@ -211,7 +211,7 @@ export class Editor {
   }
 
   async waitOpen() {
-    await this.page.locator('body[data-conn="open"]').waitFor();
+    await this.page.locator('body[data-conn="open"]').waitFor({ state: 'attached' });
     await this.page.locator('#palette .palette-node').first().waitFor();
   }
 
