@@ -19,8 +19,8 @@ import (
 //   - Refuse closes new connections at once (the broker is unreachable).
 //
 // When an observer is set, the proxy parses the MQTT packets it forwards and
-// reports each one after writing it, so a test can see which publishes the
-// broker really acknowledged on the wire.
+// reports each one as it forwards it (just before writing it on), so a test
+// can see which publishes the broker really acknowledged on the wire.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -218,9 +218,9 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, dir Direction) {
 			if !p.waitFlowing() {
 				return
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+			// Reported before the write: the receiver cannot react to a
+			// packet (a PUBACK freeing a packet id for the next PUBLISH)
+			// before its observer has seen it.
 			p.mu.Lock()
 			obs := p.observe
 			p.mu.Unlock()
@@ -230,6 +230,9 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, dir Direction) {
 					ev.Link, ev.Gen, ev.Dir = l.id, l.gen, dir
 					obs(ev)
 				})
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
 			}
 		}
 		if err != nil {

@@ -26,8 +26,8 @@ func (d Direction) String() string {
 	return "to-client"
 }
 
-// WireEvent is one MQTT packet the proxy forwarded, reported after it was
-// written to the other side.
+// WireEvent is one MQTT packet the proxy forwards, reported just before it
+// is written to the other side.
 type WireEvent struct {
 	Link int       // the proxied connection, numbered from 1 in accept order
 	Gen  int       // the proxy's generation when the connection was made

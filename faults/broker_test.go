@@ -1,0 +1,307 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tbflow/tbflow/internal/peers"
+	"github.com/tbflow/tbflow/tb"
+)
+
+const topicTelemetry = "v1/devices/me/telemetry"
+
+// outage is how long a broker stays away at least.
+const outage = 2 * time.Second
+
+// subscriber counts the numbered telemetry mosquitto delivers. It keeps a
+// persistent session (clean session off, QoS 1) so that what mosquitto had
+// queued for it survives a restart of the broker as far as mosquitto's
+// persistence does, and subscribes again after every connect in case the
+// session itself was not saved.
+type subscriber struct {
+	cli mqtt.Client
+
+	mu      sync.Mutex
+	copies  map[int]int
+	subacks int
+	bad     int
+}
+
+func newSubscriber(t *testing.T, addr string) *subscriber {
+	t.Helper()
+	s := &subscriber{copies: map[int]int{}}
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("faults-subscriber").
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond).
+		SetKeepAlive(5 * time.Second).SetOrderMatters(false)
+	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		var v struct{ Seq *int }
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if json.Unmarshal(m.Payload(), &v) != nil || v.Seq == nil {
+			s.bad++
+			return
+		}
+		s.copies[*v.Seq]++
+	})
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		tok := c.Subscribe(topicTelemetry, 1, nil)
+		go func() {
+			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				s.mu.Lock()
+				s.subacks++
+				s.mu.Unlock()
+			}
+		}()
+	})
+	s.cli = mqtt.NewClient(o)
+	if tok := s.cli.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber: connecting to mosquitto: %v", tok.Error())
+	}
+	t.Cleanup(func() { s.cli.Disconnect(100) })
+	return s
+}
+
+func (s *subscriber) subscribed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subacks
+}
+
+func (s *subscriber) received() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]int, len(s.copies))
+	for k, v := range s.copies {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *subscriber) distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.copies)
+}
+
+// TestFaultBrokerKill9Mosquitto kills Debian's mosquitto with SIGKILL while
+// a device streams numbered telemetry through it, starts it again on the
+// same port, and counts what a subscriber with a persistent session got.
+//
+// Mosquitto acknowledges a QoS 1 publish as soon as it has it in memory and
+// saves its state only every second (autosave_interval 1), so SIGKILL can
+// lose messages it had already PUBACKed but not yet forwarded or saved:
+// those are mosquitto's losses, not tbflow's. The proxy between the device
+// and the broker sees every PUBACK on the wire, so the test can tell them
+// apart: a message counts as lost only if the client never had a PUBACK for
+// it from the killed broker and yet it never arrived; messages PUBACKed by
+// the killed broker (and reported as acknowledged to the caller before the
+// restart) that never arrived are reported as broker_lost.
+func TestFaultBrokerKill9Mosquitto(t *testing.T) {
+	m := peers.StartMosquitto(t, peers.MosquittoConfig{Persistent: true})
+	sub := newSubscriber(t, m.Addr)
+	eventually(t, 10*time.Second, "the subscriber's SUBACK", func() bool { return sub.subscribed() > 0 })
+
+	proxy, err := NewProxy(m.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	wire := newWireLedger(topicTelemetry)
+	proxy.Observe(wire.observe)
+
+	host, port := hostPort(t, proxy.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	d, err := tb.NewDevice(tb.Config{
+		Host: host, Port: port, AccessToken: "fault-device", SkipSessionLimits: true,
+		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+
+	st := startStream(d, 4*time.Millisecond)
+	stopped := false
+	defer func() {
+		if !stopped {
+			st.stop()
+		}
+	}()
+	eventually(t, 30*time.Second, "300 messages delivered before the kill", func() bool { return sub.distinct() >= 300 })
+
+	// The device cannot reach the broker again until the subscriber is
+	// back: what the new broker acknowledges must have a subscriber to go to.
+	proxy.Refuse(true)
+	m.Stop() // SIGKILL
+	proxy.SetGeneration(1)
+	_, atKill := st.counts()
+	time.Sleep(outage) // the fault lasts this long by design
+	eventually(t, 30*time.Second, "200 messages accepted during the outage", func() bool {
+		_, n := st.counts()
+		return n >= atKill+200
+	})
+	before := sub.subscribed()
+	m.Start()
+	eventually(t, 30*time.Second, "the subscriber attached again", func() bool { return sub.subscribed() > before })
+
+	// Snapshot, before the device can reach the new broker, which messages
+	// the device already holds as acknowledged (by the killed broker).
+	backlog := st.acceptedSoFar()
+	ackedByKilled := map[int]bool{}
+	for _, n := range backlog {
+		if st.ackedNil(n) {
+			ackedByKilled[n] = true
+		}
+	}
+	proxy.Refuse(false)
+	reopened := time.Now()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
+		t.Fatalf("the backlog was not acknowledged after the broker came back: %v", err)
+	}
+	wcancel()
+	recovery := time.Since(reopened)
+	_, atReopen := st.counts()
+	eventually(t, 30*time.Second, "300 more messages accepted after the restart", func() bool {
+		_, n := st.counts()
+		return n >= atReopen+300
+	})
+	st.stop()
+	stopped = true
+
+	all := st.acceptedSoFar()
+	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
+	ok, ackErrs, err := st.waitAcked(wctx, all)
+	wcancel()
+	if err != nil {
+		t.Fatalf("waiting for every acknowledgement: %v", err)
+	}
+	excuse := func(n int) bool { return ackedByKilled[n] && wire.acked(n, 0) }
+	waitFor(30*time.Second, func() bool { return account(st, sub.received(), excuse, nil).lost == 0 })
+	tl := account(st, sub.received(), excuse, wire)
+	sent, _ := st.counts()
+	record(t, Result{
+		Fault: "mosquitto kill -9 + restart", Sent: sent, Acknowledged: tl.acknowledged,
+		Delivered: tl.delivered, Duplicated: tl.duplicated, Lost: tl.lost, Recovery: recovery,
+		Extra: map[string]int64{
+			"broker_lost": int64(tl.excused), "false_acks": int64(tl.falseAcks),
+			"accepted_in_outage": int64(atReopen - atKill),
+		},
+	})
+	tl.check(t)
+	if ok != len(all) {
+		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
+	}
+	if len(st.errs) > 0 {
+		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
+	}
+}
+
+// TestFaultBrokerPauseTBSim takes the ThingsBoard-compatible endpoint away
+// (tbsim's listener closes and every connection drops) while a device
+// streams numbered telemetry, brings it back, and counts what tbsim stored.
+// tbsim stores a publish before it PUBACKs it, so nothing acknowledged may
+// be missing.
+func TestFaultBrokerPauseTBSim(t *testing.T) {
+	s := newTBSim(t, "fault-device", "fault-token")
+	proxy, err := NewProxy(s.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	wire := newWireLedger(topicTelemetry)
+	proxy.Observe(wire.observe)
+
+	host, port := hostPort(t, proxy.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	d, err := tb.NewDevice(tb.Config{
+		Host: host, Port: port, AccessToken: "fault-token",
+		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+
+	st := startStream(d, 4*time.Millisecond)
+	stopped := false
+	defer func() {
+		if !stopped {
+			st.stop()
+		}
+	}()
+	eventually(t, 30*time.Second, "300 messages stored before the outage", func() bool { return len(tbsimCopies(s, "fault-device")) >= 300 })
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	_, atPause := st.counts()
+	time.Sleep(outage) // the fault lasts this long by design
+	eventually(t, 30*time.Second, "200 messages accepted during the outage", func() bool {
+		_, n := st.counts()
+		return n >= atPause+200
+	})
+	backlog := st.acceptedSoFar()
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
+		t.Fatalf("the backlog was not acknowledged after tbsim came back: %v", err)
+	}
+	wcancel()
+	recovery := time.Since(resumed)
+	_, atResume := st.counts()
+	eventually(t, 30*time.Second, "300 more messages accepted after the outage", func() bool {
+		_, n := st.counts()
+		return n >= atResume+300
+	})
+	st.stop()
+	stopped = true
+
+	all := st.acceptedSoFar()
+	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
+	ok, ackErrs, err := st.waitAcked(wctx, all)
+	wcancel()
+	if err != nil {
+		t.Fatalf("waiting for every acknowledgement: %v", err)
+	}
+	// tbsim stores before it acknowledges: no waiting for stragglers.
+	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
+	sent, _ := st.counts()
+	record(t, Result{
+		Fault: "tbsim pause + resume", Sent: sent, Acknowledged: tl.acknowledged,
+		Delivered: tl.delivered, Duplicated: tl.duplicated, Lost: tl.lost, Recovery: recovery,
+		Extra: map[string]int64{"false_acks": int64(tl.falseAcks), "accepted_in_outage": int64(atResume - atPause)},
+	})
+	tl.check(t)
+	if ok != len(all) {
+		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
+	}
+	if len(st.errs) > 0 {
+		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
+	}
+}
+
+func head2(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("(%d more)", len(s)-n))
+	}
+	return s
+}
