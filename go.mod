@@ -11,6 +11,7 @@ require (
 	github.com/simonvetter/modbus v1.6.4
 	github.com/twmb/murmur3 v1.1.8
 	go.etcd.io/bbolt v1.5.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.42.0
 	golang.org/x/term v0.35.0
 )

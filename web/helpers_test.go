@@ -221,6 +221,7 @@ type wsClient struct {
 	nextID int
 	frames chan frame // every frame, in order
 	done   chan struct{}
+	err    error // why reading ended, once done is closed
 }
 
 // dialWS connects to the server's /api/ws with optional headers.
@@ -255,6 +256,7 @@ func (wc *wsClient) readLoop() {
 	for {
 		_, b, err := wc.c.ReadMessage()
 		if err != nil {
+			wc.err = err
 			return
 		}
 		var f frame

@@ -285,6 +285,10 @@ func (wc *wsConn) dispatch(data []byte) {
 		wc.send(cmd.ID, nil, badRequest(`a command needs a "cmd"`))
 		return
 	}
+	if a := cmd.Args; len(a) > 0 && string(a) != "null" && a[0] != '{' {
+		wc.send(cmd.ID, nil, badRequest(`"args" must be an object`))
+		return
+	}
 	s := wc.s
 	switch cmd.Cmd {
 	case "ping":
@@ -408,9 +412,9 @@ func matchTopic(pattern []string, topic string) bool {
 	return len(levels) == len(pattern)
 }
 
-// mayMatchStatus reports whether a pattern matches some status topic.
+// mayMatchStatus reports whether a pattern may match status topics.
 func mayMatchStatus(parts []string) bool {
-	return matchTopic(parts, "status/x")
+	return parts[0] == "#" || ((parts[0] == "status" || parts[0] == "+") && len(parts) >= 2)
 }
 
 func (wc *wsConn) topicsArg(cmd command) ([]string, bool) {
