@@ -29,6 +29,7 @@ var summary struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeBinary()
 	summary.Lock()
 	rows := summary.rows
 	summary.Unlock()
