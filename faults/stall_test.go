@@ -1,0 +1,126 @@
+package faults
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tbflow/tbflow/tb"
+)
+
+// stallFor is how long the link carries nothing.
+const stallFor = 30 * time.Second
+
+// TestFaultStalledLink stops all traffic between a device and tbsim for
+// 30 s without closing the connection — a link that goes silent, as when a
+// cellular modem or a NAT loses its state — while the device streams
+// numbered telemetry. The device runs with a 5 s keep-alive: it must notice
+// the silence (no PINGRESP within paho's 10 s ping timeout) and reconnect,
+// and its attempts during the stall hang in the same black hole. When the
+// link carries traffic again, whatever waited in the socket buffers arrives
+// too (late publishes and CONNECTs of abandoned attempts). Nothing
+// acknowledged may be lost.
+func TestFaultStalledLink(t *testing.T) {
+	s := newTBSim(t, "fault-device", "fault-token")
+	proxy, err := NewProxy(s.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	wire := newWireLedger(topicTelemetry)
+	proxy.Observe(wire.observe)
+
+	var mu sync.Mutex
+	var stallStart, noticedAt time.Time
+	host, port := hostPort(t, proxy.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	d, err := tb.NewDevice(tb.Config{
+		Host: host, Port: port, AccessToken: "fault-token", KeepAlive: 5 * time.Second,
+		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
+		// The first status other than connected after the stall began
+		// is the moment the device noticed (the status coalesces a lost
+		// connection followed at once by a new attempt into connecting).
+		OnStatus: func(st tb.Status) {
+			mu.Lock()
+			defer mu.Unlock()
+			if st.State != tb.StateConnected && !stallStart.IsZero() && noticedAt.IsZero() {
+				noticedAt = time.Now()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+
+	st := startStream(d, 10*time.Millisecond)
+	stopped := false
+	defer func() {
+		if !stopped {
+			st.stop()
+		}
+	}()
+	eventually(t, 30*time.Second, "200 messages stored before the stall", func() bool { return len(tbsimCopies(s, "fault-device")) >= 200 })
+	connsBefore := proxy.Connections()
+	mu.Lock()
+	stallStart = time.Now()
+	mu.Unlock()
+	_, atStall := st.counts()
+	<-proxy.Stall(stallFor)
+	stallEnd := time.Now()
+	_, atEnd := st.counts()
+	backlog := st.acceptedSoFar()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
+		t.Fatalf("the backlog was not acknowledged after the stall: %v", err)
+	}
+	wcancel()
+	recovery := time.Since(stallEnd)
+	_, atRecovered := st.counts()
+	eventually(t, 30*time.Second, "300 more messages accepted after the stall", func() bool {
+		_, n := st.counts()
+		return n >= atRecovered+300
+	})
+	st.stop()
+	stopped = true
+
+	all := st.acceptedSoFar()
+	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
+	ok, ackErrs, err := st.waitAcked(wctx, all)
+	wcancel()
+	if err != nil {
+		t.Fatalf("waiting for every acknowledgement: %v", err)
+	}
+	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
+	sent, _ := st.counts()
+	mu.Lock()
+	detect := int64(-1) // rode through without noticing
+	if !noticedAt.IsZero() {
+		detect = noticedAt.Sub(stallStart).Milliseconds()
+	}
+	mu.Unlock()
+	record(t, Result{
+		Fault: "link stalled 30 s", Sent: sent, Acknowledged: tl.acknowledged,
+		Delivered: tl.delivered, Duplicated: tl.duplicated, Lost: tl.lost, Recovery: recovery,
+		Extra: map[string]int64{
+			"detect_ms": detect, "connections": int64(proxy.Connections() - connsBefore),
+			"accepted_in_stall": int64(atEnd - atStall), "false_acks": int64(tl.falseAcks),
+		},
+	})
+	tl.check(t)
+	if ok != len(all) {
+		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
+	}
+	if len(st.errs) > 0 {
+		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
+	}
+	if detect < 0 {
+		t.Errorf("the device did not notice a %s silence with a 5 s keep-alive", stallFor)
+	}
+}
