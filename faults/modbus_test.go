@@ -48,9 +48,11 @@ func TestFaultModbusUnitVanishes(t *testing.T) {
 	flow, err := json.Marshal([]map[string]any{
 		{"id": "tab", "type": "tab", "label": "modbus unit"},
 		{"id": "mb", "type": "modbus-connection", "host": "127.0.0.1", "port": port, "timeout": "300ms", "backoffMax": "2s"},
-		{"id": "meter", "type": "modbus-in", "z": "tab", "connection": "mb", "unit": 1, "period": "100ms",
+		{
+			"id": "meter", "type": "modbus-in", "z": "tab", "x": 100, "y": 100, "wires": []any{[]any{"out"}},
+			"connection": "mb", "unit": 1, "period": "100ms",
 			"registers": []any{map[string]any{"key": "seq", "function": "holding", "address": 0, "type": "uint16"}},
-			"x":         100, "y": 100, "wires": []any{[]any{"out"}}},
+		},
 		capture,
 	})
 	if err != nil {
