@@ -64,6 +64,7 @@ export function jsonTree(value, key, open = false) {
       if (entries.length > shown.length) kids.append(h('div', { class: 'json-more', text: `… ${entries.length - shown.length} more` }));
     }
     kids.hidden = !o;
+    summary.textContent = o ? (isArr ? `array[${size}]` : `object`) : preview(value);
     node.classList.toggle('open', o);
     head.setAttribute('aria-expanded', String(o));
   };

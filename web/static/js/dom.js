@@ -15,7 +15,10 @@ function apply(el, attrs) {
     } else if (k === 'on') {
       for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
     } else if (k === 'style' && typeof v === 'object') {
-      Object.assign(el.style, v);
+      for (const [prop, val] of Object.entries(v)) {
+        if (prop.startsWith('--')) el.style.setProperty(prop, val);
+        else el.style[prop] = val;
+      }
     } else if (PROPS.has(k)) {
       el[k] = v;
     } else {

@@ -58,7 +58,7 @@ export function problemList(title, problems, nameOf) {
     h(
       'ul',
       { class: 'problem-list' },
-      shown.map((p) => h('li', null, h('span', { class: 'problem-node', text: nameOf(p) }), p.field ? h('code', { text: p.field }) : null, ' ', p.message)),
+      shown.map((p) => h('li', null, h('span', { class: 'problem-node', text: nameOf(p) }), ' ', p.field ? [h('code', { text: p.field }), ': '] : null, p.message)),
     ),
     problems.length > shown.length ? h('div', { class: 'problem-more', text: `… and ${problems.length - shown.length} more` }) : null,
   );

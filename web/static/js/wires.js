@@ -12,7 +12,10 @@ export function wirePath(x1, y1, x2, y2) {
   if (dx >= 0) c = Math.max(dx * 0.5, 25);
   else c = Math.min(Math.max(60, -dx * 0.5 + 40), 160);
   if (dx < 0 && Math.abs(y2 - y1) < 20) c = Math.max(c, 60);
-  return `M${x1} ${y1}C${x1 + c} ${y1} ${x2 - c} ${y2} ${x2} ${y2}`;
+  // A level wire bends by a fraction of a pixel (still through its
+  // midpoint), so its box is never flat and it can be pointed at.
+  const k = Math.abs(y2 - y1) < 1 ? 1.5 : 0;
+  return `M${x1} ${y1}C${x1 + c} ${y1 - k} ${x2 - c} ${y2 + k} ${x2} ${y2}`;
 }
 
 /** Where a node's output port and input port are, in canvas coordinates. */
