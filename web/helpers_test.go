@@ -222,6 +222,9 @@ type wsClient struct {
 	frames chan frame // every frame, in order
 	done   chan struct{}
 	err    error // why reading ended, once done is closed
+	// backlog holds frames passed over while waiting for a reply, so an
+	// event that overtook the reply to the command causing it is not lost.
+	backlog []frame
 }
 
 // dialWS connects to the server's /api/ws with optional headers.
@@ -301,16 +304,12 @@ func (wc *wsClient) start(cmd string, args any) string {
 // next returns the next frame, failing after a generous timeout.
 func (wc *wsClient) next() frame {
 	wc.t.Helper()
-	select {
-	case f, ok := <-wc.frames:
-		if !ok {
-			wc.t.Fatal("connection closed")
-		}
+	if len(wc.backlog) > 0 {
+		f := wc.backlog[0]
+		wc.backlog = wc.backlog[1:]
 		return f
-	case <-time.After(10 * time.Second):
-		wc.t.Fatal("no frame from the server")
 	}
-	return frame{}
+	return wc.recv()
 }
 
 // until returns the first frame satisfying pred; frames before it are
@@ -328,10 +327,40 @@ func (wc *wsClient) until(pred func(frame) bool, skipped func(frame)) frame {
 	}
 }
 
-// reply waits for the reply with the given id (a JSON number or "null").
+// reply waits for the reply with the given id (a JSON number or "null");
+// the frames before it stay for next and until.
 func (wc *wsClient) reply(id string) frame {
 	wc.t.Helper()
-	return wc.until(func(f frame) bool { return f.Event == nil && string(f.ID) == id }, nil)
+	for i, f := range wc.backlog {
+		if f.Event == nil && string(f.ID) == id {
+			wc.backlog = append(wc.backlog[:i:i], wc.backlog[i+1:]...)
+			return f
+		}
+	}
+	var passed []frame
+	for {
+		f := wc.recv()
+		if f.Event == nil && string(f.ID) == id {
+			wc.backlog = append(wc.backlog, passed...)
+			return f
+		}
+		passed = append(passed, f)
+	}
+}
+
+// recv reads the next frame from the connection, skipping the backlog.
+func (wc *wsClient) recv() frame {
+	wc.t.Helper()
+	select {
+	case f, ok := <-wc.frames:
+		if !ok {
+			wc.t.Fatal("connection closed")
+		}
+		return f
+	case <-time.After(10 * time.Second):
+		wc.t.Fatal("no frame from the server")
+	}
+	return frame{}
 }
 
 // call sends a command and waits for its reply.

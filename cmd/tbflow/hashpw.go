@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register("hash-password", "print a bcrypt hash of a password read from stdin (for serve --auth-password-hash)", runHashPassword)
+	register("hash-password", "print a bcrypt hash of a password read from stdin", runHashPassword)
 }
 
 // passwordInput is where hash-password reads; tests replace it.
