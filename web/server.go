@@ -236,7 +236,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	if stateChanging(r) && !s.originAllowed(r) {
-		writeError(w, &apiError{Code: codeForbidden, Message: "cross-origin request refused (Origin " + fmt.Sprintf("%q", r.Header.Get("Origin")) + "); allow it with --allow-origin", status: http.StatusForbidden})
+		writeError(w, &apiError{Code: codeForbidden, Message: fmt.Sprintf("cross-origin request refused (Origin %q); allow it with --allow-origin", r.Header.Get("Origin")), status: http.StatusForbidden})
 		return
 	}
 	if s.auth.enabled() {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tbflow/tbflow/engine"
@@ -49,6 +50,8 @@ type serveConfig struct {
 	AllowOrigins []string
 	// StaticDir serves the editor from a directory instead of the binary.
 	StaticDir string
+	// Collectors are further Prometheus collectors for /metrics.
+	Collectors []prometheus.Collector
 	// OnListen, when set, is called with the editor URL once the server
 	// listens.
 	OnListen func(url string)
@@ -104,6 +107,7 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	}
 	ws, err := web.New(web.Options{
 		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, StaticDir: cfg.StaticDir,
+		Collectors: cfg.Collectors,
 	})
 	if err != nil {
 		if cfg.Listener != nil {
@@ -184,9 +188,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("serve", stderr)
 	flows := fs.String("flows", "flows.json", "flow file: loaded at start, saved by every deploy (secrets go to FILE_cred.json)")
 	listen := fs.String("listen", "127.0.0.1:1880", "address to serve the editor on; beyond loopback, authentication is required")
-	tokenFile := fs.String("auth-token-file", "", "file holding the API token (or set TBFLOW_AUTH_TOKEN)")
+	tokenFile := fs.String("auth-token-file", "", "`file` holding the API token (or set TBFLOW_AUTH_TOKEN)")
 	user := fs.String("auth-user", "", "user name for the login form and HTTP basic auth")
-	passHash := fs.String("auth-password-hash", "", "bcrypt hash of the user's password, from `tbflow hash-password` (or set TBFLOW_AUTH_PASSWORD_HASH)")
+	passHash := fs.String("auth-password-hash", "", "bcrypt `hash` of the user's password (make one with tbflow hash-password; or set TBFLOW_AUTH_PASSWORD_HASH)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM); serves HTTPS with --tls-key")
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
 	var origins stringList
