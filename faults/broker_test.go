@@ -130,7 +130,7 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close(context.Background())
+	defer closeDevice(d)
 
 	st := startStream(d, 4*time.Millisecond)
 	stopped := false
@@ -237,7 +237,7 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close(context.Background())
+	defer closeDevice(d)
 
 	st := startStream(d, 4*time.Millisecond)
 	stopped := false

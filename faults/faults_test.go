@@ -396,6 +396,13 @@ func tbsimCopies(s *tbsim.Server, device string) map[int]int {
 	return out
 }
 
+// closeDevice closes d, giving it a bounded time to flush its outbox.
+func closeDevice(d *tb.Device) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = d.Close(ctx)
+}
+
 // newOutboxPath is a fresh disk outbox for one test.
 func newOutboxPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "outbox.db")

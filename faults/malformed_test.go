@@ -177,7 +177,7 @@ func TestFaultMalformedJSON(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close(context.Background())
+	defer closeDevice(d)
 	wasReported := func(part string) bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -57,7 +57,7 @@ func TestFaultStalledLink(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close(context.Background())
+	defer closeDevice(d)
 
 	st := startStream(d, 10*time.Millisecond)
 	stopped := false
