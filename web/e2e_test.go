@@ -45,11 +45,8 @@ func TestE2E(t *testing.T) {
 
 	artifacts := os.Getenv("TBFLOW_ARTIFACTS")
 	if artifacts == "" {
+		// Each test empties its own directory in there before writing.
 		artifacts = filepath.Join("e2e", "artifacts")
-		// A fresh run leaves no screenshots of an earlier one behind.
-		if err := os.RemoveAll(artifacts); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if artifacts, err = filepath.Abs(artifacts); err != nil {
 		t.Fatal(err)
@@ -68,6 +65,7 @@ func TestE2E(t *testing.T) {
 		"TBFLOW_FLOWS_FILE="+srv.store.Path,
 		"TBFLOW_CRED_FILE="+srv.store.CredentialsPath(),
 		"NO_COLOR=1",
+		"FORCE_COLOR=0",
 	)
 	for _, script := range scripts {
 		name := strings.TrimSuffix(filepath.Base(script), ".test.js")

@@ -55,4 +55,4 @@ editorTest('export all, delete all, import the export: nodes and wires are back'
   const debug = flowNodes(flows).find((n) => n.type === 'debug');
   await ed.inject(inject.id);
   await ed.debugMsgs(debug.id).filter({ hasText: '25' }).first().waitFor();
-});
+}, { flow });

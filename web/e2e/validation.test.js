@@ -17,7 +17,16 @@ editorTest('a broken expression: deploy refused, node invalid, field error shown
   await ed.edit('tf1');
   await ed.setField('expression', 'payload * (');
   await ed.formDone();
+  // Done checks the node with the server: the form stays open and shows
+  // the problem at the field.
+  const err = ed.$('#node-form .field-error[data-field="expression"]');
+  await err.waitFor({ state: 'visible' });
+  assert.notEqual((await err.textContent())?.trim() ?? '', '', 'the field error has no message');
+  await ed.shot('field error on done');
+  // Done again keeps the broken value; the deploy is refused.
+  await ed.formDone();
   await ed.formClosed();
+  await ed.$('#deploy.changed').waitFor({ state: 'attached' });
   await ed.$('#deploy').click();
   await ed.notification('error').first().waitFor();
   await ed.$('svg#canvas g.node.invalid[data-id="tf1"]').waitFor({ state: 'attached' });
@@ -26,12 +35,12 @@ editorTest('a broken expression: deploy refused, node invalid, field error shown
   const after = await getFlows();
   assert.equal(after.rev, before.rev, 'the refused deploy changed the revision');
   assert.equal(after.flows.find((n) => n.id === 'tf1')?.expression, 'payload * 2');
+  assert.equal(await ed.$('svg#canvas g.node.invalid').count(), 1, 'nodes other than the transform are marked invalid');
 
+  // The form, opened again, shows the problem at the field.
   await ed.edit('tf1');
-  const err = ed.$('#node-form .field-error[data-field="expression"]');
   await err.waitFor({ state: 'visible' });
-  assert.notEqual((await err.textContent())?.trim() ?? '', '', 'the field error has no message');
-  await ed.shot('field error');
+  await ed.shot('field error after deploy');
 
   // Fixing the expression clears the mark and deploys.
   await ed.setField('expression', 'payload * 3');

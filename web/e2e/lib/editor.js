@@ -168,6 +168,8 @@ export class Editor {
     });
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const ed = new Editor(name, profile, ctx, page);
+    // No screenshot of an earlier run stays beside this one's.
+    await fs.rm(ed.dir, { recursive: true, force: true });
     await fs.mkdir(ed.dir, { recursive: true });
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.url });
     page.setDefaultTimeout(WAIT);
@@ -229,8 +231,8 @@ export class Editor {
       await this.page
         .screenshot({ path: path.join(this.dir, 'failure.png') })
         .catch((e) => this.log.push(`failure screenshot: ${e.message}`));
-      console.log(`# ${this.name}: screenshots and console log in ${this.dir}`);
-      for (const e of this.errors) console.log(`# ${e}`);
+      console.log(`# ${this.name}: screenshots and console log in ${this.dir}; the page's last log lines:`);
+      for (const l of this.log.slice(-30)) console.log(`#   ${l}`);
     }
     await fs.writeFile(path.join(this.dir, 'console.log'), this.log.join('\n') + '\n');
     await this.ctx.close();
