@@ -43,6 +43,7 @@ export function createDeploy({ model, comms, problems, reload, nameOf }) {
   }
 
   function conflict() {
+    document.querySelector('#notify .notification[data-key="remote-deploy"]')?.remove();
     notify('Someone else deployed the flow after you loaded it. Deploying now would overwrite their changes, so nothing was deployed. Reload to get their flow (your undeployed changes are discarded), or export your changes first.', {
       type: 'error',
       id: 'deploy-result',

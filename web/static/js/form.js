@@ -56,7 +56,7 @@ export function createForms({ model, problems, confirm }) {
     const advancedBox = h('div', { class: 'form-fields' });
     const fields = t?.fields || [];
     for (const f of fields) {
-      const ed = fieldEditor(f, node[f.name], ctx);
+      const ed = fieldEditor(f, node[f.name] !== undefined ? node[f.name] : clone(f.default), ctx);
       sess.editors.push({ spec: f, ed });
       (f.advanced ? advancedBox : main).append(ed.el);
     }

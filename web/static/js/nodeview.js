@@ -11,19 +11,21 @@ const LABEL_FONT = `13px ${FONT_FAMILY}`;
 const ICON_W = 30;
 export const PORT = 10;
 
+const STATUS_FONT = `11px ${FONT_FAMILY}`;
+const STATUS_MAX = 40;
+
 let measure = null;
 const widths = new Map();
 
-export function textWidth(text) {
-  if (!measure) {
-    measure = document.createElement('canvas').getContext('2d');
-    measure.font = LABEL_FONT;
-  }
-  let w = widths.get(text);
+export function textWidth(text, font = LABEL_FONT) {
+  if (!measure) measure = document.createElement('canvas').getContext('2d');
+  const key = font + '\u0000' + text;
+  let w = widths.get(key);
   if (w === undefined) {
+    measure.font = font;
     w = measure.measureText(text).width;
     if (widths.size > 2000) widths.clear();
-    widths.set(text, w);
+    widths.set(key, w);
   }
   return w;
 }
@@ -131,14 +133,20 @@ export function draw(el, node, d) {
     );
   }
   if (d.status) {
+    // Centred under the node, so the node's box stays centred on its body.
     const fill = STATUS_FILLS.has(d.status.fill) ? d.status.fill : 'grey';
     const shape = d.status.shape === 'ring' ? 'ring' : 'dot';
+    const full = d.status.text;
+    const text = full.length > STATUS_MAX ? full.slice(0, STATUS_MAX - 1) + '…' : full;
+    const total = 10 + (text ? 4 + textWidth(text, STATUS_FONT) : 0);
+    const x0 = -total / 2;
     el.append(
       s(
         'g',
-        { class: ['status', `status-${fill}`, `status-${shape}`], transform: `translate(4 ${g.h + 5})` },
-        s('circle', { class: 'status-shape', cx: 5, cy: 5, r: shape === 'ring' ? 3.8 : 4.5 }),
-        s('text', { x: 14, y: 5, text: d.status.text }),
+        { class: ['status', `status-${fill}`, `status-${shape}`], transform: `translate(${g.w / 2} ${g.h + 10})` },
+        full.length > STATUS_MAX ? s('title', { text: full }) : null,
+        s('circle', { class: 'status-shape', cx: x0 + 5, cy: 0, r: shape === 'ring' ? 3.8 : 4.5 }),
+        s('text', { x: x0 + 14, y: 0, text }),
       ),
     );
   }
