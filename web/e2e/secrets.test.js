@@ -52,12 +52,29 @@ editorTest('a secret typed in a config node form stays on the server', async (ed
   assert.ok(!(await ed.exportJSON('all')).includes(secret), 'the export after a reload holds the secret');
   assert.ok(!(await ed.page.content()).includes(secret), 'the page holds the secret after a reload');
 
-  // The config node's form says there is a value without showing it.
+  // The config node's form, opened from the node's form, has an empty
+  // secret field (the placeholder is no value to show).
   await ed.edit(out);
+  await ed.field('connection').locator('xpath=..').getByRole('button', { name: /edit/i }).click();
+  const token = ed.field('accessToken');
+  await token.waitFor({ state: 'visible' });
+  assert.equal(await token.inputValue(), '', 'the secret field shows a value after a reload');
   const values = await ed.page.locator('input, textarea, select').evaluateAll((els) =>
     els.map((e) => /** @type {HTMLInputElement} */ (e).value));
   assert.ok(!values.some((v) => v.includes(secret)), 'a form field holds the secret after a reload');
-  await ed.shot('form after reload');
+  await ed.shot('config form after reload');
+  await ed.$('#form-cancel').click();
+  await ed.field('device').waitFor({ state: 'visible' });
+
+  // Deploying other changes keeps the secret the server holds.
+  await ed.setField('device', 'Meter B');
+  await ed.formDone();
+  await ed.formClosed();
+  await ed.deploy();
+  assert.ok((await fs.readFile(env.credFile, 'utf8')).includes(secret), 'a later deploy lost the secret');
+  const later = await getFlows();
+  assert.equal(later.flows.find((n) => n.id === out)?.device, 'Meter B');
+  assert.ok(!later.text.includes(secret));
 
   assert.ok(ed.framesIn.length > 0, 'the page received no WebSocket frames');
   const leaked = ed.framesIn.filter((f) => f.includes(secret));
