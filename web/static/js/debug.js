@@ -97,10 +97,7 @@ export function createDebug({ model, view, comms }) {
   let unseen = 0;
 
   function visible(e) {
-    if (tabOnly.checked) {
-      const n = model.get(e.nodeId);
-      if (!n || n.z !== view.tab) return false;
-    }
+    if (tabOnly.checked && (model.get(e.nodeId)?.z || e.z) !== view.tab) return false;
     const words = filter.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
     return words.every((w) => e.text.includes(w));
   }
@@ -140,7 +137,7 @@ export function createDebug({ model, view, comms }) {
       h('div', { class: 'debug-prop' }, h('span', { text: prop }), valueType ? h('span', { class: 'debug-type', text: ` : ${valueType}` }) : null),
       h('div', { class: 'debug-value' }, body),
     );
-    const entry = { el, nodeId, text: `${name} ${nodeId} ${prop} ${text}`.toLowerCase() };
+    const entry = { el, nodeId, z: src.z || known?.z || '', text: `${name} ${nodeId} ${prop} ${text}`.toLowerCase() };
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     entries.push(entry);
     el.hidden = !visible(entry);

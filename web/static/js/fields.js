@@ -249,7 +249,7 @@ function tableEditor(f, value, ctx) {
   function addRow(data, orig) {
     const controls = new Map();
     const tds = cols.map((c) => {
-      const ctl = control(c, data[c.name], ctx, { cell: true });
+      const ctl = control(c, data[c.name] !== undefined ? data[c.name] : clone(c.default), ctx, { cell: true });
       ctl.input.dataset.col = c.name;
       ctl.input.setAttribute('aria-label', c.label || c.name);
       if (c.help) ctl.input.title = c.help;

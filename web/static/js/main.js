@@ -198,7 +198,10 @@ async function boot() {
   const session = await getSession();
   if (session.auth) {
     $('#logout').hidden = false;
-    if (session.authenticated === false || (session.authenticated === undefined && !session.user && !(await authorized()))) await showLogin();
+    if (session.authenticated === false || (session.authenticated === undefined && !session.user && !(await authorized()))) {
+      document.body.dataset.conn = 'closed';
+      await showLogin();
+    }
   }
   comms.start();
 }
