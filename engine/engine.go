@@ -145,7 +145,7 @@ func (e *Engine) Rev() string {
 func (e *Engine) Validate(f *Flow) Problems {
 	f = f.Clone()
 	e.mu.Lock()
-	MergeSecrets(f, secretsOf(e.flow, e.reg))
+	keepSecrets(f, secretsOf(e.flow, e.reg))
 	e.mu.Unlock()
 	return e.reg.Validate(f, e.lookup)
 }
@@ -167,7 +167,8 @@ func (e *Engine) Start(ctx context.Context) error {
 // Deploy validates f and runs it, returning the new revision. rev is the
 // revision the caller's copy is based on: a non-empty rev that is not the
 // deployed revision fails with ErrConflict (reload and retry). Secret
-// fields holding [SecretPlaceholder] keep their deployed values. An invalid
+// fields holding [SecretPlaceholder], or absent (an exported flow), keep
+// their deployed values; "" clears them. An invalid
 // flow fails with a *ValidationError listing every problem, and nothing
 // changes. ctx bounds stopping the nodes the deploy replaces (at most
 // Options.StopTimeout); when it expires their contexts are cancelled.
@@ -188,7 +189,7 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 		return "", fmt.Errorf("unknown deploy mode %q (want %q or %q)", mode, DeployModified, DeployFull)
 	}
 	f = f.Clone()
-	MergeSecrets(f, secretsOf(e.flow, e.reg))
+	keepSecrets(f, secretsOf(e.flow, e.reg))
 	if ps := e.reg.Validate(f, e.lookup); ps.HasErrors() {
 		return "", ps.Err()
 	}

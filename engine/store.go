@@ -53,12 +53,23 @@ func Export(f *Flow, reg *Registry) *Flow {
 }
 
 // MergeSecrets fills secret fields of f that are absent, empty or hold the
-// placeholder from creds.
+// placeholder from creds (a flow file and its credentials file).
 func MergeSecrets(f *Flow, creds Credentials) {
+	mergeSecrets(f, creds, true)
+}
+
+// keepSecrets fills secret fields of f that are absent or hold the
+// placeholder from creds (the deployed values): a deploy that sends "" for
+// a secret clears it.
+func keepSecrets(f *Flow, creds Credentials) {
+	mergeSecrets(f, creds, false)
+}
+
+func mergeSecrets(f *Flow, creds Credentials, fillEmpty bool) {
 	for _, n := range f.Nodes {
 		for field, val := range creds[n.ID] {
 			cur, ok := n.Fields[field]
-			if s, isStr := cur.(string); !ok || cur == nil || (isStr && (s == "" || s == SecretPlaceholder)) {
+			if s, isStr := cur.(string); !ok || cur == nil || (isStr && ((fillEmpty && s == "") || s == SecretPlaceholder)) {
 				if n.Fields == nil {
 					n.Fields = map[string]any{}
 				}

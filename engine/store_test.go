@@ -74,6 +74,27 @@ func TestFileStoreKeepsSecretsOutOfTheFlowFile(t *testing.T) {
 	if again.Node("u").Name != "renamed" || again.Node("c1").Fields["token"] != "A1B2C3" {
 		t.Fatal("saved flow lost the change or the secret")
 	}
+
+	// an exported flow (the secret absent) keeps it too; "" clears it
+	exported := Export(again, reg)
+	exported.Node("u").Name = "exported"
+	if _, err := e.Deploy(context.Background(), exported, "", DeployModified); err != nil {
+		t.Fatal(err)
+	}
+	if got := te.users["u"].conn.conf.Token; got != "A1B2C3" {
+		t.Fatalf("token after deploying an export = %q", got)
+	}
+	cleared, rev := e.Flows()
+	cleared.Node("c1").Fields["token"] = ""
+	if _, err := e.Deploy(context.Background(), cleared, rev, DeployModified); err != nil {
+		t.Fatal(err)
+	}
+	if got := te.users["u"].conn.conf.Token; got != "" {
+		t.Fatalf("token after clearing = %q", got)
+	}
+	if cr, _ := os.ReadFile(st.CredentialsPath()); strings.Contains(string(cr), "A1B2C3") {
+		t.Fatalf("the credentials file still holds the cleared secret: %s", cr)
+	}
 }
 
 func TestFileStoreMissingAndBroken(t *testing.T) {

@@ -338,16 +338,15 @@ func TestSecretsAreWriteOnly(t *testing.T) {
 		t.Fatalf("validate with placeholders: %+v", val.Problems)
 	}
 
-	// A new value replaces it; an empty one keeps it (the engine fills
-	// empty secrets from the deployed flow); an ${ENV} reference replaces
-	// the literal, which leaves the credentials file.
+	// A new value replaces it; an empty one clears it; an ${ENV}
+	// reference replaces the literal, which leaves the credentials file.
 	c.ok("deploy", map[string]any{"flows": rawFlow(strings.Replace(secretFlow, "%s", "n3w-t0ken", 1))}, nil)
 	if cr := creds()["conn"]; cr["accessToken"] != "n3w-t0ken" {
 		t.Fatalf("new value: %v", cr)
 	}
-	c.ok("deploy", map[string]any{"flows": rawFlow(strings.Replace(strings.Replace(secretFlow, "%s", "", 1), "hunter2", "", 1))}, nil)
-	if cr := creds(); cr["conn"]["accessToken"] != "n3w-t0ken" || cr["conn2"]["password"] != "hunter2" {
-		t.Fatalf("empty values did not keep the secrets: %v", cr)
+	c.ok("deploy", map[string]any{"flows": rawFlow(strings.Replace(secretFlow, "%s", "", 1))}, nil)
+	if cr := creds(); cr["conn"]["accessToken"] != "" || cr["conn2"]["password"] != "hunter2" {
+		t.Fatalf("an empty value did not clear the token (or cleared the other secret): %v", cr)
 	}
 	c.ok("deploy", map[string]any{"flows": rawFlow(strings.Replace(strings.Replace(secretFlow, "%s", "${TB_TOKEN}", 1), "hunter2", "${TB_PASSWORD}", 1))}, nil)
 	if cr := creds(); len(cr) != 0 {
