@@ -59,7 +59,7 @@ export function createHelp({ model, view }) {
       return;
     }
     if (t.summary) root.append(h('p', { class: 'help-summary' }, inline(t.summary)));
-    if (!t.configNode) {
+    if (!t.configNode && !t.builtin) {
       const outs = t.outputsField ? `one output per row of ${t.outputsField}` : `${t.outputs || 0} output${t.outputs === 1 ? '' : 's'}`;
       root.append(h('p', { class: 'help-ports', text: `${t.inputs > 0 ? '1 input' : 'no input'} · ${outs}` }));
     }

@@ -55,7 +55,7 @@ export function bindKeys({ actions, history, forms, deploy, importExport, canvas
       if (actions.nudge(dx * step, dy * step)) e.preventDefault();
       return;
     }
-    if (e.key === 'Enter') {
+    if (e.key === 'Enter' && !e.target.closest?.('button, a, summary, [role=button], [tabindex="0"]')) {
       const sel = view.selectedNodes();
       if (sel.length === 1) {
         e.preventDefault();

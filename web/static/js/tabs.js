@@ -11,7 +11,7 @@ export function createTabs({ model, view, confirm }) {
   const els = new Map();
 
   function make(id) {
-    const el = h('div', { class: 'tab', 'data-id': id, role: 'tab' }, h('span', { class: 'tab-label' }), h('button', { type: 'button', class: 'tab-close', title: 'Delete this tab', 'aria-label': 'Delete this tab', text: '×' }));
+    const el = h('div', { class: 'tab', 'data-id': id, role: 'tab' }, h('span', { class: 'tab-label' }), h('button', { type: 'button', class: 'tab-close', title: 'Delete this tab', 'aria-label': 'Delete this tab' }));
     el.addEventListener('pointerdown', (e) => {
       if (e.button === 0 && !e.target.closest('.tab-close, input')) view.setTab(id);
     });
@@ -120,8 +120,9 @@ export function createTabs({ model, view, confirm }) {
     const tabs = model.tabs();
     const i = tabs.findIndex((t) => t.id === id);
     const next = tabs[i + 1] || tabs[i - 1];
-    if (view.tab === id && next) view.setTab(next.id);
+    const wasActive = view.tab === id;
     model.update('delete tab', (ops) => ops.remove(id));
+    if (wasActive && next) view.setTab(next.id);
   }
 
   $('#tab-add').addEventListener('click', add);
