@@ -167,6 +167,27 @@ function refControl(f, value, ctx) {
   return { input: sel, el: h('div', { class: 'ref-field' }, sel, edit), get: () => ({ value: current }) };
 }
 
+/** The bounds of a field as a short hint ("1 – 65535", "at least 1 row"). */
+function rangeText(f) {
+  const lo = f.min;
+  const hi = f.max;
+  if (lo === undefined && hi === undefined) return '';
+  if (f.kind === 'table') {
+    const rows = (n) => `${n} row${n === 1 ? '' : 's'}`;
+    if (lo !== undefined && hi !== undefined) return `${lo} to ${rows(hi)}`;
+    return lo !== undefined ? `at least ${rows(lo)}` : `at most ${rows(hi)}`;
+  }
+  const unit = f.kind === 'duration' ? ' s' : '';
+  if (lo !== undefined && hi !== undefined) return `${lo} – ${hi}${unit}`;
+  return lo !== undefined ? `at least ${lo}${unit}` : `at most ${hi}${unit}`;
+}
+
+function hint(f) {
+  const range = ['int', 'number', 'duration', 'table'].includes(f.kind) ? rangeText(f) : '';
+  if (!f.help && !range) return null;
+  return h('div', { class: 'form-hint' }, f.help ? inline(f.help) : null, range ? h('span', { class: 'form-range', text: f.help ? ` (${range})` : range }) : null);
+}
+
 function errorEl(name, msg) {
   return h('div', { class: 'field-error', 'data-field': name, role: 'alert' }, msg);
 }
@@ -184,7 +205,8 @@ export function fieldEditor(f, value, ctx) {
   } else {
     row.append(label, c.el);
   }
-  if (f.help) row.append(h('div', { class: 'form-hint' }, inline(f.help)));
+  const hintEl = hint(f);
+  if (hintEl) row.append(hintEl);
   if (f.kind === 'secret') row.append(h('div', { class: 'form-hint secret-hint' }, 'Write-only: the stored value is never shown. To remove it, enter a ', h('code', { text: '${NAME}' }), ' reference to an environment variable instead.'));
   let err = null;
   return {
@@ -234,7 +256,8 @@ function tableEditor(f, value, ctx) {
   const row = h('div', { class: ['form-row', 'kind-table'], 'data-field': f.name });
   const table = h('table', { class: 'table-edit', 'data-field': f.name }, head, tbody);
   row.append(label, h('div', { class: 'table-scroll' }, table), addBtn);
-  if (f.help) row.append(h('div', { class: 'form-hint' }, inline(f.help)));
+  const hintEl = hint(f);
+  if (hintEl) row.append(hintEl);
   let err = null;
 
   function renumber() {

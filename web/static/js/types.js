@@ -107,10 +107,6 @@ export function defaultsFor(name) {
   return out;
 }
 
-export function fieldSpec(typeName, field) {
-  return registry.get(typeName)?.fields.find((f) => f.name === field);
-}
-
 /** Names of a type's secret fields. */
 export function secretFields(name) {
   return (registry.get(name)?.fields || []).filter((f) => f.kind === 'secret' || f.secret).map((f) => f.name);
