@@ -64,7 +64,7 @@ export function createForms({ model, problems, confirm }) {
 
     let enabled = null;
     if (!isConfig) {
-      enabled = h('input', { type: 'checkbox', id: 'form-enabled', checked: node.d !== true });
+      enabled = h('input', { type: 'checkbox', id: 'form-enabled', class: 'switch', checked: node.d !== true });
       sess.enabled = enabled;
     }
     const unknown = t ? null : h('div', { class: 'form-note' }, 'This node type is unknown to the server; only its name can be edited here. Its other properties are kept as they are:', h('pre', { class: 'mono', text: JSON.stringify(node, null, 2) }));
@@ -81,7 +81,7 @@ export function createForms({ model, problems, confirm }) {
         unknown,
         main,
         advanced,
-        enabled ? h('div', { class: 'form-row form-enabled' }, h('label', { class: 'toggle' }, enabled, h('span', { class: 'toggle-track' }), h('span', { text: 'Enabled' })), h('div', { class: 'form-hint', text: 'A disabled node is kept in the flow but does not run, and no messages pass it.' })) : null,
+        enabled ? h('div', { class: 'form-row form-enabled' }, h('label', { class: 'toggle' }, enabled, h('span', { text: 'Enabled' })), h('div', { class: 'form-hint', text: 'A disabled node is kept in the flow but does not run, and no messages pass it.' })) : null,
         h('div', { class: 'form-meta' }, h('span', null, 'id ', h('code', { text: node.id })), h('span', null, 'type ', h('code', { text: node.type }))),
       ),
     );
