@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,7 +31,8 @@ const chromium = "/usr/bin/chromium"
 // TestE2E runs the editor's end-to-end scripts (web/e2e/*.test.js, Node's
 // test runner driving Debian's chromium through playwright-core) against
 // an in-process server: the engine with every node type, a flow file in a
-// temporary directory, and the web handler on a loopback port. Each script
+// temporary directory, and the web handler on a loopback port (and a second
+// handler over the same engine that wants a login). Each script
 // is a subtest; they run one after the other because they share the
 // server. Screenshots and the browser's console logs go to
 // web/e2e/artifacts/ (or $TBFLOW_ARTIFACTS).
@@ -64,6 +66,8 @@ func TestE2E(t *testing.T) {
 		"TBFLOW_E2E_TMP="+tmp,
 		"TBFLOW_FLOWS_FILE="+srv.store.Path,
 		"TBFLOW_CRED_FILE="+srv.store.CredentialsPath(),
+		"TBFLOW_AUTH_URL="+srv.authURL,
+		"TBFLOW_AUTH_TOKEN="+srv.authToken,
 		"NO_COLOR=1",
 		"FORCE_COLOR=0",
 	)
@@ -112,6 +116,9 @@ func e2ePeers(t *testing.T) string {
 type e2eServer struct {
 	url   string
 	store *engine.FileStore
+	// authURL is a second server over the same engine that wants a login
+	// with authToken.
+	authURL, authToken string
 }
 
 // startServer runs the engine and the editor on 127.0.0.1:0 until the test
@@ -138,9 +145,17 @@ func startServer(t *testing.T, artifacts string) *e2eServer {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv) // listens on 127.0.0.1:0
+	token := rand.Text()
+	asrv, err := web.New(web.Options{Engine: eng, Logger: log, Auth: web.Auth{Token: token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahs := httptest.NewServer(asrv)
 	t.Cleanup(func() {
 		srv.Close()
+		asrv.Close()
 		hs.Close()
+		ahs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := eng.Stop(ctx); err != nil {
@@ -148,7 +163,7 @@ func startServer(t *testing.T, artifacts string) *e2eServer {
 		}
 	})
 	t.Logf("editor at %s, flow file %s", hs.URL, store.Path)
-	return &e2eServer{url: hs.URL, store: store}
+	return &e2eServer{url: hs.URL, store: store, authURL: ahs.URL, authToken: token}
 }
 
 // runScript runs one script with Node's test runner, streaming its report

@@ -10,6 +10,8 @@
 //   TBFLOW_ARTIFACTS  where screenshots and console logs go (default ./artifacts)
 //   TBFLOW_E2E_TMP    where browser profiles are made (default the OS temp dir)
 //   TBFLOW_FLOWS_FILE the server's flow file; TBFLOW_CRED_FILE its credentials file
+//   TBFLOW_AUTH_URL   a second server over the same engine that wants a login,
+//   TBFLOW_AUTH_TOKEN with this access token
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +45,8 @@ export const env = {
   tmp: process.env.TBFLOW_E2E_TMP || os.tmpdir(),
   flowsFile: process.env.TBFLOW_FLOWS_FILE || '',
   credFile: process.env.TBFLOW_CRED_FILE || '',
+  authURL: (process.env.TBFLOW_AUTH_URL || '').replace(/\/$/, ''),
+  authToken: process.env.TBFLOW_AUTH_TOKEN || '',
 };
 
 /** How long a single wait for the editor may take. */
@@ -115,11 +119,12 @@ export function flowNodes(flows) {
 /**
  * Runs fn as a test with a fresh browser and an editor page opened on a
  * server holding `flow` (an empty tab unless given). The test fails on any
- * page error or console error, and leaves its screenshots and the console
- * log in <artifacts>/<test>/.
+ * page error or console error (except those matching `allow`, for errors a
+ * test provokes on purpose), and leaves its screenshots and the console
+ * log in <artifacts>/<test>/. With open: false the page is left blank.
  * @param {string} name
  * @param {(ed: Editor, t: import('node:test').TestContext) => Promise<void>} fn
- * @param {{flow?: any[], timeout?: number}} [opts]
+ * @param {{flow?: any[], timeout?: number, open?: boolean, allow?: RegExp[]}} [opts]
  */
 export function editorTest(name, fn, opts = {}) {
   test(name, { timeout: opts.timeout ?? 55_000 }, async (t) => {
@@ -127,13 +132,13 @@ export function editorTest(name, fn, opts = {}) {
     const ed = await Editor.launch(name);
     let ok = false;
     try {
-      await ed.open();
+      if (opts.open ?? true) await ed.open();
       await fn(ed, t);
       ok = true;
     } finally {
       await ed.close(!ok);
     }
-    ed.assertClean();
+    ed.assertClean(opts.allow ?? []);
   });
 }
 
@@ -168,10 +173,16 @@ export class Editor {
     });
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const ed = new Editor(name, profile, ctx, page);
-    // No screenshot of an earlier run stays beside this one's.
-    await fs.rm(ed.dir, { recursive: true, force: true });
-    await fs.mkdir(ed.dir, { recursive: true });
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.url });
+    try {
+      // No screenshot of an earlier run stays beside this one's.
+      await fs.rm(ed.dir, { recursive: true, force: true });
+      await fs.mkdir(ed.dir, { recursive: true });
+      await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.url });
+    } catch (err) {
+      await ctx.close();
+      await fs.rm(profile, { recursive: true, force: true });
+      throw err;
+    }
     page.setDefaultTimeout(WAIT);
     page.on('console', (m) => {
       const loc = m.location();
@@ -201,8 +212,8 @@ export class Editor {
   }
 
   /** Loads the editor and waits until its WebSocket is open and the palette is filled. */
-  async open() {
-    await this.page.goto(env.url + '/');
+  async open(url = env.url) {
+    await this.page.goto(url + '/');
     await this.waitOpen();
   }
 
@@ -239,8 +250,10 @@ export class Editor {
     await fs.rm(this.profile, { recursive: true, force: true });
   }
 
-  assertClean() {
-    assert.deepEqual(this.errors, [], `the page logged errors (console log in ${this.dir})`);
+  /** @param {RegExp[]} allow */
+  assertClean(allow) {
+    const errors = this.errors.filter((e) => !allow.some((re) => re.test(e)));
+    assert.deepEqual(errors, [], `the page logged errors (console log in ${this.dir})`);
   }
 
   // ---------------------------------------------------------- canvas
