@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -144,7 +146,7 @@ func startServer(t *testing.T, artifacts string) *e2eServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv) // listens on 127.0.0.1:0
+	hs := httptest.NewServer(&wsDropper{h: srv}) // listens on 127.0.0.1:0
 	token := rand.Text()
 	asrv, err := web.New(web.Options{Engine: eng, Logger: log, Auth: web.Auth{Token: token}})
 	if err != nil {
@@ -210,4 +212,46 @@ func runScript(t *testing.T, node, script string, env []string) {
 	if err != nil {
 		t.Fatalf("%s: %v", script, err)
 	}
+}
+
+// wsDropper passes requests to h and keeps the connections of its
+// WebSocket upgrades; POST /e2e/drop-websockets closes them all at once, as
+// a network failure would, so a script can watch the editor reconnect.
+type wsDropper struct {
+	h     http.Handler
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *wsDropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/e2e/drop-websockets" && r.Method == http.MethodPost:
+		d.mu.Lock()
+		conns := d.conns
+		d.conns = nil
+		d.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		fmt.Fprintf(w, "%d\n", len(conns))
+	case r.URL.Path == "/api/ws":
+		d.h.ServeHTTP(&hijackRecorder{ResponseWriter: w, d: d}, r)
+	default:
+		d.h.ServeHTTP(w, r)
+	}
+}
+
+type hijackRecorder struct {
+	http.ResponseWriter
+	d *wsDropper
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		h.d.mu.Lock()
+		h.d.conns = append(h.d.conns, c)
+		h.d.mu.Unlock()
+	}
+	return c, rw, err
 }
