@@ -404,7 +404,9 @@ func mustJSON(v any) []byte {
 
 // Call makes a client-side RPC: it publishes {"method", "params"} and waits
 // for the server's reply. An {"error": "..."} reply (ThingsBoard sends
-// {"error":"timeout"} when no rule chain answers) is returned as *RPCError.
+// {"error":"timeout"} when no rule chain answers) is returned as *RPCError;
+// a reply that is not JSON comes back as a JSON string holding its text, so
+// the result is always valid JSON.
 // The call is sent again after a reconnect; without a deadline on ctx,
 // Config.RequestTimeout applies.
 func (d *Device) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
@@ -443,6 +445,9 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 		if raw, ok := m["error"]; ok && string(raw) != "null" && json.Unmarshal(raw, &msg) == nil {
 			return nil, &RPCError{Method: method, Message: msg}
 		}
+	}
+	if !json.Valid(b) {
+		return json.RawMessage(mustJSON(string(b))), nil
 	}
 	return json.RawMessage(b), nil
 }

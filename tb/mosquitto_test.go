@@ -158,8 +158,11 @@ func (p *mosquittoPeer) handle(c mqtt.Client, m mqtt.Message) {
 		}
 		_ = json.Unmarshal(payload, &req)
 		reply := []byte(`{"error":"timeout"}`)
-		if req.Method == "echo" {
+		switch req.Method {
+		case "echo":
 			reply = req.Params
+		case "text":
+			reply = []byte(textReply)
 		}
 		c.Publish("v1/devices/me/rpc/response/"+id, 1, false, reply)
 	case strings.HasPrefix(topic, "v1/devices/me/rpc/response/"):

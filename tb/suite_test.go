@@ -263,6 +263,12 @@ func runSuite(t *testing.T, newPeer func(t *testing.T) peer) {
 		if err := json.Unmarshal(res, &r); err != nil || asFloat(r["x"]) != 1 {
 			t.Fatalf("echo reply %s", res)
 		}
+		// A reply that is not JSON comes back as a JSON string of its text.
+		res, err = d.Call(ctxT(t), "text", nil)
+		var text string
+		if err != nil || json.Unmarshal(res, &text) != nil || text != textReply {
+			t.Fatalf("non-JSON reply: %s, %v", res, err)
+		}
 		_, err = d.Call(ctxT(t), "nobodyHome", nil)
 		var re *tb.RPCError
 		if !errors.As(err, &re) || re.Message != "timeout" {
@@ -379,3 +385,6 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return fmt.Sprintf("%s", b)
 }
+
+// textReply is a client-side RPC reply that is not JSON.
+const textReply = `pong {not JSON`

@@ -29,8 +29,11 @@ func newSim(t *testing.T, opts tbsim.Options) *tbsim.Server {
 	t.Helper()
 	if opts.ClientRPC == nil {
 		opts.ClientRPC = func(_ context.Context, _, method string, params json.RawMessage) (json.RawMessage, error) {
-			if method == "echo" {
+			switch method {
+			case "echo":
 				return params, nil
+			case "text":
+				return json.RawMessage(textReply), nil
 			}
 			return json.RawMessage(`{"error":"timeout"}`), nil
 		}
