@@ -101,10 +101,11 @@ function control(f, value, ctx, { cell = false } = {}) {
 
 // A secret is write-only: the browser gets "__SECRET__" for a stored
 // value. Left empty, the placeholder goes back and the server keeps the
-// value; typing replaces it; a ${NAME} reference replaces it by a
-// reference (which is not secret, so it is shown as it is).
+// value; typing replaces it; "clear" sends "" and the server drops it; a
+// ${NAME} reference is not secret and is shown as it is.
 function secretControl(f, value) {
   const has = value === SECRET;
+  let cleared = false;
   const input = h('input', {
     type: 'password',
     name: f.name,
@@ -119,12 +120,23 @@ function secretControl(f, value) {
     show.textContent = hidden ? 'hide' : 'show';
   });
   const el = h('div', { class: ['secret-field', has && 'has-value'] }, input, show);
+  if (has) {
+    const clearBtn = h('button', { type: 'button', class: 'secret-clear small', text: 'clear', title: 'Remove the stored value when you deploy' });
+    clearBtn.addEventListener('click', () => {
+      cleared = true;
+      input.value = '';
+      input.placeholder = 'the stored value is removed on deploy';
+      el.classList.remove('has-value');
+      clearBtn.disabled = true;
+    });
+    el.append(clearBtn);
+  }
   return {
     input,
     el,
     get() {
       if (input.value !== '') return { value: input.value };
-      if (has) return { value: SECRET };
+      if (has && !cleared) return { value: SECRET };
       return { value: value === undefined ? undefined : '' };
     },
   };
@@ -207,7 +219,7 @@ export function fieldEditor(f, value, ctx) {
   }
   const hintEl = hint(f);
   if (hintEl) row.append(hintEl);
-  if (f.kind === 'secret') row.append(h('div', { class: 'form-hint secret-hint' }, 'Write-only: the stored value is never shown. To remove it, enter a ', h('code', { text: '${NAME}' }), ' reference to an environment variable instead.'));
+  if (f.kind === 'secret') row.append(h('div', { class: 'form-hint secret-hint' }, 'Write-only: the stored value is never shown, only replaced or cleared. A ', h('code', { text: '${NAME}' }), ' reference takes it from an environment variable instead.'));
   let err = null;
   return {
     name: f.name,
