@@ -133,12 +133,7 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	defer closeDevice(d)
 
 	st := startStream(d, 4*time.Millisecond)
-	stopped := false
-	defer func() {
-		if !stopped {
-			st.stop()
-		}
-	}()
+	defer st.stop()
 	eventually(t, 30*time.Second, "300 messages delivered before the kill", func() bool { return sub.distinct() >= 300 })
 
 	// The device cannot reach the broker again until the subscriber is
@@ -167,27 +162,9 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	}
 	proxy.Refuse(false)
 	reopened := time.Now()
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
-		t.Fatalf("the backlog was not acknowledged after the broker came back: %v", err)
-	}
-	wcancel()
-	recovery := time.Since(reopened)
 	_, atReopen := st.counts()
-	eventually(t, 30*time.Second, "300 more messages accepted after the restart", func() bool {
-		_, n := st.counts()
-		return n >= atReopen+300
-	})
-	st.stop()
-	stopped = true
-
+	recovery, ok, ackErrs := st.finish(t, ctx, backlog, reopened, "the broker came back")
 	all := st.acceptedSoFar()
-	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
-	ok, ackErrs, err := st.waitAcked(wctx, all)
-	wcancel()
-	if err != nil {
-		t.Fatalf("waiting for every acknowledgement: %v", err)
-	}
 	excuse := func(n int) bool { return ackedByKilled[n] && wire.acked(n, 0) }
 	waitFor(30*time.Second, func() bool { return account(st, sub.received(), excuse, nil).lost == 0 })
 	tl := account(st, sub.received(), excuse, wire)
@@ -240,12 +217,7 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 	defer closeDevice(d)
 
 	st := startStream(d, 4*time.Millisecond)
-	stopped := false
-	defer func() {
-		if !stopped {
-			st.stop()
-		}
-	}()
+	defer st.stop()
 	eventually(t, 30*time.Second, "300 messages stored before the outage", func() bool { return len(tbsimCopies(s, "fault-device")) >= 300 })
 	if err := s.Pause(); err != nil {
 		t.Fatal(err)
@@ -261,27 +233,9 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := time.Now()
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
-		t.Fatalf("the backlog was not acknowledged after tbsim came back: %v", err)
-	}
-	wcancel()
-	recovery := time.Since(resumed)
 	_, atResume := st.counts()
-	eventually(t, 30*time.Second, "300 more messages accepted after the outage", func() bool {
-		_, n := st.counts()
-		return n >= atResume+300
-	})
-	st.stop()
-	stopped = true
-
+	recovery, ok, ackErrs := st.finish(t, ctx, backlog, resumed, "tbsim came back")
 	all := st.acceptedSoFar()
-	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
-	ok, ackErrs, err := st.waitAcked(wctx, all)
-	wcancel()
-	if err != nil {
-		t.Fatalf("waiting for every acknowledgement: %v", err)
-	}
 	// tbsim stores before it acknowledges: no waiting for stragglers.
 	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
 	sent, _ := st.counts()

@@ -148,6 +148,7 @@ type stream struct {
 	every time.Duration
 	stopc chan struct{}
 	done  chan struct{}
+	once  sync.Once
 
 	mu       sync.Mutex
 	sent     int
@@ -187,9 +188,40 @@ func (s *stream) run() {
 	}
 }
 
+// stop ends the stream and waits for its goroutine; it may be called more
+// than once.
 func (s *stream) stop() {
-	close(s.stopc)
+	s.once.Do(func() { close(s.stopc) })
 	<-s.done
+}
+
+// finish ends a fault: it waits until the backlog accepted during the fault
+// is acknowledged (recovery is measured from since, the end of the fault),
+// lets 300 more messages through, stops the stream and waits for every
+// acknowledgement, returning how many were acknowledged and the errors of
+// the others.
+func (s *stream) finish(t *testing.T, ctx context.Context, backlog []int, since time.Time, fault string) (recovery time.Duration, ok int, ackErrs []string) {
+	t.Helper()
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	_, _, err := s.waitAcked(wctx, backlog)
+	wcancel()
+	if err != nil {
+		t.Fatalf("the backlog was not acknowledged after %s: %v", fault, err)
+	}
+	recovery = time.Since(since)
+	_, atRecovered := s.counts()
+	eventually(t, 30*time.Second, "300 more messages accepted after "+fault, func() bool {
+		_, n := s.counts()
+		return n >= atRecovered+300
+	})
+	s.stop()
+	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	ok, ackErrs, err = s.waitAcked(wctx, s.acceptedSoFar())
+	if err != nil {
+		t.Fatalf("waiting for every acknowledgement: %v", err)
+	}
+	return recovery, ok, ackErrs
 }
 
 // counts returns how many publishes were attempted and accepted so far.

@@ -60,12 +60,7 @@ func TestFaultStalledLink(t *testing.T) {
 	defer closeDevice(d)
 
 	st := startStream(d, 10*time.Millisecond)
-	stopped := false
-	defer func() {
-		if !stopped {
-			st.stop()
-		}
-	}()
+	defer st.stop()
 	eventually(t, 30*time.Second, "200 messages stored before the stall", func() bool { return len(tbsimCopies(s, "fault-device")) >= 200 })
 	connsBefore := proxy.Connections()
 	mu.Lock()
@@ -76,27 +71,8 @@ func TestFaultStalledLink(t *testing.T) {
 	stallEnd := time.Now()
 	_, atEnd := st.counts()
 	backlog := st.acceptedSoFar()
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-	if _, _, err := st.waitAcked(wctx, backlog); err != nil {
-		t.Fatalf("the backlog was not acknowledged after the stall: %v", err)
-	}
-	wcancel()
-	recovery := time.Since(stallEnd)
-	_, atRecovered := st.counts()
-	eventually(t, 30*time.Second, "300 more messages accepted after the stall", func() bool {
-		_, n := st.counts()
-		return n >= atRecovered+300
-	})
-	st.stop()
-	stopped = true
-
+	recovery, ok, ackErrs := st.finish(t, ctx, backlog, stallEnd, "the stall")
 	all := st.acceptedSoFar()
-	wctx, wcancel = context.WithTimeout(ctx, 60*time.Second)
-	ok, ackErrs, err := st.waitAcked(wctx, all)
-	wcancel()
-	if err != nil {
-		t.Fatalf("waiting for every acknowledgement: %v", err)
-	}
 	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
 	sent, _ := st.counts()
 	mu.Lock()
