@@ -130,12 +130,17 @@ export function editorTest(name, fn, opts = {}) {
   test(name, { timeout: opts.timeout ?? 55_000 }, async (t) => {
     await deployFlows(opts.flow ?? emptyFlow());
     const ed = await Editor.launch(name);
+    // A test that runs out of time closes its browser, so that nothing it
+    // still waits for keeps the script alive.
+    const onAbort = () => ed.ctx.close().catch(() => {});
+    t.signal.addEventListener('abort', onAbort);
     let ok = false;
     try {
       if (opts.open ?? true) await ed.open();
       await fn(ed, t);
       ok = true;
     } finally {
+      t.signal.removeEventListener('abort', onAbort);
       await ed.close(!ok);
     }
     ed.assertClean(opts.allow ?? []);
@@ -246,7 +251,7 @@ export class Editor {
       for (const l of this.log.slice(-30)) console.log(`#   ${l}`);
     }
     await fs.writeFile(path.join(this.dir, 'console.log'), this.log.join('\n') + '\n');
-    await this.ctx.close();
+    await this.ctx.close().catch(() => {});
     await fs.rm(this.profile, { recursive: true, force: true });
   }
 
