@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -551,8 +552,12 @@ func TestGatewayOneSessionPerDevice(t *testing.T) {
 	if got := s.SubDevices("gw"); got != nil {
 		t.Fatalf("gw still has %v", got)
 	}
-	if !s.Connected("dev") {
-		t.Fatal("dev not connected")
+	// The session counts as connected once mochi reports it established,
+	// just after the CONNACK.
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if err := s.WaitConnected(wctx, "dev"); err != nil {
+		t.Fatalf("dev not connected: %v", err)
 	}
 	if err := s.SetShared("dev", map[string]any{"x": 1}); err != nil {
 		t.Fatal(err)

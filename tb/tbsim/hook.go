@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -44,8 +45,12 @@ func (h *hook) session(cl *mqtt.Client) *session {
 // track client ids); wills and persistence are dropped (ignored by TB).
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	s := h.s
-	ctx, cancel := context.WithCancel(s.ctx)
 	s.mu.Lock()
+	if s.paused { // accepted just before Pause
+		s.mu.Unlock()
+		return errPaused
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
 	s.nextSess++
 	ss := &session{
 		s: s, cl: cl, id: s.nextSess, version: pk.ProtocolVersion, clean: pk.Connect.Clean,
@@ -225,12 +230,19 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	s := h.s
 	s.mu.Lock()
 	ss := s.sessions[cl]
-	if ss != nil && !ss.ended {
+	paused, b := s.paused, s.broker
+	if ss != nil && !ss.ended && !paused {
 		ss.established = true
 		s.notifyLocked()
 	}
 	s.mu.Unlock()
+	if paused && b != nil { // connected while Pause dropped the others
+		_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
 }
+
+// errPaused refuses a connection accepted just before Pause.
+var errPaused = errors.New("tbsim: paused")
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	s := h.s

@@ -181,6 +181,7 @@ type Server struct {
 	changed   chan struct{}
 	broker    *mqtt.Server
 	paused    bool
+	gates     []*gate // the MQTT listeners, closed to clients while paused
 	closed    bool
 	mqttAddr  string
 	tlsAddr   string
@@ -314,14 +315,24 @@ func (s *Server) listen() error {
 	s.mu.Lock()
 	b, mqttAddr, tlsAddr, tlsConf := s.broker, s.mqttAddr, s.tlsAddr, s.tlsConfig
 	s.mu.Unlock()
-	plain := listeners.NewTCP(listeners.Config{ID: "mqtt", Address: mqttAddr})
-	if err := b.AddListener(plain); err != nil {
+	plain, err := newGate(mqttAddr)
+	if err != nil {
 		return fmt.Errorf("listening for mqtt on %q: %w", mqttAddr, err)
 	}
-	var secure *listeners.TCP
+	gates := []*gate{plain}
+	if err := b.AddListener(listeners.NewNet("mqtt", plain)); err != nil {
+		plain.Close()
+		return fmt.Errorf("listening for mqtt on %q: %w", mqttAddr, err)
+	}
+	var secure *gate
 	if tlsConf != nil {
-		secure = listeners.NewTCP(listeners.Config{ID: "mqtts", Address: tlsAddr, TLSConfig: tlsConf})
-		if err := b.AddListener(secure); err != nil {
+		if secure, err = newGate(tlsAddr); err != nil {
+			s.unlisten(b)
+			return fmt.Errorf("listening for mqtts on %q: %w", tlsAddr, err)
+		}
+		gates = append(gates, secure)
+		if err := b.AddListener(listeners.NewNet("mqtts", tls.NewListener(secure, tlsConf))); err != nil {
+			secure.Close()
 			s.unlisten(b)
 			return fmt.Errorf("listening for mqtts on %q: %w", tlsAddr, err)
 		}
@@ -331,13 +342,49 @@ func (s *Server) listen() error {
 		b.Listeners.Serve("mqtts", b.EstablishConnection)
 	}
 	s.mu.Lock()
-	s.mqttAddr = plain.Address()
+	s.gates = gates
+	s.mqttAddr = plain.Addr().String()
 	if secure != nil {
-		s.tlsAddr = secure.Address()
+		s.tlsAddr = secure.Addr().String()
 	}
 	s.mu.Unlock()
-	s.log.Info("mqtt listening", "addr", plain.Address())
+	s.log.Info("mqtt listening", "addr", plain.Addr().String())
 	return nil
+}
+
+// gate is a listener that keeps its port through an outage: while closed
+// (Pause) it accepts connections and drops them at once, as a broker that
+// is down would, so no other program can take the port before Resume.
+type gate struct {
+	net.Listener
+	shut atomic.Bool
+}
+
+func newGate(addr string) (*gate, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &gate{Listener: ln}, nil
+}
+
+func (g *gate) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil || !g.shut.Load() {
+			return c, err
+		}
+		c.Close()
+	}
+}
+
+// disconnectAll drops every client connection.
+func (s *Server) disconnectAll(b *mqtt.Server) {
+	for _, id := range []string{"mqtt", "mqtts"} {
+		for _, cl := range b.Clients.GetByListener(id) {
+			_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // unlisten closes the listeners and drops every client connected through
@@ -392,8 +439,9 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// Pause simulates a broker outage: the MQTT listener(s) close and every
-// connection drops. Devices, data and pending RPCs are kept.
+// Pause simulates a broker outage: every connection drops and new ones are
+// closed as soon as they are accepted (the ports stay bound, so nothing
+// else can take them). Devices, data and pending RPCs are kept.
 func (s *Server) Pause() error {
 	s.mu.Lock()
 	if s.closed {
@@ -406,37 +454,30 @@ func (s *Server) Pause() error {
 	}
 	s.paused = true
 	b := s.broker
+	for _, g := range s.gates {
+		g.shut.Store(true)
+	}
 	s.mu.Unlock()
-	s.unlisten(b)
+	s.disconnectAll(b)
 	s.log.Info("mqtt paused")
 	return nil
 }
 
-// Resume listens again on the same addresses after Pause.
+// Resume accepts connections again after Pause.
 func (s *Server) Resume() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return ErrClosed
 	}
 	if !s.paused {
-		s.mu.Unlock()
 		return nil
 	}
-	s.mu.Unlock()
-	var err error
-	for range 50 { // the old sockets may linger briefly
-		if err = s.listen(); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
 	s.paused = false
-	s.mu.Unlock()
+	for _, g := range s.gates {
+		g.shut.Store(false)
+	}
+	s.log.Info("mqtt resumed")
 	return nil
 }
 
