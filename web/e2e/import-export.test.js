@@ -3,6 +3,7 @@
 // import dialog: the nodes, their settings and their wires come back, and
 // deploy as before.
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import { editorTest, emptyFlow, flowNodes, getFlows } from './lib/editor.js';
 
 const flow = [
@@ -55,4 +56,37 @@ editorTest('export all, delete all, import the export: nodes and wires are back'
   const debug = flowNodes(flows).find((n) => n.type === 'debug');
   await ed.inject(inject.id);
   await ed.debugMsgs(debug.id).filter({ hasText: '25' }).first().waitFor();
+}, { flow });
+
+editorTest('export downloads a file; importing that file brings the flow back', async (ed) => {
+  await ed.$('#export').click();
+  const dlg = ed.$('#export-dialog');
+  await dlg.waitFor({ state: 'visible' });
+  await dlg.locator('select[name=scope]').selectOption('all');
+  const shown = await dlg.locator('textarea').inputValue();
+  const [download] = await Promise.all([ed.page.waitForEvent('download'), ed.$('#export-download').click()]);
+  const file = await download.path();
+  assert.ok(file, 'the download has no file');
+  const text = await fs.readFile(file, 'utf8');
+  assert.deepEqual(JSON.parse(text), JSON.parse(shown), 'the downloaded file differs from the dialog');
+  assert.match(download.suggestedFilename(), /\.json$/);
+  await ed.$('#export-close').click();
+  await dlg.waitFor({ state: 'hidden' });
+
+  await ed.focusCanvas();
+  await ed.press('Control+A');
+  await ed.press('Delete');
+  await ed.$('svg#canvas g.node').first().waitFor({ state: 'detached' });
+
+  await ed.$('#import').click();
+  const imp = ed.$('#import-dialog');
+  await imp.waitFor({ state: 'visible' });
+  await imp.locator('input[type=file]').setInputFiles(file);
+  await ed.$('#import-ok').click();
+  await imp.waitFor({ state: 'hidden' });
+  await ed.$('svg#canvas g.node').nth(2).waitFor({ state: 'attached' });
+  await ed.focusCanvas();
+  assert.equal(await ed.$('path.wire').count(), 2);
+  await ed.deploy();
+  assert.deepEqual(shape((await getFlows()).flows), shape(flow));
 }, { flow });
