@@ -41,3 +41,22 @@ editorTest('a deploy behind the editor\'s back makes its next deploy a conflict'
   await ed.$('#deploy.changed').waitFor({ state: 'attached' });
   await ed.node('in1').locator('text', { hasText: 'from the editor' }).waitFor();
 }, { flow });
+
+editorTest('an editor without changes follows a deploy made elsewhere', async (ed) => {
+  const { flows, rev } = await getFlows();
+  const added = { id: 'dbg2', type: 'debug', z: 'tab1', name: 'added elsewhere', x: 380, y: 220, wires: [] };
+  const theirs = flows.map((n) => (n.id === 'in1' ? { ...n, wires: [['dbg1', 'dbg2']] } : n)).concat([added]);
+  const r = await api('POST', '/api/flows', { flows: theirs, rev });
+  assert.equal(r.status, 200, r.text);
+  await ed.node('dbg2').waitFor();
+  await ed.$('path.wire[data-from="in1"][data-port="0"][data-to="dbg2"]').waitFor({ state: 'attached' });
+  await ed.$('#deploy:not(.changed)').waitFor({ state: 'attached' });
+  await ed.shot('followed');
+  // Its next change deploys against the new revision without a conflict.
+  await ed.edit('dbg2');
+  await ed.setField('name', 'renamed here');
+  await ed.formDone();
+  await ed.formClosed();
+  await ed.deploy();
+  assert.equal((await getFlows()).flows.find((n) => n.id === 'dbg2')?.name, 'renamed here');
+}, { flow });

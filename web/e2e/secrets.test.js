@@ -30,6 +30,7 @@ editorTest('a secret typed in a config node form stays on the server', async (ed
   await ed.field('device').waitFor({ state: 'visible' });
   await ed.formDone();
   await ed.formClosed();
+  assert.ok(!(await ed.exportJSON('all')).includes(secret), 'the export before the deploy holds the secret');
   await ed.deploy();
   await ed.shot('deployed');
 
