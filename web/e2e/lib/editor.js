@@ -148,14 +148,14 @@ export function editorTest(name, fn, opts = {}) {
 }
 
 export class Editor {
-  /** @param {string} name @param {string} dir @param {import('playwright-core').BrowserContext} ctx @param {import('playwright-core').Page} page */
-  constructor(name, dir, ctx, page) {
+  /** @param {string} name @param {string} profile @param {import('playwright-core').BrowserContext} ctx @param {import('playwright-core').Page} page */
+  constructor(name, profile, ctx, page) {
     this.name = name;
     this.dir = path.join(env.artifacts, slug(name));
-    this.profile = dir;
+    this.profile = profile;
     this.ctx = ctx;
     this.page = page;
-    /** @type {string[]} every console message and page error, in order */
+    /** @type {string[]} console messages, page errors, failed requests, 4xx/5xx answers and WebSocket opens and closes, in order */
     this.log = [];
     /** @type {string[]} the console errors and page errors: each fails the test */
     this.errors = [];
