@@ -511,7 +511,15 @@ func TestQoS0AndFullOutbox(t *testing.T) {
 // ErrDropped, and keeps the newest.
 func TestFullOutboxBlockAndDropOldest(t *testing.T) {
 	s := newSim(t, tbsim.Options{})
-	block := connect(t, &simPeer{s}, func(c *tb.Config) { c.Outbox.MaxBytes = 2000 })
+	// Two devices: two clients of one device would take its session from
+	// each other, as ThingsBoard does.
+	if err := s.AddDevice(tbsim.Device{Name: "dev2", Token: "dev2-token"}); err != nil {
+		t.Fatal(err)
+	}
+	block := connect(t, &simPeer{s}, func(c *tb.Config) {
+		c.AccessToken = "dev2-token"
+		c.Outbox.MaxBytes = 2000
+	})
 	drop := connect(t, &simPeer{s}, func(c *tb.Config) {
 		c.Outbox.MaxBytes = 2000
 		c.Outbox.Full = tb.OutboxDropOldest
