@@ -490,7 +490,11 @@ func TestQoS0AndFullOutbox(t *testing.T) {
 	}
 	s.Resume()
 
+	if err := s.AddDevice(tbsim.Device{Name: "dev2", Token: "dev2-token"}); err != nil {
+		t.Fatal(err)
+	}
 	d2 := connect(t, &simPeer{s}, func(c *tb.Config) {
+		c.AccessToken = "dev2-token" // its own session, not d's
 		c.Outbox.MaxBytes = 2000
 		c.Outbox.Full = tb.OutboxReject
 	})
