@@ -4,7 +4,7 @@
 
 import { clone, canonical } from './dom.js';
 import { newId } from './ids.js';
-import { getType, isConfigType, defaultsFor, outputCount, refFields } from './types.js';
+import { getType, isConfigType, defaultsFor, outputCount, refFields, secretFields } from './types.js';
 import { geometry } from './nodeview.js';
 
 const TYPE_PLACEHOLDER = 'tab';
@@ -89,7 +89,7 @@ export function createActions({ model, view }) {
   /**
    * Inserts nodes: tabs in the list become new tabs, flow nodes of other
    * tabs land on the current one, config nodes are added unless an
-   * identical one exists. Ids that clash (all of them with fresh) are
+   * identical one (secrets aside) exists. Ids that clash (all of them with fresh) are
    * replaced, and wires, config-ref fields and table cells named `node`
    * follow. Wires to nodes outside the list are dropped. Nodes placed on
    * the current tab are moved by offset, or so their top-left corner is at
@@ -111,9 +111,20 @@ export function createActions({ model, view }) {
     const configs = list.filter(isConfig);
     const flowNodes = list.filter((n) => n.type !== TYPE_PLACEHOLDER && !isConfig(n));
 
+    // An exported config node comes back without its secrets: it is the
+    // same node when everything else matches, and keeps the stored ones.
+    const sameConfig = (a, b) => {
+      if (a.type !== b.type) return false;
+      const strip = (n) => {
+        const o = clone(n);
+        for (const f of secretFields(n.type)) delete o[f];
+        return canonical(o);
+      };
+      return strip(a) === strip(b);
+    };
     for (const c of configs) {
       const existing = model.get(c.id);
-      if (!fresh && existing && canonical(existing) === canonical(c)) {
+      if (!fresh && existing && sameConfig(existing, c)) {
         idMap.set(c.id, c.id);
         reuse.add(c.id);
       } else {
