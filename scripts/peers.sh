@@ -2,7 +2,7 @@
 # Installs the real third-party peers the full test suite runs against:
 # Debian's mosquitto broker, python3-paho-mqtt and python3-pymodbus; for the
 # editor's end-to-end tests Debian's chromium with fonts-dejavu-core, Node.js
-# (>= 20, with npm; Debian's nodejs and npm when node is missing) and the
+# (>= 18, with npm; Debian 12's nodejs and npm when node is missing) and the
 # playwright-core pinned in web/e2e/package-lock.json (npm ci, no browser
 # download). When a system peer is missing and we run as root, it is
 # installed with apt-get; otherwise the script fails naming what to install.
@@ -47,11 +47,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# playwright-core 1.65 (the version the lock file pins, matched to Debian's
-# chromium) runs on Node.js 20 or newer.
+# playwright-core 1.61 (the version the lock file pins; it drives Debian's
+# chromium) runs on Node.js 18 or newer, Debian 12's own included.
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$node_major" -lt 20 ]; then
-  echo "peers: Node.js $(node --version) is too old for web/e2e (playwright-core needs Node.js >= 20); install Node.js 20 or newer" >&2
+if [ "$node_major" -lt 18 ]; then
+  echo "peers: Node.js $(node --version) is too old for web/e2e (playwright-core needs Node.js >= 18); install Node.js 18 or newer" >&2
   exit 1
 fi
 

@@ -96,15 +96,15 @@ func e2ePeers(t *testing.T) string {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("peer node (Node.js >= 20) not found")
+		missing("peer node (Node.js >= 18) not found")
 	}
 	out, err := exec.Command(node, "-p", "process.versions.node").Output()
 	if err != nil {
 		missing(fmt.Sprintf("peer %s does not run: %v", node, err))
 	}
 	v := strings.TrimSpace(string(out))
-	if major, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0]); major < 20 {
-		missing(fmt.Sprintf("peer node is %s, playwright-core needs Node.js >= 20", v))
+	if major, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0]); major < 18 {
+		missing(fmt.Sprintf("peer node is %s, playwright-core needs Node.js >= 18", v))
 	}
 	if _, err := os.Stat(chromium); err != nil {
 		missing("peer " + chromium + " not found (Debian package chromium)")
