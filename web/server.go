@@ -33,8 +33,8 @@ type Engine interface {
 	Validate(f *engine.Flow) engine.Problems
 	// Deploy validates and runs f. A non-empty rev that is not the deployed
 	// revision fails with engine.ErrConflict; an invalid flow fails with an
-	// *engine.ValidationError. Secret fields holding the placeholder keep
-	// their deployed values.
+	// *engine.ValidationError. Secret fields holding the placeholder (or
+	// left out) keep their deployed values; "" clears them.
 	Deploy(ctx context.Context, f *engine.Flow, rev string, mode engine.DeployMode) (string, error)
 	// Inject presses node id's inject button; an unknown id fails with
 	// engine.ErrUnknownNode.
