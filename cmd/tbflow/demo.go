@@ -168,14 +168,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	modbusAddr := fs.String("modbus", "127.0.0.1:5020", "simulated Modbus energy meter address (a free port if taken)")
 	flowsFile := fs.String("flows", "", "save deploys from the editor to this flow file (created from the demo flow when missing); empty keeps them in memory")
 	level := fs.String("log-level", "warn", "log level: debug, info, warn or error")
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow demo [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs everything in one process: a simulated ThingsBoard (MQTT and its HTTP API),")
-		fmt.Fprintln(stderr, "a simulated Modbus energy meter, the demo flow wired to them (flows/demo.json,")
-		fmt.Fprintln(stderr, "built into the binary) and the editor. Stop it with Ctrl+C.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow demo [flags]",
+		"",
+		"Runs everything in one process: a simulated ThingsBoard (MQTT and its HTTP API),",
+		"a simulated Modbus energy meter, the demo flow wired to them (flows/demo.json,",
+		"built into the binary) and the editor. Stop it with Ctrl+C.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

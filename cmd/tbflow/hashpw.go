@@ -23,14 +23,13 @@ var passwordInput io.Reader = os.Stdin
 func runHashPassword(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("hash-password", stderr)
 	cost := fs.Int("cost", bcrypt.DefaultCost, fmt.Sprintf("bcrypt cost (%d to %d)", bcrypt.MinCost, bcrypt.MaxCost))
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow hash-password [flags] < password")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Reads a password (the first line of stdin; typed without echo on a terminal)")
-		fmt.Fprintln(stderr, "and prints its bcrypt hash, for `tbflow serve --auth-user NAME --auth-password-hash HASH`")
-		fmt.Fprintln(stderr, "or TBFLOW_AUTH_PASSWORD_HASH.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow hash-password [flags] < password",
+		"",
+		"Reads a password (the first line of stdin; typed without echo on a terminal)",
+		"and prints its bcrypt hash, for `tbflow serve --auth-user NAME --auth-password-hash HASH`",
+		"or TBFLOW_AUTH_PASSWORD_HASH.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

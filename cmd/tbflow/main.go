@@ -59,10 +59,14 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// setUsage makes -h print the command's text followed by its flags.
-func setUsage(fs *flag.FlagSet, stderr io.Writer, text func()) {
+// setUsage makes -h print the command's text, one line per argument, then
+// a blank line and its flags.
+func setUsage(fs *flag.FlagSet, stderr io.Writer, lines ...string) {
 	fs.Usage = func() {
-		text()
+		for _, l := range lines {
+			fmt.Fprintln(stderr, l)
+		}
+		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
 }

@@ -18,13 +18,12 @@ func runNodes(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("nodes", stderr)
 	schema := fs.Bool("schema", false, "print a JSON Schema for flow files instead")
 	specs := fs.Bool("json", false, "print the node specs as JSON (what the editor renders forms from)")
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow nodes [--schema | --json] [TYPE...]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Prints the reference of every node type (or the named ones) as Markdown,")
-		fmt.Fprintln(stderr, "generated from the same specs that drive validation and the editor.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow nodes [--schema | --json] [TYPE...]",
+		"",
+		"Prints the reference of every node type (or the named ones) as Markdown,",
+		"generated from the same specs that drive validation and the editor.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

@@ -30,15 +30,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	debug := fs.Bool("debug", false, "log every debug node's output (debug nodes with console on are always logged)")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
 	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off)`)
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow run [flags] FILE")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs a flow without the editor, logging to stderr, until SIGINT or SIGTERM;")
-		fmt.Fprintln(stderr, "then every node finishes the messages queued for it and stops. Secrets come")
-		fmt.Fprintln(stderr, "from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid")
-		fmt.Fprintln(stderr, "flow is not started: its problems are printed and the exit code is 1.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow run [flags] FILE",
+		"",
+		"Runs a flow without the editor, logging to stderr, until SIGINT or SIGTERM;",
+		"then every node finishes the messages queued for it and stops. Secrets come",
+		"from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid",
+		"flow is not started: its problems are printed and the exit code is 1.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

@@ -199,14 +199,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow serve [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs the flow in --flows with the browser editor and its API (docs/editor-api.md).")
-		fmt.Fprintln(stderr, "Deploys from the editor are saved to the flow file; a missing file starts an")
-		fmt.Fprintln(stderr, "empty flow and is created by the first deploy. SIGINT or SIGTERM stop it.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow serve [flags]",
+		"",
+		"Runs the flow in --flows with the browser editor and its API (docs/editor-api.md).",
+		"Deploys from the editor are saved to the flow file; a missing file starts an",
+		"empty flow and is created by the first deploy. SIGINT or SIGTERM stop it.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

@@ -47,12 +47,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log every connection and request")
 	var devices deviceFlags
 	fs.Var(&devices, "device", "device NAME:TOKEN (repeatable; default demo-device:demo-token and the gateway demo-gateway:gateway-token)")
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow sim [flags]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Runs a ThingsBoard-compatible MQTT endpoint until interrupted. See docs/tbsim.md.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow sim [flags]",
+		"",
+		"Runs a ThingsBoard-compatible MQTT endpoint until interrupted. See docs/tbsim.md.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

@@ -18,15 +18,14 @@ func init() {
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON array (file, id, type, field, line, column, severity, message)")
-	setUsage(fs, stderr, func() {
-		fmt.Fprintln(stderr, "usage: tbflow validate [flags] FILE...")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Checks flow files against the node specs and prints every problem as")
-		fmt.Fprintln(stderr, `  FILE: node "id" (type) field: message`)
-		fmt.Fprintln(stderr, "JSON syntax errors give the line and column. Undefined ${ENV} variables are")
-		fmt.Fprintln(stderr, "warnings. The exit code is 1 when any file has an error, 2 on usage errors.")
-		fmt.Fprintln(stderr)
-	})
+	setUsage(fs, stderr,
+		"usage: tbflow validate [flags] FILE...",
+		"",
+		"Checks flow files against the node specs and prints every problem as",
+		`  FILE: node "id" (type) field: message`,
+		"JSON syntax errors give the line and column. Undefined ${ENV} variables are",
+		"warnings. The exit code is 1 when any file has an error, 2 on usage errors.",
+	)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}

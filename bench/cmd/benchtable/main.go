@@ -143,8 +143,8 @@ func print(w io.Writer, results []Result) {
 		for _, k := range keys {
 			v := r.Metrics[k]
 			switch {
-			case k == "ratio" || strings.HasPrefix(k, "x-"):
-				ratio = format(v) + "×"
+			case strings.HasPrefix(k, "x-"):
+				ratio = format(v) + "× " + ratioMeaning(k)
 			case isBaseline(k):
 				base = append(base, format(v)+" "+k)
 			case k == "ns/op" && v == 0:
@@ -155,6 +155,22 @@ func print(w io.Writer, results []Result) {
 		}
 		fmt.Fprintf(w, "| %s %s | %s | %s | %s |\n", shortPkg(r.Package), r.Name, strings.Join(figs, ", "), strings.Join(base, ", "), ratio)
 	}
+}
+
+// ratioMeaning says what an "x-…" ratio metric compares, so that the
+// ratio column reads the same way whichever way the benchmark divides.
+func ratioMeaning(k string) string {
+	switch k {
+	case "x-paho-rate":
+		return "raw paho's rate"
+	case "x-chan-time":
+		return "a channel hop's time"
+	case "x-fewer-requests":
+		return "fewer requests"
+	case "x-less-cpu":
+		return "less CPU per record"
+	}
+	return strings.ReplaceAll(strings.TrimPrefix(k, "x-"), "-", " ")
 }
 
 func isBaseline(k string) bool {
