@@ -120,20 +120,11 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	host, port := hostPort(t, proxy.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	d, err := tb.NewDevice(tb.Config{
+	st, end := startDevice(t, ctx, tb.Config{
 		Host: host, Port: port, AccessToken: "fault-device", SkipSessionLimits: true,
 		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer closeDevice(d)
-
-	st := startStream(d, 4*time.Millisecond)
-	defer st.stop()
+	}, 4*time.Millisecond)
+	defer end()
 	eventually(t, 30*time.Second, "300 messages delivered before the kill", func() bool { return sub.distinct() >= 300 })
 
 	// The device cannot reach the broker again until the subscriber is
@@ -204,20 +195,11 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 	host, port := hostPort(t, proxy.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	d, err := tb.NewDevice(tb.Config{
+	st, end := startDevice(t, ctx, tb.Config{
 		Host: host, Port: port, AccessToken: "fault-token",
 		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer closeDevice(d)
-
-	st := startStream(d, 4*time.Millisecond)
-	defer st.stop()
+	}, 4*time.Millisecond)
+	defer end()
 	eventually(t, 30*time.Second, "300 messages stored before the outage", func() bool { return len(tbsimCopies(s, "fault-device")) >= 300 })
 	if err := s.Pause(); err != nil {
 		t.Fatal(err)

@@ -429,6 +429,25 @@ func tbsimCopies(s *tbsim.Server, device string) map[int]int {
 }
 
 // closeDevice closes d, giving it a bounded time to flush its outbox.
+// startDevice connects a device with cfg and starts a stream of numbered
+// telemetry through it, one publish every `every`. end stops the stream,
+// then closes the device: defer it before the broker goes away.
+func startDevice(t *testing.T, ctx context.Context, cfg tb.Config, every time.Duration) (st *stream, end func()) {
+	t.Helper()
+	d, err := tb.NewDevice(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = startStream(d, every)
+	return st, func() {
+		st.stop()
+		closeDevice(d)
+	}
+}
+
 func closeDevice(d *tb.Device) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -37,7 +37,7 @@ func TestFaultStalledLink(t *testing.T) {
 	host, port := hostPort(t, proxy.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
-	d, err := tb.NewDevice(tb.Config{
+	st, end := startDevice(t, ctx, tb.Config{
 		Host: host, Port: port, AccessToken: "fault-token", KeepAlive: 5 * time.Second,
 		Outbox: tb.OutboxConfig{Path: newOutboxPath(t)}, Logger: testLogger(t),
 		// The first status other than connected after the stall began
@@ -50,17 +50,8 @@ func TestFaultStalledLink(t *testing.T) {
 				noticedAt = time.Now()
 			}
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer closeDevice(d)
-
-	st := startStream(d, 10*time.Millisecond)
-	defer st.stop()
+	}, 10*time.Millisecond)
+	defer end()
 	eventually(t, 30*time.Second, "200 messages stored before the stall", func() bool { return len(tbsimCopies(s, "fault-device")) >= 200 })
 	connsBefore := proxy.Connections()
 	mu.Lock()
