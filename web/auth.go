@@ -184,10 +184,33 @@ func (a *authenticator) session(val string) (identity, bool) {
 	return s.id, true
 }
 
-func (a *authenticator) endSession(val string) {
+// endSession ends the login session of a cookie value and returns its key.
+func (a *authenticator) endSession(val string) [32]byte {
+	key := sha256.Sum256([]byte(val))
 	a.mu.Lock()
-	delete(a.sessions, sha256.Sum256([]byte(val)))
+	delete(a.sessions, key)
 	a.mu.Unlock()
+	return key
+}
+
+// cookieSession returns the login session r's cookie names, if it is a live
+// one, and when it ends.
+func (a *authenticator) cookieSession(r *http.Request) (key [32]byte, expires time.Time, ok bool) {
+	if !a.enabled() {
+		return key, expires, false
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return key, expires, false
+	}
+	key = sha256.Sum256([]byte(c.Value))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, found := a.sessions[key]
+	if !found {
+		return key, expires, false
+	}
+	return key, s.expires, true
 }
 
 // identify checks a request's credential: a bearer token, basic
@@ -275,8 +298,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // handleLogout ends the session of the request's cookie.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(SessionCookie); err == nil {
-		s.auth.endSession(c.Value)
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		s.endSession(s.auth.endSession(c.Value))
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,

@@ -3,11 +3,14 @@ package web_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tbflow/tbflow/engine"
@@ -145,10 +148,25 @@ func TestAuthBasicLoginLogout(t *testing.T) {
 		t.Fatalf("upgrade with the cookie: %v", err)
 	}
 	c.ok("flows", nil, nil)
+	other, _, err := s.dialWS(http.Header{"Authorization": {basic("admin", "pa55")}})
+	if err != nil {
+		t.Fatalf("upgrade with basic credentials: %v", err)
+	}
 
 	if code, _, _ := s.do("POST", "/api/logout", "", "Cookie", cookie); code != 204 {
 		t.Fatalf("logout: %d", code)
 	}
+	// The logout ends the session's WebSocket, not the others.
+	select {
+	case <-c.done:
+		var ce *websocket.CloseError
+		if !errors.As(c.err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "logged out" {
+			t.Fatalf("the session's WebSocket ended with %v, want a close frame 1008 \"logged out\"", c.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session's WebSocket stayed open after the logout")
+	}
+	other.ok("flows", nil, nil)
 	if code, _, _ := s.do("GET", "/api/flows", "", "Cookie", cookie); code != 401 {
 		t.Fatalf("flows after logout: %d", code)
 	}
@@ -157,6 +175,30 @@ func TestAuthBasicLoginLogout(t *testing.T) {
 	}
 	if code, _, _ := s.do("GET", "/api/flows", "", "Cookie", web.SessionCookie+"=forged"); code != 401 {
 		t.Fatalf("forged cookie: %d", code)
+	}
+}
+
+// A login session's WebSocket ends when the session expires.
+func TestSessionExpiryEndsWebSocket(t *testing.T) {
+	s := newAPIServer(t, false, withAuth(web.Auth{Token: "t0ken"}), func(o *web.Options) { o.SessionTTL = 300 * time.Millisecond })
+	code, hdr, _ := s.do("POST", "/api/login", `{"token":"t0ken"}`)
+	if code != 204 {
+		t.Fatalf("login: %d", code)
+	}
+	ck := sessionCookie(t, hdr)
+	c, _, err := s.dialWS(http.Header{"Cookie": {ck.Name + "=" + ck.Value}})
+	if err != nil {
+		t.Fatalf("upgrade with the cookie: %v", err)
+	}
+	c.ok("flows", nil, nil)
+	select {
+	case <-c.done:
+		var ce *websocket.CloseError
+		if !errors.As(c.err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "session expired" {
+			t.Fatalf("the WebSocket ended with %v, want a close frame 1008 \"session expired\"", c.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the WebSocket outlived its session")
 	}
 }
 

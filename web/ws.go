@@ -129,6 +129,11 @@ type wsConn struct {
 	mu   sync.Mutex
 	subs []*wsSub // in subscription order
 
+	// session is the login session whose cookie came with the upgrade
+	// (zero without one, or with auth off): its logout or expiry ends the
+	// connection.
+	session [32]byte
+
 	closeOnce sync.Once
 }
 
@@ -154,6 +159,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s: s, c: c, ctx: ctx, cancel: cancel,
 		out:   &outbox{maxEvents: s.opts.EventQueue, wake: make(chan struct{}, 1)},
 		slots: make(chan struct{}, maxInFlight),
+	}
+	if key, expires, ok := s.auth.cookieSession(r); ok {
+		wc.session = key
+		expiry := time.AfterFunc(time.Until(expires), func() {
+			wc.closeWith(websocket.ClosePolicyViolation, "session expired")
+		})
+		defer expiry.Stop()
 	}
 	s.mu.Lock()
 	s.conns[wc] = true
@@ -191,11 +203,31 @@ func (wc *wsConn) fail() {
 
 // shutdown ends the connection from the server side.
 func (wc *wsConn) shutdown() {
+	wc.closeWith(websocket.CloseGoingAway, "server shutting down")
+}
+
+// closeWith ends the connection from the server side with a close frame.
+func (wc *wsConn) closeWith(code int, reason string) {
 	wc.closeOnce.Do(func() {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		msg := websocket.FormatCloseMessage(code, reason)
 		wc.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		wc.c.Close()
 	})
+}
+
+// endSession closes the connections a login session opened.
+func (s *Server) endSession(key [32]byte) {
+	var ended []*wsConn
+	s.mu.Lock()
+	for wc := range s.conns {
+		if wc.session == key {
+			ended = append(ended, wc)
+		}
+	}
+	s.mu.Unlock()
+	for _, wc := range ended {
+		wc.closeWith(websocket.ClosePolicyViolation, "logged out")
+	}
 }
 
 func (wc *wsConn) readTimeout() time.Duration { return 2 * wc.s.opts.PingInterval }
