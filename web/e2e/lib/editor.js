@@ -231,6 +231,12 @@ export class Editor {
   async waitOpen() {
     await this.page.locator('body[data-conn="open"]').waitFor({ state: 'attached' });
     await this.page.locator('#palette .palette-node').first().waitFor();
+    // The deployed flow is drawn: every node of the first tab is on the canvas.
+    const { flows } = await getFlows();
+    const tab = flows.find((/** @type {any} */ n) => n.type === 'tab');
+    for (const n of tab ? flows.filter((/** @type {any} */ n) => n.z === tab.id) : []) {
+      await this.page.locator(`svg#canvas g.node[data-id="${n.id}"]`).waitFor({ state: 'attached' });
+    }
   }
 
   /** Saves a screenshot of the page as <artifacts>/<test>/<nn>-<step>.png. @param {string} step */
