@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -66,15 +67,10 @@ func startDemoEnv(mqttAddr, httpAddr, modbusAddr string, log *slog.Logger) (*dem
 		d.Close()
 		return nil, err
 	}
-	d.mb = modbussim.New()
-	if err := modbussim.EnergyMeter(d.mb.Unit(1)); err != nil {
-		d.Close()
-		return nil, err
-	}
-	err = d.mb.Listen(modbusAddr)
+	d.mb, err = startMeter(modbusAddr)
 	if isAddrInUse(err) {
 		log.Warn("address in use, taking a free port instead", "modbus", modbusAddr)
-		err = d.mb.Listen(anyPort(modbusAddr))
+		d.mb, err = startMeter(anyPort(modbusAddr))
 	}
 	if err != nil {
 		d.Close()
@@ -117,8 +113,8 @@ func pointAt(f *engine.Flow, id, addr string) error {
 	if err != nil {
 		return err
 	}
-	var p int
-	if _, err := fmt.Sscan(port, &p); err != nil {
+	p, err := strconv.Atoi(port)
+	if err != nil {
 		return fmt.Errorf("port of %s: %w", addr, err)
 	}
 	n.Fields["host"] = host

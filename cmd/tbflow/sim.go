@@ -104,16 +104,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	// A simulated Modbus device next to the ThingsBoard endpoint: an energy
-	// meter on unit 1 (see modbussim.EnergyMeter and docs/modbus.md).
+	// A simulated Modbus device next to the ThingsBoard endpoint.
 	var mb *modbussim.Server
 	if *modbusAddr != "" {
-		mb = modbussim.New()
-		if err := modbussim.EnergyMeter(mb.Unit(1)); err != nil {
-			fmt.Fprintf(stderr, "tbflow sim: %v\n", err)
-			return 1
-		}
-		if err := mb.Listen(*modbusAddr); err != nil {
+		if mb, err = startMeter(*modbusAddr); err != nil {
 			fmt.Fprintf(stderr, "tbflow sim: %v\n", err)
 			return 1
 		}
@@ -151,6 +145,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	<-ctx.Done()
 	return 0
+}
+
+// startMeter serves the simulated energy meter on unit 1 (see
+// modbussim.EnergyMeter and docs/modbus.md) on addr.
+func startMeter(addr string) (*modbussim.Server, error) {
+	mb := modbussim.New()
+	if err := modbussim.EnergyMeter(mb.Unit(1)); err != nil {
+		return nil, err
+	}
+	if err := mb.Listen(addr); err != nil {
+		return nil, err
+	}
+	return mb, nil
 }
 
 func splitHostPort(addr string) (string, string) {
