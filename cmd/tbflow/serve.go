@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tbflow/tbflow/engine"
@@ -50,8 +49,6 @@ type serveConfig struct {
 	AllowOrigins []string
 	// StaticDir serves the editor from a directory instead of the binary.
 	StaticDir string
-	// Collectors are further Prometheus collectors for /metrics.
-	Collectors []prometheus.Collector
 	// OnListen, when set, is called with the editor URL once the server
 	// listens.
 	OnListen func(url string)
@@ -98,35 +95,30 @@ func isLoopback(addr string) bool {
 // end closes the WebSocket connections and shuts the HTTP server down. It
 // neither starts nor stops the engine: the caller deploys before and stops
 // e after. `tbflow serve` and `tbflow demo` both run the editor through it.
-func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	if err := checkServeConfig(cfg); err != nil {
-		if cfg.Listener != nil {
-			cfg.Listener.Close()
+func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	ln := cfg.Listener
+	defer func() {
+		if err != nil && ln != nil {
+			ln.Close() // not served: the listener was passed in or opened here
 		}
+	}()
+	if err := checkServeConfig(cfg); err != nil {
 		return err
 	}
 	ws, err := web.New(web.Options{
 		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, StaticDir: cfg.StaticDir,
-		Collectors: cfg.Collectors,
 	})
 	if err != nil {
-		if cfg.Listener != nil {
-			cfg.Listener.Close()
-		}
 		return err
 	}
 	var tlsConf *tls.Config
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			if cfg.Listener != nil {
-				cfg.Listener.Close()
-			}
 			return fmt.Errorf("loading TLS certificate: %w", err)
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln := cfg.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("listening: %w", err)
