@@ -250,3 +250,60 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// Gateway publishes count against the limits of each sub-device they name:
+// one message per device, and for telemetry one telemetry message and the
+// device's data points; the gateway's own data-point limit counts them all.
+func TestGatewayDeviceLimitAccounting(t *testing.T) {
+	l, err := newLimits(&SessionLimits{
+		RateLimits:        RateLimits{TelemetryDataPoints: "100:1"},
+		GatewayRateLimits: &RateLimits{Messages: "100:1", TelemetryMessages: "100:1", TelemetryDataPoints: "100:1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A frozen clock: the buckets do not refill between publishes.
+	frozen := time.Unix(1700000000, 0)
+	freeze := func(ls ...*Limiter) {
+		for _, x := range ls {
+			x.now = func() time.Time { return frozen }
+		}
+	}
+	freeze(l.dataPoints)
+	for _, name := range []string{"A", "B", "C"} {
+		d := l.device(name)
+		freeze(d.messages, d.telemetry, d.dataPoints)
+	}
+	used := func(x *Limiter) float64 {
+		if x.windows[0].last.IsZero() {
+			return 0
+		}
+		return x.windows[0].capacity - x.windows[0].tokens
+	}
+	ctx := context.Background()
+	for _, p := range []struct{ topic, payload string }{
+		{topicGatewayTelemetry, `{"A":[{"a":1,"b":2}],"B":[{"ts":1,"values":{"x":1}}]}`},
+		{topicGatewayAttributes, `{"A":{"k":1}}`},
+		{topicGatewayConnect, `{"device":"C","type":"meter"}`},
+		{topicGatewayTelemetry, `not json`},
+		{topicTelemetry, `{"A":[{"a":1}]}`},
+	} {
+		if err := l.wait(ctx, p.topic, []byte(p.payload)); err != nil {
+			t.Fatalf("%s %s: %v", p.topic, p.payload, err)
+		}
+	}
+	for name, want := range map[string][3]float64{"A": {2, 1, 2}, "B": {1, 1, 1}, "C": {1, 0, 0}} {
+		d := l.device(name)
+		if got := [3]float64{used(d.messages), used(d.telemetry), used(d.dataPoints)}; got != want {
+			t.Errorf("device %s used messages, telemetry, data points %v, want %v", name, got, want)
+		}
+	}
+	// 3 in the gateway telemetry, 1 for the payload that is not JSON, 1 in
+	// the device's own telemetry.
+	if got := used(l.dataPoints); got != 5 {
+		t.Errorf("gateway data points used %v, want 5", got)
+	}
+	if n := len(l.devs); n != 3 {
+		t.Errorf("%d devices have limiters, want 3 (A, B, C)", n)
+	}
+}
