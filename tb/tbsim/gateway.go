@@ -118,20 +118,13 @@ func (s *Server) sendDisconnectNotice(ss *session, device string, reason int) {
 // a gateway view is removed from its gateway session, a direct session is
 // detached and returned (the caller closes it with 0x8E).
 func (s *Server) evictLocked(d *device) *session {
-	var old *session
 	for _, v := range append([]*view(nil), d.views...) {
 		if v.gw {
 			s.removeViewLocked(v)
 			s.log.Info("sub-device taken over", "device", d.info.Name, "gateway", v.sess.dev.info.Name)
-			continue
-		}
-		if v.sess == d.direct {
-			old = v.sess
 		}
 	}
-	if old == nil {
-		old = d.direct
-	}
+	old := d.direct
 	if old != nil {
 		s.detachLocked(old)
 		s.stats.Evictions++
