@@ -140,8 +140,7 @@ type Connection struct {
 // rpcListener is a node that takes server-side RPCs.
 type rpcListener struct {
 	seq    int
-	device string // "" = any (device mode: the device itself)
-	any    bool   // take requests for every device
+	device string // "" = every device (device mode: the device itself)
 	method string // "" = every method
 	// fallback marks a gw-device's listener: a tb-rpc-in naming the same
 	// device (and method filter) takes the device's requests before it.
@@ -379,7 +378,7 @@ func (c *Connection) addRPC(l *rpcListener) (remove func()) {
 func (c *Connection) pickRPCLocked(req tb.RPCRequest) *rpcListener {
 	score := func(l *rpcListener) int {
 		s := 0
-		if !l.any {
+		if l.device != "" {
 			s += 4
 		}
 		if l.method != "" {
@@ -393,7 +392,7 @@ func (c *Connection) pickRPCLocked(req tb.RPCRequest) *rpcListener {
 	var best *rpcListener
 	bestScore := 0
 	for _, l := range c.rpcs {
-		if (!l.any && l.device != req.Device) || (l.method != "" && l.method != req.Method) {
+		if (l.device != "" && l.device != req.Device) || (l.method != "" && l.method != req.Method) {
 			continue
 		}
 		if s := score(l); best == nil || s > bestScore || (s == bestScore && l.seq < best.seq) {

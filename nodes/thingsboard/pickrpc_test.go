@@ -15,7 +15,7 @@ import (
 func TestRPCPrecedence(t *testing.T) {
 	c := &Connection{rpcs: map[int]*rpcListener{}}
 	add := func(device, method string) *rpcListener {
-		l := &rpcListener{device: device, any: device == "", method: method}
+		l := &rpcListener{device: device, method: method}
 		c.addRPC(l)
 		return l
 	}
@@ -63,7 +63,7 @@ func TestRPCWaitsForANode(t *testing.T) {
 	if l := c.waitRPC(ctx, req); l != nil {
 		t.Fatalf("no node: got listener %d", l.seq)
 	}
-	l := &rpcListener{any: true}
+	l := &rpcListener{}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		c.addRPC(l)

@@ -113,7 +113,7 @@ func (n *rpcIn) Start(ctx context.Context) error {
 	}
 	n.user.start()
 	n.remove = n.conn.addRPC(&rpcListener{
-		device: n.conf.Device, any: n.conf.Device == "", method: n.conf.Method,
+		device: n.conf.Device, method: n.conf.Method,
 		fn: func(ctx context.Context, req tb.RPCRequest) error {
 			return n.nc.Send(ctx, rpcMsg(n.conn.nc.ID(), req))
 		},
