@@ -213,7 +213,14 @@ func (r *gwResult) failed(err error) {
 // gwImplicit connects name implicitly (type "default") unless it is
 // connected in this session already; nil means it failed (recorded in r).
 func (s *Server) gwImplicit(ss *session, r *gwResult, name string) *view {
-	v, isNew, err := s.gwConnect(ss, name, defaultDeviceType)
+	return s.gwJoin(ss, r, name, defaultDeviceType)
+}
+
+// gwJoin connects name with type typ (when created) unless it is connected
+// in this session already, recording a new connection or a failure in r;
+// nil means it failed.
+func (s *Server) gwJoin(ss *session, r *gwResult, name, typ string) *view {
+	v, isNew, err := s.gwConnect(ss, name, typ)
 	if err != nil {
 		if r.err == nil {
 			r.err, r.procErr = err, true
@@ -328,12 +335,7 @@ func (s *Server) onGwConnect(ss *session, pk packets.Packet) {
 		return
 	}
 	r := &gwResult{}
-	v, isNew, err := s.gwConnect(ss, name, typ)
-	if err != nil {
-		r.err, r.procErr = err, true
-	} else if isNew {
-		r.connected = append(r.connected, v)
-	}
+	s.gwJoin(ss, r, name, typ)
 	s.gwFinish(ss, pk, r)
 }
 
