@@ -362,11 +362,12 @@ type attrInConfig struct {
 
 type attrIn struct {
 	user
-	conf   *attrInConfig
-	keys   []string
-	unsub  func()
-	life   context.Context
-	cancel context.CancelFunc
+	conf       *attrInConfig
+	keys       []string // shared keys
+	clientKeys []string
+	unsub      func()
+	life       context.Context
+	cancel     context.CancelFunc
 }
 
 func newAttrIn(nc *engine.NodeContext, c *attrInConfig) (engine.Node, error) {
@@ -377,7 +378,7 @@ func newAttrIn(nc *engine.NodeContext, c *attrInConfig) (engine.Node, error) {
 	if c.Device != "" && !u.conn.gateway() {
 		return nil, &engine.FieldError{Field: "device", Message: "only for a gateway connection"}
 	}
-	return &attrIn{user: u, conf: c, keys: splitKeys(c.Keys)}, nil
+	return &attrIn{user: u, conf: c, keys: splitKeys(c.Keys), clientKeys: splitKeys(c.ClientKeys)}, nil
 }
 
 func (n *attrIn) Start(ctx context.Context) error {
@@ -477,7 +478,7 @@ func keyList(v any) ([]string, error) {
 
 // Handle requests attributes and sends the answer on output 2.
 func (n *attrIn) Handle(ctx context.Context, msg *engine.Msg) error {
-	client, shared := splitKeys(n.conf.ClientKeys), n.keys
+	client, shared := n.clientKeys, n.keys
 	if p, ok := msg.Payload.(map[string]any); ok {
 		var err error
 		if v, ok := p["client"]; ok {
