@@ -378,27 +378,31 @@ func (g *gate) Accept() (net.Conn, error) {
 	}
 }
 
+// listenerIDs are the ids of the MQTT and MQTTS listeners.
+var listenerIDs = []string{"mqtt", "mqtts"}
+
 // disconnectAll drops every client connection.
 func (s *Server) disconnectAll(b *mqtt.Server) {
-	for _, id := range []string{"mqtt", "mqtts"} {
-		for _, cl := range b.Clients.GetByListener(id) {
-			_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
-		}
+	for _, id := range listenerIDs {
+		disconnectListener(b, id)
+	}
+}
+
+// disconnectListener drops every client connected through listener id.
+func disconnectListener(b *mqtt.Server, id string) {
+	for _, cl := range b.Clients.GetByListener(id) {
+		_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
 	}
 }
 
 // unlisten closes the listeners and drops every client connected through
 // them.
 func (s *Server) unlisten(b *mqtt.Server) {
-	for _, id := range []string{"mqtt", "mqtts"} {
+	for _, id := range listenerIDs {
 		if _, ok := b.Listeners.Get(id); !ok {
 			continue
 		}
-		b.Listeners.Close(id, func(id string) {
-			for _, cl := range b.Clients.GetByListener(id) {
-				_ = b.DisconnectClient(cl, packets.ErrServerShuttingDown)
-			}
-		})
+		b.Listeners.Close(id, func(id string) { disconnectListener(b, id) })
 		b.Listeners.Delete(id)
 	}
 }
