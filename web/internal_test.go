@@ -53,7 +53,7 @@ func TestTopicPatterns(t *testing.T) {
 		{"status/#", "debug", false},
 		{"status", "status/n1", false},
 	} {
-		if got := matchTopic(strings.Split(tc.pattern, "/"), tc.topic); got != tc.match {
+		if got := matchTopic(strings.Split(tc.pattern, "/"), strings.Split(tc.topic, "/")); got != tc.match {
 			t.Errorf("matchTopic(%q, %q) = %v", tc.pattern, tc.topic, got)
 		}
 	}

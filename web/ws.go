@@ -431,8 +431,9 @@ func validPattern(p string) bool {
 	return true
 }
 
-func matchTopic(pattern []string, topic string) bool {
-	levels := strings.Split(topic, "/")
+// matchTopic reports whether a pattern matches a topic, both split into
+// their levels.
+func matchTopic(pattern, levels []string) bool {
 	for i, p := range pattern {
 		if p == "#" {
 			return true
@@ -514,9 +515,10 @@ func (wc *wsConn) statusSnapshot(patterns [][]string) {
 	now := time.Now()
 	for _, id := range sortedIDs(st) {
 		topic := engine.TopicStatusPrefix + id
+		levels := strings.Split(topic, "/")
 		match := false
 		for _, p := range patterns {
-			match = match || matchTopic(p, topic)
+			match = match || matchTopic(p, levels)
 		}
 		if !match {
 			continue
@@ -566,11 +568,13 @@ func (wc *wsConn) forward(ws *wsSub) {
 	}
 }
 
+// owner returns the earliest subscription whose pattern matches topic.
 func (wc *wsConn) owner(topic string) *wsSub {
+	levels := strings.Split(topic, "/")
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	for _, ws := range wc.subs {
-		if matchTopic(ws.parts, topic) {
+		if matchTopic(ws.parts, levels) {
 			return ws
 		}
 	}
