@@ -29,18 +29,10 @@ type rpcCall struct {
 // gatewayData is the "data" of a v1/gateway/rpc request:
 // {"id","method","params"}.
 func (c *rpcCall) gatewayData() []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"id":`)
-	b.WriteString(strconv.Itoa(c.id))
-	b.WriteString(`,"method":`)
-	m, _ := json.Marshal(c.method)
-	b.Write(m)
-	b.WriteString(`,"params":`)
-	b.Write(c.params)
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(fmt.Appendf(nil, `{"id":%d,`, c.id), c.payload()[1:]...)
 }
 
+// payload is the device API request {"method","params"}.
 func (c *rpcCall) payload() []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"method":`)
