@@ -229,10 +229,39 @@ func TestRPCDeviceRoundTrip(t *testing.T) {
 	if err != nil || string(got) != `"hello world"` {
 		t.Errorf("hello: reply %s, %v", got, err)
 	}
-	// No node takes this method: an error reply at once.
+	// No node takes this method: an error reply once the connection's
+	// grace for nodes still starting (2 s) is over.
 	got, err = s.RPC(ctx, "dev", "reboot", nil, false)
 	if err != nil || !strings.Contains(string(got), "error") {
 		t.Errorf("reboot: reply %s, %v; want an error reply", got, err)
+	}
+}
+
+// TestRPCOutRepliesWithCaughtError: a request whose handling fails is
+// answered {"error": message} when the catch node's message reaches
+// tb-rpc-out (sendErrors, on by default).
+func TestRPCOutRepliesWithCaughtError(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
+		node("in", "tb-rpc-in", map[string]any{"connection": "c"}, []string{"calc"}),
+		node("calc", "transform", map[string]any{"expression": "payload.x.y"}, []string{"reply"}),
+		node("catch", "catch", nil, []string{"reply"}),
+		node("reply", "tb-rpc-out", map[string]any{"connection": "c"}))
+	ctx := waitCtx(t)
+	if err := s.WaitConnected(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RPC(ctx, "dev", "calc", "not an object", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply map[string]any
+	if err := json.Unmarshal(got, &reply); err != nil {
+		t.Fatalf("reply %s: %v", got, err)
+	}
+	if msg, _ := reply["error"].(string); len(reply) != 1 || !strings.Contains(msg, "payload.x.y") {
+		t.Errorf("reply %s, want {\"error\": the transform's error}", got)
 	}
 }
 
