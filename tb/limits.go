@@ -215,25 +215,23 @@ func (l *limits) device(name string) *limits {
 	return d
 }
 
-// waitGateway applies the per-device limits to a gateway publish: each
-// device named in it counts one message (and its records' data points).
-func (l *limits) waitGateway(ctx context.Context, topic string, payload []byte) error {
-	if l.gateway == nil || !strings.HasPrefix(topic, "v1/gateway/") {
+// waitGateway applies the per-device limits to a gateway publish (doc is
+// its decoded payload): each device named in it counts one message (and
+// its records' data points).
+func (l *limits) waitGateway(ctx context.Context, topic string, doc any) error {
+	obj, ok := doc.(map[string]any)
+	if !ok {
 		return nil
 	}
-	var byDevice map[string]json.RawMessage
-	if json.Unmarshal(payload, &byDevice) != nil {
-		return nil
-	}
-	devices := map[string]json.RawMessage{}
+	devices := obj // device → its records
 	switch topic {
 	case topicGatewayTelemetry, topicGatewayAttributes, topicGatewayClaim:
-		devices = byDevice
 	default:
-		var one struct{ Device string }
-		if json.Unmarshal(payload, &one) == nil && one.Device != "" {
-			devices[one.Device] = nil
+		name, _ := obj["device"].(string)
+		if name == "" {
+			return nil
 		}
+		devices = map[string]any{name: nil}
 	}
 	for name, records := range devices {
 		d := l.device(name)
@@ -247,9 +245,7 @@ func (l *limits) waitGateway(ctx context.Context, topic string, payload []byte) 
 			return err
 		}
 		if d.dataPoints != nil {
-			var v any
-			_ = json.Unmarshal(records, &v)
-			if err := d.dataPoints.Wait(ctx, countIn(v, 1)); err != nil {
+			if err := d.dataPoints.Wait(ctx, countIn(records, 1)); err != nil {
 				return err
 			}
 		}
@@ -267,22 +263,31 @@ func (l *limits) checkSize(topic string, payload []byte) error {
 	return nil
 }
 
-// wait applies the limits to one publish on topic.
+// wait applies the limits to one publish on topic. The payload is decoded
+// once, and only when a limit looks inside it.
 func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 	if err := l.messages.Wait(ctx, 1); err != nil {
 		return err
 	}
-	if err := l.waitGateway(ctx, topic, payload); err != nil {
-		return err
+	telemetry := isTelemetryTopic(topic)
+	perDevice := l.gateway != nil && strings.HasPrefix(topic, "v1/gateway/")
+	var doc any // stays nil when the payload is not JSON
+	if perDevice || (telemetry && l.dataPoints != nil) {
+		_ = json.Unmarshal(payload, &doc)
 	}
-	if !isTelemetryTopic(topic) {
+	if perDevice {
+		if err := l.waitGateway(ctx, topic, doc); err != nil {
+			return err
+		}
+	}
+	if !telemetry {
 		return nil
 	}
 	if err := l.telemetry.Wait(ctx, 1); err != nil {
 		return err
 	}
 	if l.dataPoints != nil {
-		return l.dataPoints.Wait(ctx, countDataPoints(payload))
+		return l.dataPoints.Wait(ctx, countDataPoints(doc))
 	}
 	return nil
 }
@@ -291,15 +296,10 @@ func isTelemetryTopic(topic string) bool {
 	return topic == topicTelemetry || topic == topicGatewayTelemetry
 }
 
-// countDataPoints counts the key/value pairs of a telemetry payload the way
-// ThingsBoard does for its data-point limit.
-func countDataPoints(payload []byte) int {
-	var v any
-	if err := json.Unmarshal(payload, &v); err != nil {
-		return 1
-	}
-	return countIn(v, 0)
-}
+// countDataPoints counts the key/value pairs of a decoded telemetry payload
+// the way ThingsBoard does for its data-point limit (nil, a payload that is
+// not JSON, counts one).
+func countDataPoints(doc any) int { return countIn(doc, 0) }
 
 func countIn(v any, depth int) int {
 	switch t := v.(type) {
