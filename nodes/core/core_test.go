@@ -1,8 +1,11 @@
 package core_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tbflow/tbflow/engine"
@@ -197,6 +200,44 @@ func TestDebugEvents(t *testing.T) {
 	if m, ok := ev.Data.(*engine.DebugData).Value.(*engine.Msg); !ok || m.Payload != "x" {
 		t.Fatalf("debug event = %+v", ev.Data)
 	}
+}
+
+// syncBuffer is a log destination the engine's goroutines may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDebugConsoleLogsJSON: with console on, the value is logged as JSON
+// text, as the flow would show it.
+func TestDebugConsoleLogsJSON(t *testing.T) {
+	var logs syncBuffer
+	h := enginetest.RunNode(t, enginetest.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))},
+		"debug", map[string]any{"console": true})
+	h.Send(engine.NewMsg(map[string]any{"t": 4.0}))
+	h.WaitIdle()
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "debug" {
+			if rec["value"] != `{"t":4}` || rec["property"] != "payload" {
+				t.Errorf("log record %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no debug record in the log:\n%s", logs.String())
 }
 
 func TestStatusNode(t *testing.T) {
