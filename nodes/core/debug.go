@@ -18,12 +18,12 @@ func init() {
 
 **property** picks what to show: ` + "`payload`" + ` (default), ` + "`msg`" + ` for the whole message, or any other
 message property, with dots for nested fields (` + "`payload.temperature`" + `). Turn **active** off to mute
-the node without rewiring; turn **console** on to also write the value to the log (useful with
-` + "`tbflow run`" + `).`,
+the node without rewiring; turn **console** on to also write the value to the log as JSON text
+(useful with ` + "`tbflow run`" + `).`,
 		Fields: []engine.Field{
 			{Name: "property", Kind: engine.KindString, Default: "payload", Help: "Message property to show; `msg` shows the whole message."},
 			{Name: "active", Kind: engine.KindBool, Default: true, Help: "Publish debug events."},
-			{Name: "console", Kind: engine.KindBool, Default: false, Help: "Also log the value at info level."},
+			{Name: "console", Kind: engine.KindBool, Default: false, Help: "Also log the value, as JSON text, at info level."},
 		},
 		New: engine.Construct(newDebug),
 	})
