@@ -497,10 +497,21 @@ func TestDeviceReplyLater(t *testing.T) {
 		return tb.ReplyLater, nil
 	})
 	ctx := ctxT(t)
-	go func() { _, _ = s.RPC(ctx, simDevice, "slow", nil, false) }()
+	reply := make(chan string, 1)
+	go func() {
+		r, err := s.RPC(ctx, simDevice, "slow", nil, false)
+		if err != nil {
+			reply <- err.Error()
+			return
+		}
+		reply <- string(r)
+	}()
 	req := <-pending
 	if err := d.ReplyRPC(req, errors.New("valve jammed")); err != nil {
 		t.Fatal(err)
+	}
+	if r := <-reply; r != `{"error":"valve jammed"}` {
+		t.Fatalf("deferred error reply %s", r)
 	}
 	if err := d.ReplyRPC(tb.RPCRequest{ID: 999}, "x"); !errors.Is(err, tb.ErrUnknownRequest) {
 		t.Fatalf("unknown request: %v", err)
