@@ -474,6 +474,15 @@ func TestPauseResume(t *testing.T) {
 	if err := s.waitFor(ctxT(t), func() (bool, error) { return s.devices["d"].direct == nil, nil }); err != nil {
 		t.Fatal(err)
 	}
+	// While paused the port stays bound: a new connection is accepted and
+	// closed at once, before any CONNACK.
+	p := dialRaw(t, addr, 4)
+	if code := p.expectClosed(); code != -1 {
+		t.Fatalf("paused server sent DISCONNECT %#x", code)
+	}
+	if s.Connected("d") {
+		t.Fatal("connected while paused")
+	}
 	if err := s.Resume(); err != nil {
 		t.Fatal(err)
 	}
