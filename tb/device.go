@@ -345,11 +345,7 @@ func (d *Device) finishRPC(key, id string, reply []byte) {
 // result (an error is sent as {"error": "..."}). It returns
 // ErrUnknownRequest for a request that is unknown, answered or expired.
 func (d *Device) ReplyRPC(req RPCRequest, res any) error {
-	var err error
-	if e, ok := res.(error); ok {
-		res, err = nil, e
-	}
-	return d.rpc.reply(rpcRef("", req.ID), res, err)
+	return d.rpc.reply(rpcRef("", req.ID), res)
 }
 
 func rpcReply(res any, err error) []byte {

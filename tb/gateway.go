@@ -570,11 +570,7 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 // ReplyDeviceRPC answers a sub-device request whose handler returned
 // ReplyLater; see Device.ReplyRPC.
 func (g *Gateway) ReplyDeviceRPC(req RPCRequest, res any) error {
-	var err error
-	if e, ok := res.(error); ok {
-		res, err = nil, e
-	}
-	return g.rpc.reply(rpcRef(req.Device, req.ID), res, err)
+	return g.rpc.reply(rpcRef(req.Device, req.ID), res)
 }
 
 func (g *Gateway) sendRPCReply(key string, reply []byte) {

@@ -119,10 +119,15 @@ func (s *rpcState) deferReply(ref, key string, ttl time.Duration, send func([]by
 	s.mu.Unlock()
 }
 
-// reply answers a deferred request.
-func (s *rpcState) reply(ref string, res any, err error) error {
+// reply answers a deferred request with res (an error is sent as
+// {"error": "..."}).
+func (s *rpcState) reply(ref string, res any) error {
 	if _, later := res.(replyLater); later {
 		return errors.New("tb: ReplyLater is not a reply")
+	}
+	var err error
+	if e, ok := res.(error); ok {
+		res, err = nil, e
 	}
 	s.mu.Lock()
 	d, ok := s.deferred[ref]
