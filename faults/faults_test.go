@@ -405,7 +405,8 @@ func (tl tally) check(t *testing.T) {
 	}
 }
 
-func head(s []int, n int) []int {
+// head returns the first n elements of s (all of them if fewer).
+func head[T any](s []T, n int) []T {
 	if len(s) > n {
 		return s[:n]
 	}

@@ -363,10 +363,10 @@ func TestFaultTbflowKill9DuringOutage(t *testing.T) {
 	}
 	record(t, res)
 	if len(lost1) > 0 {
-		t.Errorf("%d messages accepted before the kill never arrived, first: %v", len(lost1), head3(lost1, 10))
+		t.Errorf("%d messages accepted before the kill never arrived, first: %v", len(lost1), head(lost1, 10))
 	}
 	if len(lost2) > 0 {
-		t.Errorf("%d messages of the restarted tbflow never arrived although it exited cleanly, first: %v", len(lost2), head3(lost2, 10))
+		t.Errorf("%d messages of the restarted tbflow never arrived although it exited cleanly, first: %v", len(lost2), head(lost2, 10))
 	}
 	if phantoms > 0 {
 		t.Errorf("%d stored sequence numbers were never made by the flow", phantoms)
@@ -380,11 +380,4 @@ func TestFaultTbflowKill9DuringOutage(t *testing.T) {
 	if len(accepted1) <= deliveredBeforeKill {
 		t.Errorf("only %d messages accepted before the kill, %d of them stored before the outage: nothing was queued", len(accepted1), deliveredBeforeKill)
 	}
-}
-
-func head3(s []string, n int) []string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
