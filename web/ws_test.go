@@ -180,6 +180,28 @@ func TestWSStatusSnapshotOnSubscribe(t *testing.T) {
 	}, nil)
 }
 
+func TestWSEventMatchingTwoPatternsSentOnce(t *testing.T) {
+	s := newAPIServer(t, false)
+	rev := s.deploy(basicFlow)
+	c := s.mustDialWS()
+	c.ok("subscribe", map[string]any{"topics": []string{"debug", "#"}}, nil)
+	c.ok("inject", map[string]any{"id": "inj"}, nil)
+	c.event("debug")
+	// The deploy event matches only "#". That subscription forwards its
+	// events in order, so a second copy of the debug event would come
+	// before it.
+	c.ok("deploy", map[string]any{"flows": rawFlow(basicFlow), "rev": rev, "mode": "full"}, nil)
+	copies := 0
+	c.until(func(f frame) bool { return f.Event != nil && f.Event.Topic == "deploy" }, func(f frame) {
+		if f.Event != nil && f.Event.Topic == "debug" {
+			copies++
+		}
+	})
+	if copies != 0 {
+		t.Fatalf("the debug event came %d more times", copies)
+	}
+}
+
 func TestWSBadFrames(t *testing.T) {
 	s := newAPIServer(t, false, func(o *web.Options) { o.MaxFrame = 4096 })
 	c := s.mustDialWS()
