@@ -368,8 +368,11 @@ func (g *Gateway) onAttrResponse(_ string, payload []byte) {
 // SubscribeDeviceAttributes calls fn with every change of the given shared
 // attribute keys of a sub-device (every key when keys is empty): pushes
 // from the server and, after each (re)connect, the difference between the
-// server's current values and the last known ones. Several subscriptions
-// to the same keys all receive the updates. fn runs on the gateway's
+// server's current values and the last known ones. A gateway cannot ask
+// the server for every key of a device, so with no keys the resync covers
+// only the keys seen so far: a key first created while the gateway was
+// offline arrives with its next change. Several subscriptions to the same
+// keys all receive the updates. fn runs on the gateway's
 // attribute goroutine, in order. The sub-device must be connected
 // (ConnectDevice, or any uplink for it) for the server to push updates.
 func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn func(AttributeUpdate)) (unsubscribe func(), err error) {
