@@ -3,8 +3,6 @@ package faults
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,7 +153,6 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	reopened := time.Now()
 	_, atReopen := st.counts()
 	recovery, ok, ackErrs := st.finish(t, ctx, backlog, reopened, "the broker came back")
-	all := st.acceptedSoFar()
 	excuse := func(n int) bool { return ackedByKilled[n] && wire.acked(n, 0) }
 	waitFor(30*time.Second, func() bool { return account(st, sub.received(), excuse, nil).lost == 0 })
 	tl := account(st, sub.received(), excuse, wire)
@@ -169,12 +166,7 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 		},
 	})
 	tl.check(t)
-	if ok != len(all) {
-		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
-	}
-	if len(st.errs) > 0 {
-		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
-	}
+	st.checkAcks(t, ok, ackErrs)
 }
 
 // TestFaultBrokerPauseTBSim takes the ThingsBoard-compatible endpoint away
@@ -217,7 +209,6 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 	resumed := time.Now()
 	_, atResume := st.counts()
 	recovery, ok, ackErrs := st.finish(t, ctx, backlog, resumed, "tbsim came back")
-	all := st.acceptedSoFar()
 	// tbsim stores before it acknowledges: no waiting for stragglers.
 	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
 	sent, _ := st.counts()
@@ -227,17 +218,5 @@ func TestFaultBrokerPauseTBSim(t *testing.T) {
 		Extra: map[string]int64{"false_acks": int64(tl.falseAcks), "accepted_in_outage": int64(atResume - atPause)},
 	})
 	tl.check(t)
-	if ok != len(all) {
-		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
-	}
-	if len(st.errs) > 0 {
-		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
-	}
-}
-
-func head2(s []string, n int) []string {
-	if len(s) > n {
-		return append(s[:n:n], fmt.Sprintf("(%d more)", len(s)-n))
-	}
-	return s
+	st.checkAcks(t, ok, ackErrs)
 }

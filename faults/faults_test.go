@@ -224,6 +224,28 @@ func (s *stream) finish(t *testing.T, ctx context.Context, backlog []int, since 
 	return recovery, ok, ackErrs
 }
 
+// checkAcks fails the test for accepted messages whose Ack did not succeed
+// (ok of them did and ackErrs are the others' errors, as finish returns
+// them) and for refused publishes. The stream must be stopped.
+func (s *stream) checkAcks(t *testing.T, ok int, ackErrs []string) {
+	t.Helper()
+	all := s.acceptedSoFar()
+	if ok != len(all) {
+		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
+	}
+	if len(s.errs) > 0 {
+		t.Errorf("publishes refused: %s", strings.Join(headMore(s.errs, 5), "; "))
+	}
+}
+
+// headMore is head plus a last element saying how many were left out.
+func headMore(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("(%d more)", len(s)-n))
+	}
+	return s
+}
+
 // counts returns how many publishes were attempted and accepted so far.
 func (s *stream) counts() (sent, accepted int) {
 	s.mu.Lock()

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +62,6 @@ func TestFaultStalledLink(t *testing.T) {
 	_, atEnd := st.counts()
 	backlog := st.acceptedSoFar()
 	recovery, ok, ackErrs := st.finish(t, ctx, backlog, stallEnd, "the stall")
-	all := st.acceptedSoFar()
 	tl := account(st, tbsimCopies(s, "fault-device"), nil, wire)
 	sent, _ := st.counts()
 	mu.Lock()
@@ -81,12 +79,7 @@ func TestFaultStalledLink(t *testing.T) {
 		},
 	})
 	tl.check(t)
-	if ok != len(all) {
-		t.Errorf("%d of %d accepted messages were not acknowledged: %s", len(all)-ok, len(all), strings.Join(ackErrs, "; "))
-	}
-	if len(st.errs) > 0 {
-		t.Errorf("publishes refused: %s", strings.Join(head2(st.errs, 5), "; "))
-	}
+	st.checkAcks(t, ok, ackErrs)
 	if detect < 0 {
 		t.Errorf("the device did not notice a %s silence with a 5 s keep-alive", stallFor)
 	}
