@@ -252,7 +252,7 @@ func TestGatewayUpdatesAndRPC(t *testing.T) {
 		t.Fatalf("default handler: %s %v", r, err)
 	}
 	r, err = s.RPC(ctx, "Valve 2", "boom", nil, false)
-	if err != nil || !json.Valid(r) || !contains([]string{string(r)}, string(r)) {
+	if err != nil || !json.Valid(r) {
 		t.Fatalf("panicking handler: %s %v", r, err)
 	}
 	var e map[string]any
