@@ -107,13 +107,7 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 	sub := newSubscriber(t, m.Addr)
 	eventually(t, 10*time.Second, "the subscriber's SUBACK", func() bool { return sub.subscribed() > 0 })
 
-	proxy, err := NewProxy(m.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	wire := newWireLedger(topicTelemetry)
-	proxy.Observe(wire.observe)
+	proxy, wire := observedProxy(t, m.Addr)
 
 	host, port := hostPort(t, proxy.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -176,13 +170,7 @@ func TestFaultBrokerKill9Mosquitto(t *testing.T) {
 // be missing.
 func TestFaultBrokerPauseTBSim(t *testing.T) {
 	s := newTBSim(t, "fault-device", "fault-token")
-	proxy, err := NewProxy(s.MQTTAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	wire := newWireLedger(topicTelemetry)
-	proxy.Observe(wire.observe)
+	proxy, wire := observedProxy(t, s.MQTTAddr())
 
 	host, port := hostPort(t, proxy.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

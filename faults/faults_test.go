@@ -360,6 +360,20 @@ func (w *wireLedger) acked(seq, gen int) bool {
 	return w.pubacked[seq][gen]
 }
 
+// observedProxy starts a proxy to target, closed when the test ends, and a
+// ledger of the numbered telemetry crossing it.
+func observedProxy(t *testing.T, target string) (*Proxy, *wireLedger) {
+	t.Helper()
+	p, err := NewProxy(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	w := newWireLedger(topicTelemetry)
+	p.Observe(w.observe)
+	return p, w
+}
+
 // tally counts a stream's messages against what the server received.
 type tally struct {
 	sent, acknowledged, delivered, duplicated, lost int

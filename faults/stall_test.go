@@ -23,13 +23,7 @@ const stallFor = 30 * time.Second
 // acknowledged may be lost.
 func TestFaultStalledLink(t *testing.T) {
 	s := newTBSim(t, "fault-device", "fault-token")
-	proxy, err := NewProxy(s.MQTTAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	wire := newWireLedger(topicTelemetry)
-	proxy.Observe(wire.observe)
+	proxy, wire := observedProxy(t, s.MQTTAddr())
 
 	var mu sync.Mutex
 	var stallStart, noticedAt time.Time
