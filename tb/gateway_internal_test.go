@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func TestGatewayDisconnectNotice(t *testing.T) {
 		t.Fatal("no back-off after reason 150")
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !containsString(s.SubDevices("gw"), "A") {
+	for !slices.Contains(s.SubDevices("gw"), "A") {
 		if time.Now().After(deadline) {
 			t.Fatal("device not connected again after the back-off")
 		}
@@ -112,13 +113,4 @@ func TestGatewayDisconnectNotice(t *testing.T) {
 		t.Fatalf("echo taken for a notice: %q", s)
 	case <-time.After(100 * time.Millisecond):
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,21 +50,12 @@ func ackOK(t *testing.T) func(*tb.Ack, error) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestGatewayUplinks(t *testing.T) {
 	s, g := newGatewaySim(t)
 	ctx := ctxT(t)
 	a, err := g.ConnectDevice(ctx, "Meter A", "energy-meter")
 	ackOK(t)(a, err)
-	if subs := s.SubDevices("gw"); !contains(subs, "Meter A") {
+	if subs := s.SubDevices("gw"); !slices.Contains(subs, "Meter A") {
 		t.Fatalf("sub-devices %v", subs)
 	}
 	for _, d := range s.Devices() {
@@ -97,10 +89,10 @@ func TestGatewayUplinks(t *testing.T) {
 			t.Errorf("%s voltage %v", dev, v)
 		}
 	}
-	if subs := s.SubDevices("gw"); !contains(subs, "Meter C") {
+	if subs := s.SubDevices("gw"); !slices.Contains(subs, "Meter C") {
 		t.Fatalf("implicitly connected device missing: %v", subs)
 	}
-	if got := g.ConnectedDevices(); !contains(got, "Meter C") {
+	if got := g.ConnectedDevices(); !slices.Contains(got, "Meter C") {
 		t.Fatalf("gateway does not remember Meter C: %v", got)
 	}
 	if err := g.SendDeviceAttributes(ctx, "Meter B", map[string]any{"serial": "B-42", "model": "X"}); err != nil {
@@ -122,7 +114,7 @@ func TestGatewayUplinks(t *testing.T) {
 	eventually(t, "claim", func() bool { c := s.Claims("Meter B"); return len(c) == 1 && c[0].SecretKey == "claim-me" })
 	a, err = g.DisconnectDevice(ctx, "Meter C")
 	ackOK(t)(a, err)
-	if subs := s.SubDevices("gw"); contains(subs, "Meter C") {
+	if subs := s.SubDevices("gw"); slices.Contains(subs, "Meter C") {
 		t.Fatalf("Meter C still connected: %v", subs)
 	}
 	// Bad input is refused before anything is sent.
