@@ -596,3 +596,52 @@ func TestProvisionX509(t *testing.T) {
 		t.Fatal("X.509 provisioning without a certificate accepted")
 	}
 }
+
+// Close flushes the outbox only while the connection lasts: when it is
+// lost, Close returns without waiting for its context, and what is not
+// acknowledged stays in the outbox file for the next start.
+func TestCloseStopsFlushingWhenConnectionLost(t *testing.T) {
+	s := newSim(t, tbsim.Options{})
+	path := t.TempDir() + "/outbox.db"
+	cfg := simConfig(s, "dev1-token")
+	cfg.Outbox.Path = path
+	ctx := ctxT(t)
+	d, err := tb.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetDropPubAcks(true)
+	a, err := d.PublishTelemetry(ctx, map[string]any{"n": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		closed <- d.Close(c)
+	}()
+	time.Sleep(200 * time.Millisecond) // Close is waiting for the PUBACK
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Close kept waiting after the connection was lost")
+	}
+	if err := a.Wait(ctx); !errors.Is(err, tb.ErrClosed) {
+		t.Fatalf("Ack of the unacknowledged message: %v, want ErrClosed", err)
+	}
+	again, err := tb.NewDevice(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(ctx)
+	if n := again.Status().Queued; n != 1 {
+		t.Fatalf("outbox holds %d messages after Close, want 1", n)
+	}
+}
