@@ -180,17 +180,18 @@ func (s *Server) inject(ctx context.Context, id string) *apiError {
 	return nil
 }
 
-// readBody reads a request body of at most MaxFrame bytes.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+// readFlows reads a request body of at most MaxFrame bytes and returns
+// its flow and rev (see splitBody).
+func (s *Server) readFlows(w http.ResponseWriter, r *http.Request) (flows []byte, rev string, aerr *apiError) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxFrame))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &apiError{Code: codeTooLarge, Message: "request body over the limit", status: http.StatusRequestEntityTooLarge}
+			return nil, "", &apiError{Code: codeTooLarge, Message: "request body over the limit", status: http.StatusRequestEntityTooLarge}
 		}
-		return nil, badRequest("reading the request body: " + err.Error())
+		return nil, "", badRequest("reading the request body: " + err.Error())
 	}
-	return b, nil
+	return splitBody(b)
 }
 
 func (s *Server) handleGetFlows(w http.ResponseWriter, _ *http.Request) {
@@ -224,12 +225,7 @@ func splitBody(body []byte) (flows []byte, rev string, aerr *apiError) {
 }
 
 func (s *Server) handlePostFlows(w http.ResponseWriter, r *http.Request) {
-	body, aerr := s.readBody(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	flows, rev, aerr := splitBody(body)
+	flows, rev, aerr := s.readFlows(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -248,12 +244,7 @@ func (s *Server) handlePostFlows(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
-	body, aerr := s.readBody(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	flows, _, aerr := splitBody(body)
+	flows, _, aerr := s.readFlows(w, r)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
