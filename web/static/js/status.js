@@ -8,6 +8,7 @@ export function createStatuses() {
   const map = new Map();
 
   const isEmpty = (s) => !s || (!s.fill && !s.shape && !s.text);
+  const norm = (s) => ({ fill: s.fill || '', shape: s.shape || 'dot', text: s.text == null ? '' : String(s.text) });
 
   return {
     on: emitter.on,
@@ -16,13 +17,13 @@ export function createStatuses() {
       if (isEmpty(st)) {
         if (!map.delete(id)) return;
       } else {
-        map.set(id, { fill: st.fill || '', shape: st.shape || 'dot', text: st.text == null ? '' : String(st.text) });
+        map.set(id, norm(st));
       }
       emitter.emit('change', id);
     },
     replaceAll(obj) {
       map.clear();
-      for (const [id, st] of Object.entries(obj || {})) if (!isEmpty(st)) map.set(id, { fill: st.fill || '', shape: st.shape || 'dot', text: st.text == null ? '' : String(st.text) });
+      for (const [id, st] of Object.entries(obj || {})) if (!isEmpty(st)) map.set(id, norm(st));
       emitter.emit('change', null);
     },
     clear() {
