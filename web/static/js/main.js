@@ -156,8 +156,6 @@ comms.on('open', async ({ reconnect }) => {
         else deploy.onDeployEvent(res.rev);
       }
     }
-    const st = await comms.request('statuses');
-    statuses.replaceAll(st.statuses || {});
   } catch (err) {
     if (err.code !== 'offline') notify(`Could not load from the server: ${err.message}`, { type: 'error' });
   }

@@ -1,5 +1,6 @@
-// Node statuses from `status/<id>` events, and the initial set from the
-// `statuses` command. An empty status clears the node's badge.
+// Node statuses from `status/<id>` events; the server follows every
+// `status/#` subscription (made again on each connect) with the current
+// status of each node. An empty status clears the node's badge.
 
 import { createEmitter } from './events.js';
 
@@ -8,7 +9,6 @@ export function createStatuses() {
   const map = new Map();
 
   const isEmpty = (s) => !s || (!s.fill && !s.shape && !s.text);
-  const norm = (s) => ({ fill: s.fill || '', shape: s.shape || 'dot', text: s.text == null ? '' : String(s.text) });
 
   return {
     on: emitter.on,
@@ -17,14 +17,9 @@ export function createStatuses() {
       if (isEmpty(st)) {
         if (!map.delete(id)) return;
       } else {
-        map.set(id, norm(st));
+        map.set(id, { fill: st.fill || '', shape: st.shape || 'dot', text: st.text == null ? '' : String(st.text) });
       }
       emitter.emit('change', id);
-    },
-    replaceAll(obj) {
-      map.clear();
-      for (const [id, st] of Object.entries(obj || {})) if (!isEmpty(st)) map.set(id, norm(st));
-      emitter.emit('change', null);
     },
     clear() {
       map.clear();
