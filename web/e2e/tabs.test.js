@@ -1,7 +1,7 @@
 // @ts-check
-// Tabs, the palette filter and the debug sidebar's filter and clear: nodes
-// dropped on a new tab deploy onto that tab, each tab shows only its own
-// nodes, and the sidebar filters and clears its messages.
+// Tabs, the palette filter and the debug sidebar's filter, "this tab" and
+// clear: nodes dropped on a new tab deploy onto that tab, each tab shows
+// only its own nodes, and the sidebar filters and clears its messages.
 import assert from 'node:assert/strict';
 import { editorTest, emptyFlow, getFlows } from './lib/editor.js';
 
@@ -11,7 +11,7 @@ const flow = [
   { id: 'dbg1', type: 'debug', z: 'tab1', name: 'fruit', x: 380, y: 120, wires: [] },
 ];
 
-editorTest('a second tab, the palette filter, the debug filter and clear', async (ed) => {
+editorTest('a second tab, the palette filter, the debug filter, this tab only and clear', async (ed) => {
   await ed.$('#tabs .tab.active[data-id="tab1"]').waitFor();
 
   // The palette filter narrows the entries.
@@ -61,6 +61,18 @@ editorTest('a second tab, the palette filter, the debug filter and clear', async
   await ed.shot('debug filter');
   await ed.$('#debug-filter').fill('');
   await ed.debugMsgs(debug).first().waitFor({ state: 'visible' });
+
+  // "This tab" shows only messages from nodes on the tab shown, and
+  // follows a change of tab.
+  await ed.$('#debug-tab-only').check();
+  await ed.debugMsgs(debug).first().waitFor({ state: 'hidden' });
+  assert.ok(await ed.debugMsgs('dbg1').first().isVisible());
+  await ed.$(`#tabs .tab[data-id="${tabId}"]`).click();
+  await ed.debugMsgs('dbg1').first().waitFor({ state: 'hidden' });
+  assert.ok(await ed.debugMsgs(debug).first().isVisible());
+  await ed.shot('debug this tab');
+  await ed.$('#debug-tab-only').uncheck();
+  await ed.debugMsgs('dbg1').first().waitFor({ state: 'visible' });
 
   await ed.$('#debug-clear').click();
   await ed.$('#debug .debug-msg').first().waitFor({ state: 'detached' });
