@@ -118,10 +118,11 @@ func (b *bus) wants(topic string) bool {
 	if b.any.Load() == 0 {
 		return false
 	}
+	levels := strings.Split(topic, "/")
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, s := range b.subs {
-		if matchTopic(s.pattern, topic) {
+		if MatchTopic(s.pattern, levels) {
 			return true
 		}
 	}
@@ -135,10 +136,11 @@ func (b *bus) publish(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	levels := strings.Split(ev.Topic, "/")
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, s := range b.subs {
-		if !matchTopic(s.pattern, ev.Topic) {
+		if !MatchTopic(s.pattern, levels) {
 			continue
 		}
 		select {
@@ -150,18 +152,15 @@ func (b *bus) publish(ev Event) {
 	}
 }
 
-// matchTopic matches MQTT-style patterns: "+" matches one level, a final
-// "#" matches the rest.
-func matchTopic(pattern []string, topic string) bool {
-	levels := strings.Split(topic, "/")
+// MatchTopic reports whether an MQTT-style pattern matches a topic, both
+// split into their "/" levels: "+" matches one level, a final "#" matches
+// the rest. Subscribe's patterns match event topics this way.
+func MatchTopic(pattern, levels []string) bool {
 	for i, p := range pattern {
 		if p == "#" {
 			return true
 		}
-		if i >= len(levels) {
-			return false
-		}
-		if p != "+" && p != levels[i] {
+		if i >= len(levels) || (p != "+" && p != levels[i]) {
 			return false
 		}
 	}

@@ -424,10 +424,11 @@ func TestMatchTopic(t *testing.T) {
 	}{
 		{"#", "status/a", true}, {"status/#", "status/a", true}, {"status/+", "status/a", true},
 		{"status/+", "status/a/b", false}, {"status/a", "status/b", false}, {"debug", "debug", true},
-		{"debug", "debug/x", false}, {"+", "debug", true},
+		{"debug", "debug/x", false}, {"+", "debug", true}, {"status/n1", "status/n1", true},
+		{"debug", "error", false}, {"status/#", "debug", false}, {"status", "status/n1", false},
 	}
 	for _, c := range cases {
-		if got := matchTopic(strings.Split(c.pattern, "/"), c.topic); got != c.want {
+		if got := MatchTopic(strings.Split(c.pattern, "/"), strings.Split(c.topic, "/")); got != c.want {
 			t.Errorf("match(%q, %q) = %v", c.pattern, c.topic, got)
 		}
 	}

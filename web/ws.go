@@ -431,20 +431,6 @@ func validPattern(p string) bool {
 	return true
 }
 
-// matchTopic reports whether a pattern matches a topic, both split into
-// their levels.
-func matchTopic(pattern, levels []string) bool {
-	for i, p := range pattern {
-		if p == "#" {
-			return true
-		}
-		if i >= len(levels) || (p != "+" && p != levels[i]) {
-			return false
-		}
-	}
-	return len(levels) == len(pattern)
-}
-
 // mayMatchStatus reports whether a pattern may match status topics.
 func mayMatchStatus(parts []string) bool {
 	return parts[0] == "#" || ((parts[0] == "status" || parts[0] == "+") && len(parts) >= 2)
@@ -518,7 +504,7 @@ func (wc *wsConn) statusSnapshot(patterns [][]string) {
 		levels := strings.Split(topic, "/")
 		match := false
 		for _, p := range patterns {
-			match = match || matchTopic(p, levels)
+			match = match || engine.MatchTopic(p, levels)
 		}
 		if !match {
 			continue
@@ -574,7 +560,7 @@ func (wc *wsConn) owner(topic string) *wsSub {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
 	for _, ws := range wc.subs {
-		if matchTopic(ws.parts, levels) {
+		if engine.MatchTopic(ws.parts, levels) {
 			return ws
 		}
 	}
