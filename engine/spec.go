@@ -82,6 +82,12 @@ type Field struct {
 	Advanced bool `json:"advanced,omitempty"`
 	// Example is an example value shown in docs and as a placeholder.
 	Example any `json:"example,omitempty"`
+	// ShowIf, when set, makes the field apply only when every named
+	// sibling field has one of the listed values, e.g.
+	// {"transport": {"rtu"}}. The editor hides a field that does not
+	// apply, validation skips it and the generated docs say when it
+	// applies.
+	ShowIf map[string][]any `json:"showIf,omitempty"`
 }
 
 // Float returns a pointer to f, for [Field.Min] and [Field.Max].
@@ -137,6 +143,9 @@ type Type struct {
 	Help string
 	// Fields is the config spec.
 	Fields []Field
+	// OutputLabels names the output ports, in order ("telemetry",
+	// "attributes", "rpc"); the editor shows them on hover and in help.
+	OutputLabels []string
 	// New constructs a node from its decoded config; see [Construct].
 	New Constructor
 }
@@ -156,20 +165,21 @@ func (t *Type) MarshalJSON() ([]byte, error) {
 		fields = []Field{}
 	}
 	return json.Marshal(struct {
-		Type         string  `json:"type"`
-		Category     string  `json:"category"`
-		ConfigNode   bool    `json:"configNode"`
-		Inputs       int     `json:"inputs"`
-		Outputs      int     `json:"outputs"`
-		OutputsField string  `json:"outputsField,omitempty"`
-		Label        string  `json:"label"`
-		Color        string  `json:"color,omitempty"`
-		Icon         string  `json:"icon,omitempty"`
-		Summary      string  `json:"summary,omitempty"`
-		Help         string  `json:"help"`
-		Fields       []Field `json:"fields"`
+		Type         string   `json:"type"`
+		Category     string   `json:"category"`
+		ConfigNode   bool     `json:"configNode"`
+		Inputs       int      `json:"inputs"`
+		Outputs      int      `json:"outputs"`
+		OutputsField string   `json:"outputsField,omitempty"`
+		Label        string   `json:"label"`
+		Color        string   `json:"color,omitempty"`
+		Icon         string   `json:"icon,omitempty"`
+		Summary      string   `json:"summary,omitempty"`
+		Help         string   `json:"help"`
+		Fields       []Field  `json:"fields"`
+		OutputLabels []string `json:"outputLabels,omitempty"`
 	}{t.Name, t.Category, t.ConfigNode, t.Inputs, t.Outputs, t.OutputsField,
-		t.label(), t.Color, t.Icon, t.Summary, t.Help, fields})
+		t.label(), t.Color, t.Icon, t.Summary, t.Help, fields, t.OutputLabels})
 }
 
 func (t *Type) label() string {
