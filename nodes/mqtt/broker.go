@@ -42,7 +42,7 @@ is repeated after a pause that doubles from 1 s up to **reconnectMax**. A lost s
 ` + "`disconnected: …`" + ` and reconnects the same way; every subscription is made again after each reconnect.
 Publishes wait while the session is down and are retried by the engine.`,
 		Fields: []engine.Field{
-			{Name: "host", Label: "Host", Kind: engine.KindString, Default: "127.0.0.1", Required: true, Help: "Host name or IP address of the broker.", Example: "broker.example.com"},
+			{Name: "host", Label: "Host", Kind: engine.KindString, Default: "127.0.0.1", Help: "Host name or IP address of the broker.", Example: "broker.example.com"},
 			{Name: "port", Label: "Port", Kind: engine.KindInt, Default: 0, Min: engine.Float(0), Max: engine.Float(65535), Help: "TCP port; 0 means 1883, or 8883 with TLS."},
 			{Name: "clientId", Label: "Client id", Kind: engine.KindString, Default: "", Help: "MQTT client id; empty picks a random `tbflow-…` id. Two clients with the same id push each other off the broker."},
 			{Name: "username", Label: "User name", Kind: engine.KindString, Default: "", Help: "User name for the broker; empty connects anonymously."},
@@ -85,6 +85,9 @@ type brokerConfig struct {
 // Validate checks what the spec cannot express.
 func (c *brokerConfig) Validate() error {
 	var errs []error
+	if c.Host == "" {
+		errs = append(errs, &engine.FieldError{Field: "host", Message: "the broker's host name or address is needed"})
+	}
 	if c.TLS && (c.CertFile == "") != (c.KeyFile == "") {
 		errs = append(errs, &engine.FieldError{Field: "keyFile", Message: "certFile and keyFile go together"})
 	}
@@ -215,9 +218,6 @@ func (b *Broker) Start(ctx context.Context) error {
 	opts.SetResumeSubs(false)
 	opts.SetOnConnectHandler(b.onConnect)
 	opts.SetConnectionLostHandler(b.onLost)
-	opts.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-		b.setStatus(engine.Status{Fill: "yellow", Shape: "ring", Text: "reconnecting"}, nil)
-	})
 	life, cancel := context.WithCancel(context.Background())
 	b.client, b.cancel, b.done = paho.NewClient(opts), cancel, make(chan struct{})
 	go b.connectLoop(life, b.client, b.done)
@@ -258,8 +258,14 @@ func (b *Broker) onConnect(c paho.Client) {
 		filters[s.filter] = true
 	}
 	b.mu.Unlock()
+	var tokens []paho.Token
 	for f := range filters {
-		b.subscribe(c, f)
+		if t := b.subscribe(c, f); t != nil {
+			tokens = append(tokens, t)
+		}
+	}
+	for _, t := range tokens { // "connected" means subscribed
+		t.WaitTimeout(b.conf.ConnectTimeout.D())
 	}
 	b.nc.Logger().Info("mqtt broker connected", "broker", b.conf.addr())
 	b.setStatus(engine.StatusConnected, nil)
@@ -275,7 +281,7 @@ func (b *Broker) onLost(_ paho.Client, err error) {
 // subscribe sends one SUBSCRIBE for filter, at the highest QoS its
 // subscriptions ask for; paho keeps one handler per filter, which fans the
 // messages out. A refusal is reported to the subscriptions' nodes.
-func (b *Broker) subscribe(c paho.Client, filter string) {
+func (b *Broker) subscribe(c paho.Client, filter string) paho.Token {
 	b.mu.Lock()
 	var qos byte
 	var owners []*subscription
@@ -287,7 +293,7 @@ func (b *Broker) subscribe(c paho.Client, filter string) {
 	}
 	b.mu.Unlock()
 	if len(owners) == 0 {
-		return
+		return nil
 	}
 	t := c.Subscribe(filter, qos, func(_ paho.Client, m paho.Message) { b.fanout(filter, m) })
 	go func() {
@@ -304,6 +310,7 @@ func (b *Broker) subscribe(c paho.Client, filter string) {
 			}
 		}
 	}()
+	return t
 }
 
 // addSub registers a subscription, made now when connected and again after

@@ -24,9 +24,9 @@ func init() {
 		Help: `Publishes ` + "`msg.payload`" + ` on the **broker** — to switch a Tasmota relay from a ThingsBoard RPC, say:
 ` + "`gw-device (rpc) → transform → mqtt-out → tb-rpc-out`" + `.
 
-**topic** may hold ` + "`${…}`" + ` references to the message: ` + "`cmnd/${device}/POWER`" + ` takes ` + "`msg.device`" + `,
-` + "`${payload.id}`" + ` a payload field, ` + "`${method}`" + ` the RPC method of a ` + "`gw-device`" + ` or ` + "`tb-rpc-in`" + ` message. Empty
-uses ` + "`msg.topic`" + `. A reference that is missing, or a topic with a wildcard, is an error for ` + "`catch`" + `.
+**topic** may hold ` + "`{{…}}`" + ` references to the message: ` + "`cmnd/{{device}}/POWER`" + ` takes ` + "`msg.device`" + `,
+` + "`{{payload.id}}`" + ` a payload field, ` + "`{{method}}`" + ` the RPC method of a ` + "`gw-device`" + ` or ` + "`tb-rpc-in`" + ` message. Empty
+uses ` + "`msg.topic`" + `. (` + "`${NAME}`" + ` is an environment variable, as in every field.) A reference that is missing, or a topic with a wildcard, is an error for ` + "`catch`" + `.
 
 **format**: ` + "`auto`" + ` sends text as it is and everything else as JSON; ` + "`json`" + ` always JSON (text quoted);
 ` + "`text`" + ` sends text, numbers and booleans as plain text (objects as JSON).
@@ -38,7 +38,7 @@ waits and is retried by the engine; nothing is dropped.
 Status: the broker session's state, or the last publish error.`,
 		Fields: []engine.Field{
 			brokerField(),
-			{Name: "topic", Label: "Topic", Kind: engine.KindString, Default: "", Help: "Topic to publish to; `${device}`, `${payload.x}` and other `${…}` take values from the message; empty uses msg.topic.", Example: "cmnd/${device}/POWER"},
+			{Name: "topic", Label: "Topic", Kind: engine.KindString, Default: "", Help: "Topic to publish to; `{{device}}`, `{{payload.x}}` and other `{{…}}` take values from the message; empty uses msg.topic.", Example: "cmnd/{{device}}/POWER"},
 			{Name: "qos", Label: "QoS", Kind: engine.KindInt, Default: 1, Min: engine.Float(0), Max: engine.Float(2), Help: "MQTT QoS: 0 (at most once), 1 (at least once) or 2 (exactly once)."},
 			{Name: "retain", Label: "Retain", Kind: engine.KindBool, Default: false, Help: "Ask the broker to keep the message as the topic's last value for future subscribers."},
 			{Name: "format", Label: "Payload format", Kind: engine.KindEnum, Default: formatAuto, Enum: []string{formatAuto, formatJSON, formatText}, Help: "`auto`: text as it is, the rest as JSON. `json`: always JSON. `text`: plain text for text, numbers and booleans."},
@@ -55,7 +55,7 @@ type outConfig struct {
 	Format string `json:"format"`
 }
 
-// template is a topic with ${path} references to message fields.
+// template is a topic with {{path}} references to message fields.
 type template struct {
 	parts []string // literal, path, literal, path, …, literal
 }
@@ -63,21 +63,21 @@ type template struct {
 func parseTemplate(s string) (template, error) {
 	var t template
 	for {
-		i := strings.Index(s, "${")
+		i := strings.Index(s, "{{")
 		if i < 0 {
 			t.parts = append(t.parts, s)
 			return t, nil
 		}
-		j := strings.IndexByte(s[i:], '}')
+		j := strings.Index(s[i:], "}}")
 		if j < 0 {
-			return t, errors.New("`${` without a closing `}`")
+			return t, errors.New("`{{` without a closing `}}`")
 		}
 		path := strings.TrimSpace(s[i+2 : i+j])
 		if path == "" {
-			return t, errors.New("empty `${}`")
+			return t, errors.New("empty `{{}}`")
 		}
 		t.parts = append(t.parts, s[:i], path)
-		s = s[i+j+1:]
+		s = s[i+j+2:]
 	}
 }
 
@@ -124,7 +124,7 @@ func (c *outConfig) Validate() error {
 	if _, err := parseTemplate(c.Topic); err != nil {
 		return &engine.FieldError{Field: "topic", Message: err.Error()}
 	}
-	if !strings.Contains(c.Topic, "${") && strings.ContainsAny(c.Topic, "+#") {
+	if !strings.Contains(c.Topic, "{{") && strings.ContainsAny(c.Topic, "+#") {
 		return &engine.FieldError{Field: "topic", Message: "wildcards (+, #) are for subscribing, not publishing"}
 	}
 	return nil
