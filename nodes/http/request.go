@@ -223,11 +223,15 @@ func (n *requestNode) call(ctx context.Context, m *engine.Msg) (*engine.Msg, err
 	start := time.Now()
 	res, err := n.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text holds the whole URL, query keys included
+		}
 		var ne net.Error
 		if ctx.Err() == nil && (errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-			return nil, fmt.Errorf("%w: %w", errUnreachable, err)
+			return nil, fmt.Errorf("%w: %s %s: %w", errUnreachable, n.conf.Method, redact(target), err)
 		}
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", n.conf.Method, redact(target), err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, n.conf.MaxBytes+1))
