@@ -160,13 +160,13 @@ func TestRunMQTTDevices(t *testing.T) {
 	waitLog(t, logs, func(s string) bool { return statusLogged(s, 0, "sensors", "connected") }, "connected status")
 	time.Sleep(100 * time.Millisecond)
 
-	mosquittoPub(t, m.Port, "sensors/boiler-3/temperature", "21.5")                              // number
+	mosquittoPub(t, m.Port, "sensors/boiler-3/temperature", "21.5")                                // number
 	mosquittoPub(t, m.Port, "sensors/boiler-3/state", `{"pump":true,"pressure":1.8,"mode":"eco"}`) // JSON object
-	mosquittoPub(t, m.Port, "sensors/plug-1/power", "ON")                                         // text
-	mosquittoPub(t, m.Port, "sensors/plug-1/online", "true")                                      // boolean
-	mosquittoPub(t, m.Port, "sensors/plug-1/count", "42")                                         // integer
-	mosquittoPub(t, m.Port, "devices/data", `{"serialNumber":"SN-7","humidity":41}`)              // device named in the payload
-	mosquittoPub(t, m.Port, "devices/data", `not json`)                                           // to catch
+	mosquittoPub(t, m.Port, "sensors/plug-1/power", "ON")                                          // text
+	mosquittoPub(t, m.Port, "sensors/plug-1/online", "true")                                       // boolean
+	mosquittoPub(t, m.Port, "sensors/plug-1/count", "42")                                          // integer
+	mosquittoPub(t, m.Port, "devices/data", `{"serialNumber":"SN-7","humidity":41}`)               // device named in the payload
+	mosquittoPub(t, m.Port, "devices/data", `not json`)                                            // to catch
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

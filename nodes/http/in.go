@@ -45,7 +45,7 @@ func init() {
 		Name: "http-in", Category: category, Inputs: 0, Outputs: 1,
 		Label: "http in", Color: color, Icon: "http",
 		OutputLabels: []string{"posts"},
-		Summary: "An HTTP endpoint that devices post JSON to, with a token check; each post becomes a message for its device.",
+		Summary:      "An HTTP endpoint that devices post JSON to, with a token check; each post becomes a message for its device.",
 		Help: `Serves **method** **path** on its own listener at **listen** (loopback by default), like the ThingsBoard IoT
 Gateway's REST connector. Devices and scripts post JSON:
 

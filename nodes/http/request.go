@@ -23,7 +23,7 @@ func init() {
 		Name: "http-request", Category: category, Inputs: 1, Outputs: 1,
 		Label: "http request", Color: color, Icon: "http",
 		OutputLabels: []string{"responses"},
-		Summary: "Calls a REST API every interval or for every message and emits the JSON answer.",
+		Summary:      "Calls a REST API every interval or for every message and emits the JSON answer.",
 		Help: `Calls **method** **url** and sends the answer on — every **interval** (polling a REST API, like the
 ThingsBoard IoT Gateway's Request connector) and for every message that arrives on the input.
 

@@ -29,7 +29,7 @@ func init() {
 		Name: "mqtt-in", Category: category, Inputs: 0, Outputs: 1,
 		Label: "mqtt in", Color: color, Icon: "mqtt",
 		OutputLabels: []string{"messages"},
-		Summary: "Subscribes to an MQTT topic filter and emits each message, with the device it is from in msg.device.",
+		Summary:      "Subscribes to an MQTT topic filter and emits each message, with the device it is from in msg.device.",
 		Help: `Subscribes to **topic** (MQTT wildcards: ` + "`+`" + ` for one level, ` + "`#`" + ` for the rest) on the **broker** and sends
 one message per MQTT message received:
 

@@ -20,7 +20,7 @@ func init() {
 		Name: "mqtt-out", Category: category, Inputs: 1, Outputs: 1,
 		Label: "mqtt out", Color: color, Icon: "mqtt",
 		OutputLabels: []string{"published"},
-		Summary: "Publishes msg.payload to an MQTT topic, which may be built from the message, and passes the message on once the broker took it.",
+		Summary:      "Publishes msg.payload to an MQTT topic, which may be built from the message, and passes the message on once the broker took it.",
 		Help: `Publishes ` + "`msg.payload`" + ` on the **broker** — to switch a Tasmota relay from a ThingsBoard RPC, say:
 ` + "`gw-device (rpc) → transform → mqtt-out → tb-rpc-out`" + `.
 
