@@ -220,6 +220,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	opts.SetConnectionLostHandler(b.onLost)
 	life, cancel := context.WithCancel(context.Background())
 	b.client, b.cancel, b.done = paho.NewClient(opts), cancel, make(chan struct{})
+	b.status = engine.StatusConnecting
 	go b.connectLoop(life, b.client, b.done)
 	return nil
 }
