@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
 	"github.com/tbflow/tbflow/internal/peers"
+	"github.com/tbflow/tbflow/internal/testcerts"
 	_ "github.com/tbflow/tbflow/nodes/mqtt"
 )
 
@@ -324,4 +326,38 @@ func capture(h *enginetest.Harness, id string) string {
 	c["z"] = "tab"
 	b, _ := json.Marshal(c)
 	return string(b)
+}
+
+// TestTLS: a mosquitto TLS listener that requires a client certificate;
+// mqtt-out and mqtt-in share the TLS session, and a broker certificate
+// from an unknown CA shows as the error.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	other := testcerts.NewCA(t, dir, "other-ca")
+	srv := ca.Server(t, dir, "server")
+	cli := ca.Client(t, dir, "site")
+	tlsPort := peers.FreePort(t)
+	peers.StartMosquitto(t, peers.MosquittoConfig{Extra: fmt.Sprintf(
+		"listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ntls_version tlsv1.2\n",
+		tlsPort, ca.File, srv.CertFile, srv.KeyFile)})
+	h := enginetest.New(t, enginetest.Options{})
+	flow := fmt.Sprintf(`[{"id":"tab","type":"tab","label":"t"},
+	 {"id":"mb","type":"mqtt-broker","host":"127.0.0.1","port":%d,"tls":true,"caFile":%q,"certFile":%q,"keyFile":%q,"reconnectMax":"1s"},
+	 {"id":"bad","type":"mqtt-broker","host":"127.0.0.1","port":%d,"tls":true,"caFile":%q,"certFile":%q,"keyFile":%q,"reconnectMax":"1s"},
+	 {"id":"in","type":"mqtt-in","z":"tab","broker":"mb","topic":"secure/#","wires":[["cap"]]},
+	 {"id":"out","type":"mqtt-out","z":"tab","broker":"mb","topic":"secure/v","wires":[]},
+	 {"id":"in2","type":"mqtt-in","z":"tab","broker":"bad","topic":"#","wires":[]},
+	 %s]`, tlsPort, ca.File, cli.CertFile, cli.KeyFile, tlsPort, other.File, cli.CertFile, cli.KeyFile, capture(h, "cap"))
+	h.Deploy([]byte(flow), engine.DeployFull)
+	waitStatus(t, h, "in", "connected")
+	h.Send("out", engine.NewMsg(7.0))
+	out := h.WaitOutputs("cap", 1)
+	if !reflect.DeepEqual(out[0].Payload, map[string]any{"v": 7.0}) {
+		t.Errorf("payload %v", out[0].Payload)
+	}
+	waitStatus(t, h, "in2", "error: ")
+	if s := h.Engine.Statuses()["in2"].Text; !strings.Contains(s, "certificate") {
+		t.Errorf("status with a CA the broker's certificate is not from: %q", s)
+	}
 }
