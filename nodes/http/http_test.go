@@ -371,3 +371,34 @@ func TestInAddressTaken(t *testing.T) {
 	}
 	h.WaitOut(0, 1)
 }
+
+// TestImportNodeRED: Node-RED's http request and http in become tbflow's.
+func TestImportNodeRED(t *testing.T) {
+	export := `[
+	 {"id":"f1","type":"tab","label":"Flow 1"},
+	 {"id":"r","type":"http request","z":"f1","method":"GET","ret":"obj","paytoqs":"ignore","url":"http://api.local/v1/{{{device}}}/state","tls":"","persist":false,"proxy":"","authType":"","senderr":false,"headers":[{"keyType":"other","keyValue":"X-Site","valueType":"other","valueValue":"north"},{"keyType":"Accept","keyValue":"","valueType":"application/json","valueValue":""}],"x":100,"y":40,"wires":[[]]},
+	 {"id":"i","type":"http in","z":"f1","url":"/api/:device/telemetry","method":"post","upload":false,"swaggerDoc":"","x":100,"y":100,"wires":[["r"]]},
+	 {"id":"g","type":"http in","z":"f1","url":"/status","method":"get","x":100,"y":160,"wires":[[]]}
+	]`
+	reg := engine.DefaultRegistry()
+	f, rep, err := reg.ImportNodeRED([]byte(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Unsupported["http in"]; len(got) != 1 || got[0] != "g" {
+		t.Fatalf("unsupported = %v", rep.Unsupported)
+	}
+	r := f.Node("r")
+	if r.Type != "http-request" || r.Fields["url"] != "http://api.local/v1/{{device}}/state" || r.Fields["format"] != "json" ||
+		!reflect.DeepEqual(r.Fields["headers"], []any{map[string]any{"name": "X-Site", "value": "north"}}) {
+		t.Errorf("http request = %+v", r)
+	}
+	i := f.Node("i")
+	if i.Type != "http-in" || i.Fields["path"] != "/api/{device}/telemetry" || i.Fields["method"] != "POST" {
+		t.Errorf("http in = %+v", i)
+	}
+	ps := reg.Validate(f, nil)
+	if len(ps.Errors()) != 1 || ps.Errors()[0].Field != "secret" {
+		t.Errorf("problems of the imported flow: %v (want only the missing secret)", ps)
+	}
+}

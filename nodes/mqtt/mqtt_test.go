@@ -361,3 +361,36 @@ func TestTLS(t *testing.T) {
 		t.Errorf("status with a CA the broker's certificate is not from: %q", s)
 	}
 }
+
+// TestImportNodeRED: Node-RED's mqtt-broker, mqtt in and mqtt out (as
+// Node-RED 3 exports them) become tbflow's and validate.
+func TestImportNodeRED(t *testing.T) {
+	export := `[
+	 {"id":"f1","type":"tab","label":"Flow 1"},
+	 {"id":"b","type":"mqtt-broker","name":"site","broker":"mqtt://10.0.0.5","port":"1884","clientid":"nr-1","autoConnect":true,"usetls":false,"protocolVersion":"4","keepalive":"60","cleansession":true,"birthTopic":"","closeTopic":"","willTopic":""},
+	 {"id":"i","type":"mqtt in","z":"f1","name":"","topic":"sensors/+/temp","qos":"2","datatype":"auto-detect","broker":"b","nl":false,"rap":true,"rh":0,"inputs":0,"x":100,"y":40,"wires":[["o"]]},
+	 {"id":"o","type":"mqtt out","z":"f1","name":"","topic":"echo","qos":"0","retain":"true","broker":"b","x":300,"y":40,"wires":[]},
+	 {"id":"d","type":"mqtt in","z":"f1","topic":"","qos":"2","datatype":"buffer","broker":"b","inputs":1,"x":100,"y":100,"wires":[[]]}
+	]`
+	reg := engine.DefaultRegistry()
+	f, rep, err := reg.ImportNodeRED([]byte(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rep.UnsupportedTypes(), ","); got != "mqtt in" || len(rep.Unsupported["mqtt in"]) != 1 {
+		t.Fatalf("unsupported = %v", rep.Unsupported)
+	}
+	if ps := reg.Validate(f, nil); ps.HasErrors() {
+		t.Fatalf("imported flow does not validate: %v", ps.Err())
+	}
+	want := map[string]any{"host": "10.0.0.5", "port": 1884.0, "clientId": "nr-1", "keepalive": "60s", "cleanSession": true}
+	if !reflect.DeepEqual(f.Node("b").Fields, want) {
+		t.Errorf("broker = %v", f.Node("b").Fields)
+	}
+	if in := f.Node("i"); in.Type != "mqtt-in" || in.Fields["topic"] != "sensors/+/temp" || in.Fields["qos"] != 2.0 || in.Fields["format"] != "auto" {
+		t.Errorf("mqtt in = %+v", in)
+	}
+	if out := f.Node("o"); out.Type != "mqtt-out" || out.Fields["qos"] != 0.0 || out.Fields["retain"] != true {
+		t.Errorf("mqtt out = %+v", out)
+	}
+}
