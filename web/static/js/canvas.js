@@ -2,18 +2,27 @@
 // by id, redrawn only when what they show changes), selected by click,
 // shift/ctrl-click and rubber band, moved by dragging, wired by dragging
 // from a port; the view pans (scroll, middle button or space + drag) and
-// zooms.
+// zooms. Dragging near an edge scrolls the view; positions snap to the
+// grid while grid snap is on; a node dragged over a wire (from the palette,
+// or an unwired node on the canvas) highlights it and, dropped, is spliced
+// into it. Right-click opens the context menu, Ctrl+click on empty canvas
+// the quick-add search.
 
-import { $, s } from './dom.js';
+import { $, s, h } from './dom.js';
 import { describe, draw, geometry, origin } from './nodeview.js';
 import { renderWires, startWireDrag } from './wires.js';
+import { parseWireKey } from './view.js';
+import { getType, outputCount, inputCount } from './types.js';
 
 const WIDTH = 6000;
 const HEIGHT = 4000;
 const DRAG_THRESHOLD = 3;
 const ZOOMS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 1.75, 2];
+export const GRID = 20;
+const EDGE = 36;
+const GRID_KEY = 'tbflow.gridSnap';
 
-export function createCanvas({ model, view, statuses, problems, onEdit, onInject, onDrop }) {
+export function createCanvas({ model, view, statuses, problems, onEdit, onInject, onDrop, onMenu = () => {}, onQuickAdd = () => {} }) {
   const svg = $('#canvas');
   const viewport = $('#viewport');
   const nodesLayer = $('#nodes-layer');
@@ -27,6 +36,109 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
   let drag = null;
   let spaceHeld = false;
   let frame = 0;
+  let snap = localStorage.getItem(GRID_KEY) === '1';
+  let spliceKey = null;
+  let auto = null;
+  let autoTimer = 0;
+  const tip = h('div', { id: 'port-tip', class: 'port-tip', hidden: true });
+  document.body.append(tip);
+
+  const snapV = (v) => (snap ? Math.round(v / GRID) * GRID : Math.round(v));
+
+  // ---------------------------------------------------------- edges and wires under a drag
+
+  /** Scrolls the view while the pointer is near (or past the right or bottom) edge during a drag; onStep re-runs the drag's move. */
+  function autoScroll(clientX, clientY, onStep) {
+    const r = wrap.getBoundingClientRect();
+    let vx = 0;
+    let vy = 0;
+    const inX = clientX >= r.left && clientX <= r.right + 240;
+    const inY = clientY >= r.top - 10 && clientY <= r.bottom + 60;
+    if (inX && inY) {
+      if (clientX < r.left + EDGE) vx = -1;
+      else if (clientX > r.right - EDGE - 14) vx = 1;
+      if (clientY < r.top + EDGE) vy = -1;
+      else if (clientY > r.bottom - EDGE - 14) vy = 1;
+    }
+    if (!vx && !vy) {
+      stopAuto();
+      return;
+    }
+    auto = { vx, vy, clientX, clientY, onStep };
+    if (!autoTimer) autoTimer = setInterval(stepAuto, 30);
+  }
+
+  function stepAuto() {
+    if (!auto) return stopAuto();
+    const l = wrap.scrollLeft;
+    const t = wrap.scrollTop;
+    wrap.scrollLeft += auto.vx * 16;
+    wrap.scrollTop += auto.vy * 16;
+    if (wrap.scrollLeft !== l || wrap.scrollTop !== t) auto.onStep(auto.clientX, auto.clientY);
+  }
+
+  function stopAuto() {
+    clearInterval(autoTimer);
+    autoTimer = 0;
+    auto = null;
+  }
+
+  /** The wire (key) under a canvas point, leaving out wires of the node ignore. */
+  function wireAt(p, ignore) {
+    const pt = new DOMPoint(p.x, p.y);
+    for (const g of wiresLayer.children) {
+      const w = parseWireKey(g.dataset.key || '');
+      if (w.from === ignore || w.to === ignore) continue;
+      const hit = g.querySelector('.wire-hit');
+      if (hit && hit.isPointInStroke(pt)) return g.dataset.key;
+    }
+    return null;
+  }
+
+  function markSplice(key) {
+    if (key === spliceKey) return;
+    wiresLayer.querySelector('.wire-group.splice')?.classList.remove('splice');
+    spliceKey = key;
+    if (key) wiresLayer.querySelector(`.wire-group[data-key="${CSS.escape(key)}"]`)?.classList.add('splice');
+  }
+
+  const spliceable = (type) => {
+    const t = getType(type);
+    return !!t && !t.configNode && t.inputs > 0 && (t.outputs > 0 || !!t.outputsField);
+  };
+
+  /** Whether a node is unwired (and so may be spliced by dragging it onto a wire). */
+  function loose(id) {
+    const n = model.get(id);
+    if (!n || inputCount(n) === 0 || outputCount(n) === 0) return false;
+    if ((n.wires || []).some((p) => Array.isArray(p) && p.length)) return false;
+    return model.sourcesOf(id).length === 0;
+  }
+
+  /** Inserts node id into the wire key: from → id → to (inside the caller's change). */
+  function splice(ops, id, key) {
+    const w = parseWireKey(key);
+    ops.removeWire(w.from, w.port, w.to);
+    ops.addWire(w.from, w.port, id);
+    ops.addWire(id, 0, w.to);
+  }
+
+  /** Scrolls so that the nodes' boxes are inside the visible canvas. */
+  function ensureVisible(ids) {
+    const r = wrap.getBoundingClientRect();
+    let dx = 0;
+    let dy = 0;
+    for (const id of ids) {
+      const b = els.get(id)?.el.querySelector('.node-body')?.getBoundingClientRect();
+      if (!b) continue;
+      if (b.right > r.right - 24) dx = Math.max(dx, b.right - r.right + 40);
+      if (b.left < r.left + 4) dx = Math.min(dx, b.left - r.left - 20);
+      if (b.bottom > r.bottom - 24) dy = Math.max(dy, b.bottom - r.bottom + 40);
+      if (b.top < r.top + 4) dy = Math.min(dy, b.top - r.top - 20);
+    }
+    if (dx) wrap.scrollLeft += dx;
+    if (dy) wrap.scrollTop += dy;
+  }
 
   function toCanvas(clientX, clientY) {
     const m = viewport.getScreenCTM();
@@ -94,7 +206,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     if (e.button !== 0) return;
     const t = e.target;
     const g = t.closest('g.node');
-    if (t.closest('.inject-button')) return;
+    if (t.closest('.inject-button, .debug-button')) return;
     const port = t.closest('.port');
     if (port && g) {
       e.preventDefault();
@@ -120,6 +232,35 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       const g = btn.closest('g.node');
       if (g) onInject(g.dataset.id);
     }
+    const dbg = e.target.closest('.debug-button');
+    if (dbg) {
+      const n = model.get(dbg.closest('g.node')?.dataset.id);
+      if (n) model.update('edit', (ops) => ops.patch(n.id, { active: n.active === false }));
+    }
+  });
+
+  svg.addEventListener('contextmenu', (e) => {
+    e.preventDefault();
+    const g = e.target.closest('g.node');
+    const wire = e.target.closest('.wire-group');
+    if (g && !view.isSelected(g.dataset.id)) view.select([g.dataset.id]);
+    if (!g && wire) view.selectWire(wire.dataset.key);
+    const p = toCanvas(e.clientX, e.clientY);
+    onMenu({ clientX: e.clientX, clientY: e.clientY, x: snapV(p.x), y: snapV(p.y), node: g?.dataset.id || null, wire: !g && wire ? wire.dataset.key : null });
+  });
+
+  // Output port labels, as Node-RED shows them, on hover.
+  svg.addEventListener('pointerover', (e) => {
+    const port = e.target.closest?.('.port.out[data-label]');
+    if (!port) return;
+    const b = port.getBoundingClientRect();
+    tip.textContent = port.getAttribute('data-label');
+    tip.hidden = false;
+    tip.style.left = `${b.right + 6}px`;
+    tip.style.top = `${b.top + b.height / 2}px`;
+  });
+  svg.addEventListener('pointerout', (e) => {
+    if (e.target.closest?.('.port.out')) tip.hidden = true;
   });
 
   svg.addEventListener('dblclick', (e) => {
@@ -152,21 +293,35 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     }
     const start = toCanvas(e.clientX, e.clientY);
     const ids = new Set(view.selectedNodes());
+    const grabbed = model.get(id);
+    const canSplice = ids.size === 1 && loose(id);
     let moved = false;
+    const onMove = (clientX, clientY) => {
+      const p = toCanvas(clientX, clientY);
+      let dx = p.x - start.x;
+      let dy = p.y - start.y;
+      if (!moved && Math.hypot(dx, dy) * zoom < DRAG_THRESHOLD) return;
+      moved = true;
+      if (snap && grabbed) {
+        dx = snapV((Number(grabbed.x) || 0) + dx) - (Number(grabbed.x) || 0);
+        dy = snapV((Number(grabbed.y) || 0) + dy) - (Number(grabbed.y) || 0);
+      }
+      drag = { ids, dx: Math.round(dx), dy: Math.round(dy) };
+      svg.classList.add('moving');
+      if (canSplice) markSplice(wireAt(p, id));
+      renderSoon();
+    };
     track(
       (ev) => {
-        const p = toCanvas(ev.clientX, ev.clientY);
-        const dx = p.x - start.x;
-        const dy = p.y - start.y;
-        if (!moved && Math.hypot(dx, dy) * zoom < DRAG_THRESHOLD) return;
-        moved = true;
-        drag = { ids, dx: Math.round(dx), dy: Math.round(dy) };
-        svg.classList.add('moving');
-        renderSoon();
+        onMove(ev.clientX, ev.clientY);
+        if (moved) autoScroll(ev.clientX, ev.clientY, onMove);
       },
       (ev) => {
+        stopAuto();
         svg.classList.remove('moving');
         const d = drag;
+        const key = spliceKey;
+        markSplice(null);
         drag = null;
         if (moved && d && ev.type === 'pointerup' && (d.dx || d.dy)) {
           model.update('move', (ops) => {
@@ -174,7 +329,10 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
               const n = model.get(nid);
               if (n) ops.patch(nid, { x: Math.max(0, Math.round((Number(n.x) || 0) + d.dx)), y: Math.max(0, Math.round((Number(n.y) || 0) + d.dy)) });
             }
+            if (key && canSplice) splice(ops, id, key);
           });
+          render();
+          ensureVisible([...d.ids]);
         } else if (!moved && !add && wasSelected && view.selectedNodes().length > 1) {
           view.select([id]);
         }
@@ -188,9 +346,18 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     const start = toCanvas(e.clientX, e.clientY);
     const rect = s('rect', { class: 'lasso', x: start.x, y: start.y, width: 0, height: 0 });
     let active = false;
+    const onMove = (clientX, clientY) => {
+      const p = toCanvas(clientX, clientY);
+      if (!active) return;
+      rect.setAttribute('x', Math.min(start.x, p.x));
+      rect.setAttribute('y', Math.min(start.y, p.y));
+      rect.setAttribute('width', Math.abs(p.x - start.x));
+      rect.setAttribute('height', Math.abs(p.y - start.y));
+    };
     track(
       (ev) => {
         const p = toCanvas(ev.clientX, ev.clientY);
+        if (active) autoScroll(ev.clientX, ev.clientY, onMove);
         if (!active && Math.hypot(p.x - start.x, p.y - start.y) * zoom < DRAG_THRESHOLD) return;
         if (!active) {
           active = true;
@@ -202,8 +369,13 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
         rect.setAttribute('height', Math.abs(p.y - start.y));
       },
       (ev) => {
+        stopAuto();
         rect.remove();
         if (!active) {
+          if ((e.ctrlKey || e.metaKey) && ev.type === 'pointerup') {
+            onQuickAdd({ clientX: ev.clientX, clientY: ev.clientY, x: snapV(start.x), y: snapV(start.y) });
+            return;
+          }
           if (!add) view.clear();
           return;
         }
@@ -294,6 +466,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     { passive: false },
   );
 
+  $('#grid-snap')?.addEventListener('click', () => api.setSnap(!snap));
   svg.setAttribute('width', WIDTH);
   svg.setAttribute('height', HEIGHT);
 
@@ -315,7 +488,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     if (view.tab) scrolls.set(view.tab, { left: wrap.scrollLeft, top: wrap.scrollTop });
   });
 
-  return {
+  const api = {
     render,
     toCanvas,
     zoomIn: () => step(1),
@@ -328,9 +501,53 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       const hit = document.elementFromPoint(clientX, clientY);
       return !!hit && (hit === svg || svg.contains(hit) || hit === wrap || hit === emptyHint);
     },
+    /** A palette drag over the page: scrolls at the edges and highlights the wire a drop would splice into. */
+    dragOver(type, clientX, clientY) {
+      const over = this.isOver(clientX, clientY);
+      autoScroll(clientX, clientY, (x, y) => markSplice(spliceable(type) && this.isOver(x, y) ? wireAt(toCanvas(x, y), null) : null));
+      markSplice(over && spliceable(type) ? wireAt(toCanvas(clientX, clientY), null) : null);
+    },
+    /** Ends a palette drag without a drop. */
+    dragEnd() {
+      stopAuto();
+      markSplice(null);
+    },
     drop(type, clientX, clientY) {
       const p = toCanvas(clientX, clientY);
-      onDrop(type, Math.max(20, Math.round(p.x)), Math.max(20, Math.round(p.y)));
+      const key = spliceable(type) ? wireAt(p, null) : null;
+      stopAuto();
+      markSplice(null);
+      let id = null;
+      model.update('add', (ops) => {
+        id = onDrop(type, Math.max(20, snapV(p.x)), Math.max(20, snapV(p.y)));
+        if (id && key) splice(ops, id, key);
+      });
+      render();
+      if (id) ensureVisible([id]);
+      return id;
+    },
+    /** Adds a node at a canvas point (quick-add, context menu). */
+    addAt(type, x, y) {
+      let id = null;
+      model.update('add', (ops) => {
+        id = onDrop(type, Math.max(20, snapV(x)), Math.max(20, snapV(y)));
+      });
+      render();
+      if (id) ensureVisible([id]);
+      return id;
+    },
+    get snap() {
+      return snap;
+    },
+    setSnap(on) {
+      snap = !!on;
+      try {
+        localStorage.setItem(GRID_KEY, snap ? '1' : '0');
+      } catch {
+        /* not remembered */
+      }
+      $('#grid-snap')?.classList.toggle('active', snap);
+      $('#grid-snap')?.setAttribute('aria-pressed', String(snap));
     },
     /** A free spot near the top left of what is visible, in canvas coordinates. */
     visibleOrigin() {
@@ -359,4 +576,6 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       setTimeout(() => rec.el.classList.remove('highlight'), 2200);
     },
   };
+  api.setSnap(snap);
+  return api;
 }
