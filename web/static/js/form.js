@@ -22,7 +22,8 @@ export function createForms({ model, problems, confirm }) {
   const stack = [];
   const handle = h('div', { id: 'form-resize', class: 'form-resize', role: 'separator', 'aria-orientation': 'vertical', title: 'Drag to resize the form' });
 
-  const maxWidth = () => Math.max(MIN_WIDTH, (host.parentElement?.clientWidth || window.innerWidth) - 200);
+  // The tray leaves the palette in view (as Node-RED's does).
+  const maxWidth = () => Math.max(MIN_WIDTH, (host.parentElement?.clientWidth || window.innerWidth) - Math.max(120, document.getElementById('palette')?.offsetWidth || 0) - 16);
   function savedWidth() {
     const v = Number(localStorage.getItem(WIDTH_KEY));
     return Number.isFinite(v) && v >= MIN_WIDTH ? v : 0;
@@ -34,8 +35,8 @@ export function createForms({ model, problems, confirm }) {
       w = 580;
       for (const t of panel.querySelectorAll('table.table-edit')) {
         const old = t.style.width;
-        t.style.width = 'max-content';
-        w = Math.max(w, t.offsetWidth + 60);
+        t.style.width = 'min-content';
+        w = Math.max(w, t.offsetWidth + 48);
         t.style.width = old;
       }
     }
