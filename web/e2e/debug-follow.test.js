@@ -36,6 +36,8 @@ editorTest('after visiting Help, the user\'s own 42 shows up in view without tic
   await deployFlows(noise('3s'));
   await ed.$('#sidebar-tabs [data-panel="help"]').click();
   await ed.$('#help').waitFor({ state: 'visible' });
+  // The user reads Help while another message comes in.
+  await ed.$('#sidebar-tabs [data-panel="debug"][data-badge]').waitFor();
   await ed.$('#sidebar-tabs [data-panel="config"]').click();
   await ed.$('#sidebar-tabs [data-panel="debug"]').click();
   await ed.$('#debug-list').waitFor({ state: 'visible' });
