@@ -56,5 +56,17 @@ editorTest('grid snap, auto-scroll at the edge, the dropped node in view', async
   assert.ok(b.x >= view.x, 'the dropped node is off the left of the view');
   await ed.deploy();
   const moved = (await getFlows()).flows.find((n) => n.id === 'b');
+  // A wire drawn to the bottom edge scrolls the view down too.
+  await ed.$('#canvas-wrap').evaluate((w) => {
+    w.scrollLeft = 0;
+    w.scrollTop = 0;
+  });
+  const port = await ed.node('a').locator('.port.out').boundingBox();
+  assert.ok(port);
+  await m.move(port.x + 5, port.y + 5);
+  await m.down();
+  await m.move(port.x + 40, view.y + view.height - 8, { steps: 8 });
+  await until(async () => (await ed.$('#canvas-wrap').evaluate((w) => w.scrollTop)) > 100, 'the canvas to scroll while drawing a wire at its bottom edge');
+  await m.up();
   assert.ok(moved.x > 301 + scrolled - 100, `the node (x ${moved.x}) did not follow the scrolled view (${scrolled})`);
 }, { flow });

@@ -211,7 +211,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     if (port && g) {
       e.preventDefault();
       const reverse = port.classList.contains('in');
-      startWireDrag({ model, overlay, toCanvas, svg }, e, g.dataset.id, Number(port.dataset.port || 0), reverse);
+      startWireDrag({ model, overlay, toCanvas, svg, autoScroll, stopAuto }, e, g.dataset.id, Number(port.dataset.port || 0), reverse);
       return;
     }
     if (g) {

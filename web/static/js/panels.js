@@ -28,7 +28,7 @@ function save(state) {
 /** Default widths: narrower on small screens, so the canvas keeps most of the width. */
 function defaults() {
   const w = window.innerWidth;
-  if (w <= 1100) return { palette: 150, sidebar: 270 };
+  if (w <= 1100) return { palette: 160, sidebar: 270 };
   if (w <= 1300) return { palette: 180, sidebar: 300 };
   return { palette: 212, sidebar: 340 };
 }
