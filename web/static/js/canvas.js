@@ -34,7 +34,12 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
   let drag = null;
   let spaceHeld = false;
   let frame = 0;
-  let snap = localStorage.getItem(GRID_KEY) === '1';
+  let snap = false;
+  try {
+    snap = localStorage.getItem(GRID_KEY) === '1';
+  } catch {
+    /* storage blocked: off */
+  }
   const tip = h('div', { id: 'port-tip', class: 'port-tip', hidden: true });
   document.body.append(tip);
 

@@ -103,7 +103,7 @@ export function createForms({ model, problems, confirm }) {
     const done = h('button', { type: 'button', id: 'form-done', class: 'primary', text: isNew ? 'Add' : 'Done' });
     const general = h('div', { class: 'form-problems', hidden: true });
 
-    const nameEditor = fieldEditor({ name: 'name', kind: 'string', help: isConfig ? 'A name to pick this connection by.' : 'Shown on the canvas instead of the type.', example: isConfig ? '' : typeLabel(node.type) }, node.name ?? '', ctx);
+    const nameEditor = fieldEditor({ name: 'name', kind: 'string', label: 'Name', help: isConfig ? 'A name to pick this connection by.' : 'Shown on the canvas instead of the type.', example: isConfig ? '' : typeLabel(node.type) }, node.name ?? '', ctx);
     sess.editors.push({ spec: { name: 'name', kind: 'string' }, ed: nameEditor });
 
     const main = h('div', { class: 'form-fields' }, nameEditor.el);
