@@ -132,7 +132,9 @@ func (r *Registry) JSONSchema() map[string]any {
 		required := []string{"id", "type"}
 		for _, f := range t.Fields {
 			props[f.Name] = fieldSchema(f)
-			if f.Required {
+			// A field that applies only sometimes (ShowIf) is not required
+			// by the schema: validation knows when it is.
+			if f.Required && len(f.ShowIf) == 0 {
 				required = append(required, f.Name)
 			}
 		}
@@ -201,7 +203,7 @@ func fieldSchema(f Field) map[string]any {
 		var req []string
 		for _, sub := range f.Fields {
 			props[sub.Name] = fieldSchema(sub)
-			if sub.Required {
+			if sub.Required && len(sub.ShowIf) == 0 {
 				req = append(req, sub.Name)
 			}
 		}

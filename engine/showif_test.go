@@ -96,3 +96,11 @@ func TestShowIfSpecChecks(t *testing.T) {
 		t.Error("a number listed as int does not match the same float64 from JSON")
 	}
 }
+
+func TestShowIfSchema(t *testing.T) {
+	r := showIfRegistry(t)
+	link := r.JSONSchema()["$defs"].(map[string]any)["link"].(map[string]any)
+	if req := link["required"].([]string); len(req) != 2 {
+		t.Errorf("required %v: a field that applies only sometimes is required by the schema", req)
+	}
+}
