@@ -296,7 +296,20 @@ export function createDebug({ model, view, comms }) {
     entries.push(entry);
     el.hidden = !visible(entry);
     list.append(el);
-    while (entries.length > MAX) entries.shift().el.remove();
+    // Old entries go; a reader scrolled up keeps what they are reading in place.
+    let removed = 0;
+    while (entries.length > MAX) {
+      const old = entries.shift().el;
+      if (!follow && shown()) removed += old.offsetHeight;
+      old.remove();
+    }
+    if (removed) {
+      programmatic = true;
+      list.scrollTop = Math.max(0, list.scrollTop - removed);
+      requestAnimationFrame(() => {
+        programmatic = false;
+      });
+    }
     if (follow) {
       if (shown()) toBottom();
     } else if (!el.hidden) {

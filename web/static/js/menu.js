@@ -62,6 +62,13 @@ export function createContextMenu({ model, view, actions, canvas, forms, quickAd
       items.push(item('Keyboard shortcuts', '?', () => shortcuts.open()));
     }
     const el = h('div', { id: 'context-menu', class: 'context-menu', role: 'menu' }, items);
+    el.addEventListener('keydown', (e) => {
+      if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+      e.preventDefault();
+      const all = [...el.querySelectorAll('.menu-item:not(:disabled)')];
+      const i = all.indexOf(document.activeElement);
+      all[(i + (e.key === 'ArrowDown' ? 1 : -1) + all.length) % all.length]?.focus();
+    });
     openPopup(el, at.clientX, at.clientY);
     el.querySelector('.menu-item:not(:disabled)')?.focus();
   }
