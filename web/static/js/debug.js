@@ -296,20 +296,9 @@ export function createDebug({ model, view, comms }) {
     entries.push(entry);
     el.hidden = !visible(entry);
     list.append(el);
-    // Old entries go; a reader scrolled up keeps what they are reading in place.
-    let removed = 0;
-    while (entries.length > MAX) {
-      const old = entries.shift().el;
-      if (!follow && shown()) removed += old.offsetHeight;
-      old.remove();
-    }
-    if (removed) {
-      programmatic = true;
-      list.scrollTop = Math.max(0, list.scrollTop - removed);
-      requestAnimationFrame(() => {
-        programmatic = false;
-      });
-    }
+    // Old entries go; a reader scrolled up keeps their place (the
+    // browser's scroll anchoring).
+    while (entries.length > MAX) entries.shift().el.remove();
     if (follow) {
       if (shown()) toBottom();
     } else if (!el.hidden) {
