@@ -4,7 +4,7 @@
 // itself, and scrolling dropped nodes into view.
 
 import { parseWireKey } from './view.js';
-import { getType, outputCount, inputCount } from './types.js';
+import { getType, outputCount, inputCount, defaultsFor } from './types.js';
 
 const EDGE = 36;
 
@@ -69,9 +69,11 @@ export function createDragAids({ model, wrap, wiresLayer, els }) {
     if (key) wiresLayer.querySelector(`.wire-group[data-key="${CSS.escape(key)}"]`)?.classList.add('splice');
   }
 
+  // A new node of the type has an input and at least one output.
   const spliceable = (type) => {
     const t = getType(type);
-    return !!t && !t.configNode && t.inputs > 0 && (t.outputs > 0 || !!t.outputsField);
+    if (!t || t.configNode || !(t.inputs > 0)) return false;
+    return t.outputsField ? (defaultsFor(type)[t.outputsField] || []).length > 0 : t.outputs > 0;
   };
 
   /** Whether a node is unwired (and so may be spliced by dragging it onto a wire). */
