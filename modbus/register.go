@@ -1,10 +1,12 @@
 package modbus
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/bits"
 	"sort"
 	"strconv"
@@ -47,10 +49,27 @@ const (
 	Float64 Type = "float64" // 4 registers, IEEE 754
 	String  Type = "string"  // Length registers, two ASCII bytes each
 	Bit     Type = "bit"     // one bit (Register.Bit, 0 = least significant) of a register
+	Int8    Type = "int8"    // the low byte of 1 register (after the byte order), signed
+	Uint8   Type = "uint8"   // the low byte of 1 register (after the byte order)
+	Float16 Type = "float16" // 1 register, IEEE 754 half precision
+	Bytes   Type = "bytes"   // Length registers as lowercase hex text
+	Bits    Type = "bits"    // Length bits as a list of bools: coils from Address, or register bits from bit 0 up
 )
 
 // Types lists the data types in a stable order.
-var Types = []Type{Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64, String, Bit}
+var Types = []Type{Bool, Int8, Uint8, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float16, Float32, Float64, String, Bytes, Bit, Bits}
+
+// Convention is how strings, bits and floats are read: "" is tbflow's own
+// (byte order applies to strings, bit n counts from the least
+// significant bit); TBGateway reads them as the ThingsBoard IoT Gateway and
+// pymodbus do (see compat.go).
+type Convention string
+
+// Conventions.
+const (
+	Native    Convention = ""
+	TBGateway Convention = "tb-gateway"
+)
 
 // Order is the byte and word order of a multi-byte value, named after
 // where the bytes A (most significant) to D of a 32-bit value arrive:
@@ -92,9 +111,17 @@ type Register struct {
 	Length int `json:"length,omitempty"`
 	// Bit is the bit number (0–15, 0 least significant) of a bit type.
 	Bit int `json:"bit,omitempty"`
-	// Scale multiplies the raw number (0 means 1); Offset is added after.
-	Scale  float64 `json:"scale,omitempty"`
-	Offset float64 `json:"offset,omitempty"`
+	// Scale multiplies the raw number (0 means 1), Divider divides it (0
+	// means 1), Offset is added after. The arithmetic is exact decimal
+	// arithmetic: raw 2301 with scale 0.1 is 230.1.
+	Scale   float64 `json:"scale,omitempty"`
+	Divider float64 `json:"divider,omitempty"`
+	Offset  float64 `json:"offset,omitempty"`
+	// Round, when set, rounds the result to that many decimals (half away
+	// from zero).
+	Round *int `json:"round,omitempty"`
+	// Compat selects the convention for strings, bits and floats.
+	Compat Convention `json:"compat,omitempty"`
 	// Labels turn raw integer values into names (and names back into
 	// values for writes); a raw value without a label stays a number.
 	Labels map[int64]string `json:"labels,omitempty"`
@@ -127,14 +154,23 @@ func (r *Register) Check() error {
 	default:
 		return fmt.Errorf("register %q: unknown order %q (want ABCD, CDAB, BADC or DCBA)", r.Key, r.Order)
 	}
-	if r.Function.IsBit() && r.Type != Bool {
-		return fmt.Errorf("register %q: a %s holds a bool, not %s", r.Key, r.Function, r.Type)
+	if r.Function.IsBit() && r.Type != Bool && r.Type != Bits && !(r.Type == Bit && r.Compat == TBGateway) {
+		return fmt.Errorf("register %q: a %s holds a bool (or bits), not %s", r.Key, r.Function, r.Type)
+	}
+	switch r.Compat {
+	case Native, TBGateway:
+	default:
+		return fmt.Errorf("register %q: unknown convention %q (want tb-gateway or none)", r.Key, r.Compat)
 	}
 	switch r.Type {
-	case Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64:
-	case String:
+	case Bool, Int8, Uint8, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float16, Float32, Float64:
+	case String, Bytes:
 		if r.Length < 1 || r.Length > 123 {
-			return fmt.Errorf("register %q: a string needs a length of 1 to 123 registers", r.Key)
+			return fmt.Errorf("register %q: a %s needs a length of 1 to 123 registers", r.Key, r.Type)
+		}
+	case Bits:
+		if r.Length < 1 || (!r.Function.IsBit() && r.Length > 16*123) || r.Length > MaxBits {
+			return fmt.Errorf("register %q: bits needs a length (the number of bits) of 1 to %d", r.Key, MaxBits)
 		}
 	case Bit:
 		if r.Bit < 0 || r.Bit > 15 {
@@ -143,8 +179,13 @@ func (r *Register) Check() error {
 	default:
 		return fmt.Errorf("register %q: unknown type %q", r.Key, r.Type)
 	}
-	if math.IsNaN(r.Scale) || math.IsInf(r.Scale, 0) || math.IsNaN(r.Offset) || math.IsInf(r.Offset, 0) {
-		return fmt.Errorf("register %q: scale and offset must be finite", r.Key)
+	for _, x := range []float64{r.Scale, r.Offset, r.Divider} {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("register %q: scale, divider and offset must be finite", r.Key)
+		}
+	}
+	if r.Round != nil && (*r.Round < 0 || *r.Round > 15) {
+		return fmt.Errorf("register %q: round must be 0–15 decimals", r.Key)
 	}
 	if end := int(r.Address) + r.Count(); end > 0x10000 {
 		return fmt.Errorf("register %q: address %d + %d runs past 65535", r.Key, r.Address, r.Count())
@@ -159,8 +200,17 @@ func (r *Register) Count() int {
 		return 2
 	case Int64, Uint64, Float64:
 		return 4
-	case String:
+	case String, Bytes:
 		return r.Length
+	case Bits:
+		if r.Function.IsBit() {
+			return r.Length
+		}
+		return (r.Length + 15) / 16
+	case Bit:
+		if r.Function.IsBit() {
+			return max(r.Length, 1)
+		}
 	}
 	return 1
 }
@@ -172,7 +222,16 @@ func (r *Register) scale() float64 {
 	return r.Scale
 }
 
-func (r *Register) scaled() bool { return r.scale() != 1 || r.Offset != 0 }
+func (r *Register) divider() float64 {
+	if r.Divider == 0 {
+		return 1
+	}
+	return r.Divider
+}
+
+func (r *Register) scaled() bool {
+	return r.scale() != 1 || r.divider() != 1 || r.Offset != 0 || r.Round != nil
+}
 
 // CheckMap validates every register of a map (filling defaults) and
 // rejects duplicate keys.
@@ -235,7 +294,7 @@ func reorder(words []uint16, o Order, t Type) []uint16 {
 	n := len(words)
 	for i := range words {
 		w := words[i]
-		if o.wordSwap() && t != String {
+		if o.wordSwap() && t != String && t != Bytes && t != Bits {
 			w = words[n-1-i]
 		}
 		if o.byteSwap() {
@@ -247,35 +306,59 @@ func reorder(words []uint16, o Order, t Type) []uint16 {
 }
 
 // Decode turns the raw registers of r (len(words) == r.Count(), starting at
-// r.Address) into its value: bool, int64 (integers without scale or
-// offset; uint64 above the int64 range stays uint64), float64, or string;
-// a label replaces an integer that has one. Coils and discrete inputs use
-// DecodeBit. NaN and infinite floats are errors: they have no JSON form.
+// r.Address) into its value: bool, int64 (integers without scale, divider,
+// offset or round; uint64 above the int64 range stays uint64), float64,
+// string (string and bytes types) or []any of bools (bits); a label
+// replaces an integer that has one. Coils and discrete inputs use
+// DecodeBit or DecodeBits. NaN and infinite floats are errors: they have no
+// JSON form. With the tb-gateway convention some types read differently
+// (see compat.go).
 func Decode(r *Register, words []uint16) (any, error) {
 	if len(words) != r.Count() {
 		return nil, fmt.Errorf("decoding %q: got %d registers, want %d", r.Key, len(words), r.Count())
 	}
+	if r.Compat == TBGateway {
+		if v, ok, err := decodeGateway(r, words); ok {
+			return v, err
+		}
+	}
 	w := reorder(words, r.Order, r.Type)
 	var u uint64
-	for _, x := range w {
-		u = u<<16 | uint64(x)
+	if len(w) <= 4 {
+		for _, x := range w {
+			u = u<<16 | uint64(x)
+		}
 	}
 	switch r.Type {
 	case Bool:
 		return w[0] != 0, nil
 	case Bit:
 		return w[0]&(1<<uint(r.Bit)) != 0, nil
-	case String:
+	case Bits:
+		out := make([]any, r.Length)
+		for i := range out {
+			out[i] = w[i/16]&(1<<uint(i%16)) != 0
+		}
+		return out, nil
+	case String, Bytes:
 		b := make([]byte, 0, 2*len(w))
 		for _, x := range w {
 			b = append(b, byte(x>>8), byte(x))
+		}
+		if r.Type == Bytes {
+			return hex.EncodeToString(b), nil
 		}
 		if i := strings.IndexByte(string(b), 0); i >= 0 {
 			b = b[:i]
 		}
 		return strings.TrimRight(string(b), " "), nil
-	case Float32:
-		f := math.Float32frombits(uint32(u))
+	case Float16, Float32:
+		var f float32
+		if r.Type == Float16 {
+			f = halfToFloat32(w[0])
+		} else {
+			f = math.Float32frombits(uint32(u))
+		}
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
 			return nil, fmt.Errorf("decoding %q: %v has no JSON form", r.Key, f)
 		}
@@ -293,6 +376,10 @@ func Decode(r *Register, words []uint16) (any, error) {
 	var i int64
 	unsignedBig := false
 	switch r.Type {
+	case Int8:
+		i = int64(int8(u))
+	case Uint8:
+		i = int64(uint8(u))
 	case Int16:
 		i = int64(int16(u))
 	case Uint16, Uint32:
@@ -305,21 +392,45 @@ func Decode(r *Register, words []uint16) (any, error) {
 		i = int64(u)
 		unsignedBig = u > math.MaxInt64
 	}
+	return r.integer(i, u, unsignedBig), nil
+}
+
+// integer applies labels and scaling to a decoded integer.
+func (r *Register) integer(i int64, u uint64, unsignedBig bool) any {
 	if r.Labels != nil && !unsignedBig {
 		if l, ok := r.Labels[i]; ok {
-			return l, nil
+			return l
 		}
 	}
 	if r.scaled() {
 		if unsignedBig {
-			return r.apply(float64(u)), nil
+			return r.applyRat(new(big.Rat).SetFrac(new(big.Int).SetUint64(u), big.NewInt(1)))
 		}
-		return r.apply(float64(i)), nil
+		return r.applyRat(new(big.Rat).SetInt64(i))
 	}
 	if unsignedBig {
-		return u, nil
+		return u
 	}
-	return i, nil
+	return i
+}
+
+// DecodeBits returns the value of Length coils or discrete inputs read as
+// one bits entry (bits holds exactly r.Count() of them): a list of bools.
+func DecodeBits(r *Register, bits []bool) any {
+	if r.Compat == TBGateway {
+		return gatewayCoils(r, bits)
+	}
+	if r.Type != Bits {
+		if len(bits) == 0 {
+			return nil
+		}
+		return DecodeBit(r, bits[0])
+	}
+	out := make([]any, len(bits))
+	for i, b := range bits {
+		out[i] = b
+	}
+	return out
 }
 
 // DecodeBit returns the value of a coil or discrete input: a bool, or its
@@ -341,7 +452,7 @@ func (r *Register) apply(v float64) float64 {
 	if !r.scaled() {
 		return v // keeps -0
 	}
-	return v*r.scale() + r.Offset
+	return r.applyRat(decimalOf(v))
 }
 
 // Encode turns a value into the registers to write for r (holding
@@ -356,6 +467,40 @@ func Encode(r *Register, v any) ([]uint16, error) {
 	}
 	var u uint64
 	switch r.Type {
+	case Bits:
+		list, ok := v.([]any)
+		if !ok || len(list) > r.Length {
+			return nil, fmt.Errorf("encoding %q: want a list of at most %d bools", r.Key, r.Length)
+		}
+		w := make([]uint16, r.Count())
+		for i, x := range list {
+			b, err := r.toBool(x)
+			if err != nil {
+				return nil, err
+			}
+			if b {
+				w[i/16] |= 1 << uint(i%16)
+			}
+		}
+		return reorder(w, r.Order, r.Type), nil
+	case Bytes:
+		s, _ := v.(string)
+		b, err := hex.DecodeString(s)
+		if err != nil || len(b) > 2*r.Length {
+			return nil, fmt.Errorf("encoding %q: want hex text of at most %d bytes", r.Key, 2*r.Length)
+		}
+		w := make([]uint16, r.Length)
+		for i := range b {
+			if i%2 == 0 {
+				w[i/2] |= uint16(b[i]) << 8
+			} else {
+				w[i/2] |= uint16(b[i])
+			}
+		}
+		if r.Compat == TBGateway {
+			return w, nil
+		}
+		return reorder(w, r.Order, r.Type), nil
 	case String:
 		s, ok := v.(string)
 		if !ok {
@@ -369,6 +514,9 @@ func Encode(r *Register, v any) ([]uint16, error) {
 		w := make([]uint16, r.Length)
 		for i := range w {
 			w[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+		}
+		if r.Compat == TBGateway {
+			return w, nil // strings ignore the byte order there
 		}
 		return reorder(w, r.Order, r.Type), nil
 	case Bool:
@@ -389,8 +537,16 @@ func Encode(r *Register, v any) ([]uint16, error) {
 		if err != nil {
 			return nil, err
 		}
-		f = (f - r.Offset) / r.scale()
+		if r.scaled() {
+			f = r.unapply(f)
+		}
 		switch r.Type {
+		case Float16:
+			h, ok := float32ToHalf(float32(f))
+			if !ok {
+				return nil, fmt.Errorf("encoding %q: %v is out of range for float16", r.Key, f)
+			}
+			u = uint64(h)
 		case Float32:
 			if math.IsInf(float64(float32(f)), 0) {
 				return nil, fmt.Errorf("encoding %q: %v is out of range for float32", r.Key, f)
@@ -410,6 +566,12 @@ func Encode(r *Register, v any) ([]uint16, error) {
 				u = uint64(int64(f))
 			}
 		}
+	}
+	switch {
+	case (r.Type == Int8 || r.Type == Uint8) && r.Compat == TBGateway:
+		return []uint16{uint16(u&0xff) << 8}, nil
+	case r.Type == Int8 || r.Type == Uint8:
+		u &= 0xff
 	}
 	n := r.Count()
 	w := make([]uint16, n)
@@ -483,6 +645,10 @@ func (r *Register) exactInt(v any) (u uint64, ok bool) {
 		pos, signed = uint64(i), false
 	}
 	switch r.Type {
+	case Int8:
+		return uint64(i), signed && i >= math.MinInt8 || !signed && pos <= math.MaxInt8
+	case Uint8:
+		return pos, !signed && pos <= math.MaxUint8
 	case Int16:
 		return uint64(i), signed && i >= math.MinInt16 || !signed && pos <= math.MaxInt16
 	case Uint16:
@@ -504,6 +670,10 @@ func (r *Register) exactInt(v any) (u uint64, ok bool) {
 
 func intRange(t Type) (lo, hi float64) {
 	switch t {
+	case Int8:
+		return math.MinInt8, math.MaxInt8
+	case Uint8:
+		return 0, math.MaxUint8
 	case Int16:
 		return math.MinInt16, math.MaxInt16
 	case Uint16:
