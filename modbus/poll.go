@@ -79,7 +79,13 @@ func (l *lane) execute(unit uint8, regs []Register, reqs []Request, now time.Tim
 	// plan, so an ordinary poll allocates no queue.
 	queue := reqs[:len(reqs):len(reqs)]
 	var split, halved, partFailed bool
-	var halfLimit [2]int
+	var refusedMin, okMax [2]int
+	kind := func(f Function) int {
+		if f.IsBit() {
+			return 1
+		}
+		return 0
+	}
 	for i := 0; i < len(queue); i++ {
 		if l.ctx.Err() != nil {
 			res.Err = ErrClosed
@@ -94,6 +100,7 @@ func (l *lane) execute(unit uint8, regs []Register, reqs []Request, now time.Tim
 		switch {
 		case err == nil:
 			decodeInto(&res, regs, rq, words, bits)
+			okMax[kind(rq.Function)] = max(okMax[kind(rq.Function)], int(rq.Count))
 		case IsException(err):
 			b.mu.Lock()
 			b.unit(unit).stats.Exceptions++
@@ -105,13 +112,9 @@ func (l *lane) execute(unit uint8, regs []Register, reqs []Request, now time.Tim
 				split = true
 				if how == "halved" {
 					halved = true
-					k := 0
-					if rq.Function.IsBit() {
-						k = 1
-					}
-					lim := int(rq.Count) / 2
-					if halfLimit[k] == 0 || lim < halfLimit[k] {
-						halfLimit[k] = lim
+					k := kind(rq.Function)
+					if refusedMin[k] == 0 || int(rq.Count) < refusedMin[k] {
+						refusedMin[k] = int(rq.Count)
 					}
 				}
 				continue
@@ -139,7 +142,12 @@ func (l *lane) execute(unit uint8, regs []Register, reqs []Request, now time.Tim
 	if split {
 		plan = dropRefused(queue, reqs)
 		if halved && !partFailed {
-			learned = halfLimit
+			// The biggest request answered below the smallest refused.
+			for k := range 2 {
+				if refusedMin[k] > 0 && okMax[k] < refusedMin[k] {
+					learned[k] = okMax[k]
+				}
+			}
 		}
 	}
 	return res, plan, learned
@@ -160,8 +168,8 @@ func splitRefused(regs []Register, rq Request, err error, maxGap int) ([]Request
 	switch {
 	case rq.Gaps && errors.Is(err, mb.ErrIllegalDataAddress):
 		parts, how = Plan(sub, 0, MaxRegisters, MaxBits), "at gaps"
-	case len(rq.Regs) > 1 && int(rq.Count)/2 >= maxCount:
-		lim := int(rq.Count) / 2
+	case len(rq.Regs) > 1 && (int(rq.Count)+1)/2 >= maxCount:
+		lim := (int(rq.Count) + 1) / 2
 		parts, how = Plan(sub, maxGap, lim, lim), "halved"
 	default:
 		return nil, ""
