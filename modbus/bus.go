@@ -481,4 +481,3 @@ func IsException(err error) bool {
 func IsTimeout(err error) bool {
 	return errors.Is(err, mb.ErrRequestTimedOut) || errors.Is(err, mb.ErrGWTargetFailedToRespond) || errors.Is(err, mb.ErrGWPathUnavailable)
 }
-
