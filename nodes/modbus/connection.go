@@ -91,7 +91,7 @@ gateways serialise too), writes and reads on demand go ahead of waiting polls.
 			{Name: "maxBits", Label: "Max coils per request", Kind: engine.KindInt, Default: 2000, Min: engine.Float(1), Max: engine.Float(2000),
 				Help: "Largest read of coils or discrete inputs one request may make."},
 			{Name: "unitConnections", Label: "Connections", Kind: engine.KindEnum, Default: "shared", Enum: []string{"shared", "per-unit"},
-				Help: "One connection for all units, or one per unit so a silent unit never delays the others (the device must accept several connections).",
+				Help:   "One connection for all units, or one per unit so a silent unit never delays the others (the device must accept several connections).",
 				ShowIf: map[string][]any{"transport": {"tcp", "tcp-tls", "udp"}}},
 			{Name: "order", Label: "Default byte/word order", Kind: engine.KindEnum, Default: "ABCD", Enum: enumOf(modbus.Orders),
 				Help: "The order of register rows set to default: ABCD big-endian, CDAB word-swapped, BADC byte-swapped, DCBA little-endian."},
