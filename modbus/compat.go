@@ -121,6 +121,18 @@ func gatewayFloat(f float64) any {
 	return f
 }
 
+// gatewayScaled types a scaled integer as the Gateway's Python does: a
+// divider (or a fractional multiplier) makes a float, an integral
+// multiplier keeps an integer. The value itself is exact decimal
+// arithmetic, where the Gateway's float arithmetic may send
+// 230.10000000000002.
+func gatewayScaled(r *Register, f float64) any {
+	if r.Divider == 0 && r.Offset == 0 && r.Round == nil && r.scale() == math.Trunc(r.scale()) && math.Abs(f) < 1<<53 {
+		return int64(f)
+	}
+	return gatewayFloat(f)
+}
+
 // gatewayCoils decodes coils or discrete inputs the Gateway's way; bits
 // holds r.Count() of them.
 func gatewayCoils(r *Register, bits []bool) any {

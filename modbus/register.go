@@ -403,10 +403,16 @@ func (r *Register) integer(i int64, u uint64, unsignedBig bool) any {
 		}
 	}
 	if r.scaled() {
+		var f float64
 		if unsignedBig {
-			return r.applyRat(new(big.Rat).SetFrac(new(big.Int).SetUint64(u), big.NewInt(1)))
+			f = r.applyRat(new(big.Rat).SetFrac(new(big.Int).SetUint64(u), big.NewInt(1)))
+		} else {
+			f = r.applyRat(new(big.Rat).SetInt64(i))
 		}
-		return r.applyRat(new(big.Rat).SetInt64(i))
+		if r.Compat == TBGateway {
+			return gatewayScaled(r, f)
+		}
+		return f
 	}
 	if unsignedBig {
 		return u
