@@ -59,7 +59,9 @@ func (c *converter) add(n map[string]any) map[string]any {
 	return n
 }
 
-func (c *converter) note(format string, a ...any) { c.report = append(c.report, fmt.Sprintf(format, a...)) }
+func (c *converter) note(format string, a ...any) {
+	c.report = append(c.report, fmt.Sprintf(format, a...))
+}
 
 // Convert converts a Modbus connector configuration: the connector's own
 // JSON ({"master": …, "slave": …}), or the form ThingsBoard stores it in
