@@ -352,7 +352,7 @@ func (c *converter) slave(tab, gw, telemetry, replies string, i int, sl map[stri
 		c.add(map[string]any{"id": attrOut, "type": "tb-attr-out", "z": tab, "name": dev + " attributes", "connection": gw, "device": dev,
 			"x": 420, "y": y + 60, "wires": []any{}})
 	}
-	var rpcWires, attrWires []any
+	rpcWires, attrWires := []any{}, []any{}
 	// attribute updates: shared attributes written to the device
 	var upd []any
 	if list, _ := sl["attributeUpdates"].([]any); len(list) > 0 {
@@ -394,8 +394,12 @@ func (c *converter) slave(tab, gw, telemetry, replies string, i int, sl map[stri
 		var rules, outs []any
 		if len(reads) > 0 {
 			r := c.id(dev + " rpc read")
+			shape := c.id(dev + " rpc result")
 			c.add(map[string]any{"id": r, "type": "modbus-read", "z": tab, "name": dev + " rpc read", "connection": conn, "unit": unit,
-				"registers": reads, "x": 640, "y": y + 40, "wires": []any{[]any{replies}}})
+				"registers": reads, "x": 640, "y": y + 40, "wires": []any{[]any{shape}}})
+			// The Gateway answers a read with {"result": {"value": …}}.
+			c.add(map[string]any{"id": shape, "type": "transform", "z": tab, "name": "as the Gateway answers", "expression": `{"result": {"value": payload[topic]}}`,
+				"x": 780, "y": y + 40, "wires": []any{[]any{replies}}})
 			rules = append(rules, map[string]any{"condition": "topic in " + jsonList(readKeys), "label": "read"})
 			outs = append(outs, []any{r})
 		}

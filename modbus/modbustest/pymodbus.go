@@ -75,6 +75,9 @@ from pymodbus.payload import BinaryPayloadBuilder
 from pymodbus.constants import Endian
 spec = json.load(open(sys.argv[1]))
 units = {int(k): v for k, v in spec["units"].items()}
+for u in units.values():
+    for k in ("coils", "discrete", "holding", "input"):
+        if u.get(k) is None: u[k] = []
 exec(spec.get("builder") or "")
 cap = spec.get("maxRegisters") or 0
 class Block(ModbusSequentialDataBlock):
