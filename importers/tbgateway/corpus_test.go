@@ -246,14 +246,14 @@ func TestCorpusUplink(t *testing.T) {
 	dir := corpus(t)
 	dev := startDevice(t, dir)
 	cases := map[string]string{
-		"modbus_uplink_converter_holding_registers_reading_little.json":  "holding_registers_values_little.json",
-		"modbus_uplink_converter_holding_registers_reading_big.json":     "holding_registers_values_big.json",
-		"modbus_uplink_converter_input_registers_reading_little.json":    "input_registers_values_little.json",
-		"modbus_uplink_converter_input_registers_reading_big.json":       "input_registers_values_big.json",
-		"modbus_uplink_converter_coils_reading_little.json":              "discrete_and_coils_registers_values_little.json",
-		"modbus_uplink_converter_coils_reading_big.json":                 "discrete_and_coils_registers_values_big.json",
-		"modbus_uplink_converter_discrete_input_reading_little.json":     "discrete_and_coils_registers_values_little.json",
-		"modbus_uplink_converter_discrete_input_reading_big.json":        "discrete_and_coils_registers_values_big.json",
+		"modbus_uplink_converter_holding_registers_reading_little.json": "holding_registers_values_little.json",
+		"modbus_uplink_converter_holding_registers_reading_big.json":    "holding_registers_values_big.json",
+		"modbus_uplink_converter_input_registers_reading_little.json":   "input_registers_values_little.json",
+		"modbus_uplink_converter_input_registers_reading_big.json":      "input_registers_values_big.json",
+		"modbus_uplink_converter_coils_reading_little.json":             "discrete_and_coils_registers_values_little.json",
+		"modbus_uplink_converter_coils_reading_big.json":                "discrete_and_coils_registers_values_big.json",
+		"modbus_uplink_converter_discrete_input_reading_little.json":    "discrete_and_coils_registers_values_little.json",
+		"modbus_uplink_converter_discrete_input_reading_big.json":       "discrete_and_coils_registers_values_big.json",
 	}
 	for cfg, vals := range cases {
 		t.Run(strings.TrimSuffix(strings.TrimPrefix(cfg, "modbus_uplink_converter_"), ".json"), func(t *testing.T) {
