@@ -162,14 +162,28 @@ func Start(t testing.TB, spec Spec) *Server {
 // startPty links two pseudo-terminals with socat: pymodbus serves one end,
 // the client opens the other (Device).
 func (s *Server) startPty() {
-	t := s.t
+	a, b, cmd := ptyPair(s.t, s.dir)
+	s.pty = cmd
+	_ = a
+	s.Device = b
+}
+
+// PtyPair links two pseudo-terminals with socat (a null-modem cable) and
+// returns their paths; it goes when the test ends.
+func PtyPair(t testing.TB) (a, b string) {
+	t.Helper()
+	a, b, _ = ptyPair(t, t.TempDir())
+	return a, b
+}
+
+func ptyPair(t testing.TB, dir string) (a, b string, cmd *exec.Cmd) {
+	t.Helper()
 	socat := peers.Find(t, "socat", "socat")
-	a, b := filepath.Join(s.dir, "server-tty"), filepath.Join(s.dir, "client-tty")
-	cmd := exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
+	a, b = filepath.Join(dir, "server-tty"), filepath.Join(dir, "client-tty")
+	cmd = exec.Command(socat, "-d", "-d", "pty,raw,echo=0,link="+a, "pty,raw,echo=0,link="+b)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s.pty = cmd
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
@@ -181,14 +195,13 @@ func (s *Server) startPty() {
 		_, ea := os.Stat(a)
 		_, eb := os.Stat(b)
 		if ea == nil && eb == nil {
-			break
+			return a, b, cmd
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("socat made no pty pair")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.Device = b
 }
 
 // Start (re)starts the server process, on the same port or pty.
@@ -292,5 +305,14 @@ func Mbpoll(t testing.TB, args ...string) string {
 	if err != nil {
 		t.Fatalf("mbpoll %v: %v\n%s", args, err, out)
 	}
+	return string(out)
+}
+
+// MbpollTry runs mbpoll like Mbpoll but returns its output whether it
+// failed or not (to see an exception it reports).
+func MbpollTry(t testing.TB, args ...string) string {
+	t.Helper()
+	bin := peers.Find(t, "mbpoll", "mbpoll")
+	out, _ := exec.Command(bin, args...).CombinedOutput()
 	return string(out)
 }
