@@ -307,4 +307,3 @@ func (s *Server) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint
 func (s *Server) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16, error) {
 	return s.wordsOp(Input, req.UnitId, req.Addr, req.Quantity, false, nil)
 }
-

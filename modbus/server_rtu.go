@@ -15,8 +15,8 @@ import (
 // rtuServer answers RTU requests on a serial line (the library serves TCP
 // only).
 type rtuServer struct {
-	s    *Server
-	port serial.Port
+	s      *Server
+	port   serial.Port
 	done   chan struct{}
 	exited chan struct{}
 	once   sync.Once

@@ -61,7 +61,9 @@ func checkServerWithMbpoll(t *testing.T, srv *modbus.Server, w *writes, link ...
 	_ = srv.Set("power", 1234.5)
 	_ = srv.Set("relay", true)
 	_ = srv.Set("alarm", true)
-	args := func(extra ...string) []string { return append(append([]string{"-1", "-0", "-a", "1"}, extra...), link...) }
+	args := func(extra ...string) []string {
+		return append(append([]string{"-1", "-0", "-a", "1"}, extra...), link...)
+	}
 	out := modbustest.Mbpoll(t, args("-t", "3", "-r", "0", "-c", "1")...)
 	if !strings.Contains(out, "[0]: \t2301") {
 		t.Errorf("mbpoll read voltage:\n%s", out)
