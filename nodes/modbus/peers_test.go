@@ -12,6 +12,7 @@ import (
 
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
+	"github.com/tbflow/tbflow/internal/peers"
 	"github.com/tbflow/tbflow/modbus"
 	"github.com/tbflow/tbflow/modbus/modbustest"
 	"github.com/tbflow/tbflow/tb/tbsim"
@@ -229,4 +230,32 @@ func TestPeerReadOnRPC(t *testing.T) {
 	if err != nil || !strings.Contains(string(reply), `"count":42`) || !strings.Contains(string(reply), `"voltage":230.1`) {
 		t.Errorf("rpc of every row: %s %v", reply, err)
 	}
+}
+
+// TestPeerServerNode: values set from the flow are read by mbpoll
+// (libmodbus) as a SCADA would, and mbpoll's writes come out as messages.
+func TestPeerServerNode(t *testing.T) {
+	port := peers.FreePort(t)
+	h := enginetest.RunNode(t, enginetest.Options{}, "modbus-server", map[string]any{
+		"host": "127.0.0.1", "port": float64(port), "unit": 1.0, "registers": []any{
+			map[string]any{"key": "temperature", "function": "input", "address": 0.0, "type": "int16", "scale": 0.1},
+			map[string]any{"key": "setpoint", "function": "holding", "address": 0.0, "type": "uint16", "scale": 0.1},
+		},
+	})
+	waitStatus(t, h.Harness, "node", func(s engine.Status) bool { return s.Fill == "green" })
+	h.Send(engine.NewMsg(map[string]any{"temperature": 21.5, "other": 1.0}))
+	h.WaitIdle()
+	link := []string{"-1", "-0", "-a", "1", "-m", "tcp", "-p", strconv.Itoa(port)}
+	out := modbustest.Mbpoll(t, append(append([]string(nil), link...), "-t", "3", "-r", "0", "127.0.0.1")...)
+	if !strings.Contains(out, "[0]: \t215") {
+		t.Errorf("mbpoll read:\n%s", out)
+	}
+	modbustest.Mbpoll(t, append(append([]string(nil), link...), "-t", "4", "-r", "0", "127.0.0.1", "225")...)
+	m := h.WaitOut(0, 1)[0]
+	if p := m.Payload.(map[string]any); p["setpoint"] != 22.5 || m.Topic != "setpoint" {
+		t.Errorf("write message %v %q", m.Payload, m.Topic)
+	}
+	bad := engine.NewMsg(map[string]any{"nothing": 1.0})
+	h.Send(bad)
+	h.WaitEvents("error", 1)
 }
