@@ -25,14 +25,23 @@ func runImportTBGateway(_ context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "Converts an IoT Gateway Modbus connector config into a flow; what did not map is listed on standard error.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	// Flags may come before or after the file.
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files = append(files, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != 1 {
+	if len(files) != 1 {
 		fs.Usage()
 		return 2
 	}
-	data, err := os.ReadFile(fs.Arg(0))
+	data, err := os.ReadFile(files[0])
 	if err != nil {
 		fmt.Fprintln(stderr, "tbflow import tb-gateway:", err)
 		return 1

@@ -66,7 +66,7 @@ func TestConvertMapsAndReports(t *testing.T) {
 		t.Errorf("write paths %v", byType)
 	}
 	report := strings.Join(res.Report, "\n")
-	for _, want := range []string{`"4bits"`, `"strict"`, "slave section"} {
+	for _, want := range []string{`"4bits"`, `"strict"`, "no values to serve"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %s:\n%s", want, report)
 		}

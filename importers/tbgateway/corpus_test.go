@@ -346,3 +346,37 @@ func sameJSONNumber(a, b json.RawMessage) bool {
 	}
 	return fmt.Sprint(x) == fmt.Sprint(y)
 }
+
+// TestCorpusShippedExample: the Gateway's shipped modbus.json converts into
+// a flow that validates, with its slave section served by modbus-server.
+func TestCorpusShippedExample(t *testing.T) {
+	dir := corpus(t)
+	data, err := os.ReadFile(filepath.Join(dir, "thingsboard_gateway-config-modbus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tbgateway.Convert(data, tbgateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(res.Flow)
+	f, err := engine.ParseFlow(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := engine.DefaultRegistry().Validate(f, func(string) (string, bool) { return "token", true }); ps.HasErrors() {
+		t.Fatalf("converted flow: %v", ps)
+	}
+	types := map[string]int{}
+	for _, n := range res.Flow {
+		types[n["type"].(string)]++
+	}
+	for _, want := range []string{"modbus-connection", "modbus-in", "gw-device", "modbus-read", "modbus-write", "modbus-server", "tb-telemetry-out", "tb-attr-out"} {
+		if types[want] == 0 {
+			t.Errorf("no %s in the converted flow: %v", want, types)
+		}
+	}
+	if len(res.Report) == 0 {
+		t.Error("empty report: connectAttemptCount and connectAttemptTimeMs do not map")
+	}
+}

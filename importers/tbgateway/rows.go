@@ -117,6 +117,10 @@ func (c *converter) row(label string, e map[string]any, order modbus.Order, writ
 		c.note("%s: type %q (objectsCount %d) is not supported", label, str(e, "type"), count)
 		return nil, false
 	}
+	if f.IsBit() && typ != modbus.Bool && typ != modbus.Bits && typ != modbus.Bit {
+		c.note("%s: type %q on a coil or discrete input: read as a bool", label, str(e, "type"))
+		typ, length = modbus.Bool, 0
+	}
 	row := map[string]any{"key": tag, "function": string(f), "type": string(typ), "order": string(order)}
 	if typ == modbus.Bool {
 		row["type"] = "auto"
