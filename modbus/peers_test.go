@@ -313,10 +313,10 @@ units[1]["coils"] = [True, False, True, True]
 }
 
 // TestPeerTransports reads the same table over every transport pymodbus
-// serves: UDP, RTU and ASCII frames over TCP, and RTU and ASCII over a
-// serial line (a socat pty pair).
+// serves: UDP, RTU frames over TCP and UDP, ASCII frames over TCP, and RTU
+// and ASCII over a serial line (a socat pty pair).
 func TestPeerTransports(t *testing.T) {
-	for _, tr := range []string{"udp", "rtuovertcp", "asciiovertcp", "rtu", "ascii"} {
+	for _, tr := range []string{"udp", "rtuovertcp", "rtuoverudp", "asciiovertcp", "rtu", "ascii"} {
 		t.Run(tr, func(t *testing.T) {
 			srv := modbustest.Start(t, modbustest.Spec{Transport: tr, Units: map[uint8]modbustest.Tables{3: seqHolding(20)}})
 			b := newBus(t, modbus.Config{URL: srv.URL(), Timeout: 2 * time.Second, Speed: 19200, Parity: "none", StopBits: 1})
