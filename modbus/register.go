@@ -459,4 +459,3 @@ func (r *Register) apply(v float64) float64 {
 	}
 	return r.applyRat(decimalOf(v))
 }
-
