@@ -399,12 +399,24 @@ func (b *Bus) Write(ctx context.Context, unit uint8, r Register, v any) error {
 		if !ok || len(list) > r.Length {
 			return fmt.Errorf("writing %q: want a list of at most %d bools", r.Key, r.Length)
 		}
-		for _, x := range list {
+		j.coils = make([]bool, len(list))
+		var offs []int
+		if r.Compat == TBGateway {
+			// Written so that the Gateway's reading gives the list back.
+			j.coils = make([]bool, r.Length)
+			offs = gatewayCoilOffsets(r.Length)
+		}
+		for i, x := range list {
 			c, err := EncodeBool(&r, x)
 			if err != nil {
 				return err
 			}
-			j.coils = append(j.coils, c)
+			switch {
+			case offs == nil:
+				j.coils[i] = c
+			case i < len(offs) && offs[i] >= 0:
+				j.coils[offs[i]] = c
+			}
 		}
 	case r.Function == Coil:
 		j.coil, err = EncodeBool(&r, v)

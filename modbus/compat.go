@@ -183,3 +183,31 @@ func gatewayBitsResult(r *Register, d []bool) any {
 	}
 	return out
 }
+
+// gatewayBitIndex returns, for entry j of a Gateway bit list of n bits
+// read from a register, the register bit it reads.
+func gatewayBitIndex(n, j int) int {
+	m := min(n, 16)
+	i := 16 - m + j
+	if i < 8 {
+		return i + 8
+	}
+	return i - 8
+}
+
+// gatewayCoilOffsets returns, for each entry of a Gateway bit list of n
+// coils, the offset of the coil it reads (or -1 for padding).
+func gatewayCoilOffsets(n int) []int {
+	padded := (n + 7) / 8 * 8
+	d := min(padded, 16)
+	out := make([]int, min(n, d))
+	for j := range out {
+		i := d - len(out) + j
+		off := 8*(i/8) + 7 - i%8
+		if off >= n {
+			off = -1
+		}
+		out[j] = off
+	}
+	return out
+}

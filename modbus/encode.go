@@ -32,9 +32,20 @@ func Encode(r *Register, v any) ([]uint16, error) {
 			if err != nil {
 				return nil, err
 			}
-			if b {
+			switch {
+			case !b:
+			case r.Compat == TBGateway:
+				// The inverse of the Gateway's reading: only the first
+				// register's 16 bits, in its order.
+				if i < 16 {
+					w[0] |= 1 << uint(gatewayBitIndex(r.Length, i))
+				}
+			default:
 				w[i/16] |= 1 << uint(i%16)
 			}
+		}
+		if r.Compat == TBGateway {
+			return w, nil
 		}
 		return reorder(w, r.Order, r.Type), nil
 	case Bytes:

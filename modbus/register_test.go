@@ -421,3 +421,47 @@ func TestGatewayConvention(t *testing.T) {
 		t.Error("orders")
 	}
 }
+
+// TestGatewayConventionRoundTrip: what tbflow writes with the tb-gateway
+// convention reads back (the Gateway's way) as the value written.
+func TestGatewayConventionRoundTrip(t *testing.T) {
+	list := []any{false, true, false, true, true, false, true, true, true, true, false, true, false, false, true, true}
+	for _, n := range []int{16, 4, 1} {
+		r := Register{Key: "b", Function: Holding, Type: Bits, Length: n, Order: DCBA, Compat: TBGateway}
+		if err := r.Check(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := Encode(&r, list[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := Decode(&r, w)
+		if n == 1 {
+			if got != list[0] {
+				t.Errorf("1 bit: %v", got)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, list[:n]) {
+			t.Errorf("%d bits: wrote %v, read %v", n, list[:n], got)
+		}
+	}
+	for _, n := range []int{16, 5} {
+		r := Register{Key: "c", Function: Coil, Type: Bits, Length: n, Compat: TBGateway}
+		_ = r.Check()
+		coils := make([]bool, n)
+		for j, off := range gatewayCoilOffsets(n) {
+			if off >= 0 {
+				coils[off] = list[j].(bool)
+			}
+		}
+		if got := DecodeBits(&r, coils); !reflect.DeepEqual(got, list[:n]) {
+			t.Errorf("%d coils: wrote %v, read %v", n, list[:n], got)
+		}
+	}
+	s := Register{Key: "s", Function: Holding, Type: String, Length: 2, Order: DCBA, Compat: TBGateway}
+	_ = s.Check()
+	if w, _ := Encode(&s, "abcx"); w[0] != 0x6162 || w[1] != 0x6378 {
+		t.Errorf("string %04X", w)
+	}
+}

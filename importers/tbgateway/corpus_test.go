@@ -380,3 +380,64 @@ func TestCorpusShippedExample(t *testing.T) {
 		t.Error("empty report: connectAttemptCount and connectAttemptTimeMs do not map")
 	}
 }
+
+// TestCorpusWriteRPC: the Gateway's RPC-writing test configs: each RPC
+// writes the value its tests send, and the telemetry the same config polls
+// then shows that value, as the Gateway's tests expect. 64-bit integers
+// beyond 2^53 are left out: RPC parameters reach the flow as JSON numbers
+// decoded to float64, which cannot hold them exactly.
+func TestCorpusWriteRPC(t *testing.T) {
+	dir := corpus(t)
+	for _, order := range []string{"little", "big"} {
+		t.Run(order, func(t *testing.T) {
+			dev := startDevice(t, dir)
+			var want map[string]json.RawMessage
+			readJSON(t, filepath.Join(dir, "test_values", "rpc", "holding_registers_values_writing_"+order+".json"), &want)
+			tbs, _ := runConverted(t, filepath.Join(dir, "configs", "rpc_configs", "holding_registers_writing_rpc_"+order+".json"), dev)
+			ctx, cancel := context.WithTimeout(context.Background(), enginetest.WaitLimit)
+			defer cancel()
+			for !slices.Contains(tbs.SubDevices("gw"), "Temp Sensor") {
+				if ctx.Err() != nil {
+					t.Fatal("the gateway never connected Temp Sensor")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			expect := map[string]string{}
+			for k, w := range want {
+				if n, ok := new(big.Int).SetString(string(w), 10); ok && strings.Contains(k, "int") && n.CmpAbs(big.NewInt(1<<53)) > 0 {
+					continue
+				}
+				var params any
+				_ = json.Unmarshal(w, &params)
+				if reply, err := tbs.RPC(ctx, "Temp Sensor", k, params, false); err != nil || strings.Contains(string(reply), "error") {
+					t.Fatalf("rpc %s(%s): %s %v", k, w, reply, err)
+				}
+				var s string
+				if json.Unmarshal(w, &s) != nil {
+					s = string(w)
+				}
+				expect[k] = s
+			}
+			if len(expect) < 9 {
+				t.Fatalf("only %d keys checked", len(expect))
+			}
+			deadline := time.Now().Add(enginetest.WaitLimit)
+			for {
+				latest := tbs.Latest("Temp Sensor")
+				var bad []string
+				for k, w := range expect {
+					if got := latest[k].Value; !sameAsTB(w, got) {
+						bad = append(bad, fmt.Sprintf("%s: ThingsBoard got %#v, the Gateway shows %s", k, got, w))
+					}
+				}
+				if len(bad) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal(strings.Join(bad, "\n"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
