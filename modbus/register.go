@@ -153,7 +153,7 @@ func (r *Register) Check() error {
 	default:
 		return fmt.Errorf("register %q: unknown order %q (want ABCD, CDAB, BADC or DCBA)", r.Key, r.Order)
 	}
-	if r.Function.IsBit() && r.Type != Bool && r.Type != Bits && !(r.Type == Bit && r.Compat == TBGateway) {
+	if r.Function.IsBit() && r.Type != Bool && r.Type != Bits && r.Type != Bit {
 		return fmt.Errorf("register %q: a %s holds a bool (or bits), not %s", r.Key, r.Function, r.Type)
 	}
 	switch r.Compat {
@@ -424,6 +424,10 @@ func (r *Register) integer(i int64, u uint64, unsignedBig bool) any {
 func DecodeBits(r *Register, bits []bool) any {
 	if r.Compat == TBGateway {
 		return gatewayCoils(r, bits)
+	}
+	if r.Type == Bit && len(bits) > 0 {
+		// bit n of a run of Length coils
+		return DecodeBit(r, bits[min(r.Bit, len(bits)-1)])
 	}
 	if r.Type != Bits {
 		if len(bits) == 0 {
