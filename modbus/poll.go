@@ -154,8 +154,8 @@ func (l *lane) execute(unit uint8, regs []Register, reqs []Request, now time.Tim
 }
 
 // splitRefused returns the parts to read instead of a refused request: at
-// its gaps when the device refused to read across them, else in halves;
-// nil when it cannot be split (one entry).
+// its gaps when the device refused to read across them, else in halves
+// when the refusal can be about the size; nil when it cannot be split.
 func splitRefused(regs []Register, rq Request, err error, maxGap int) ([]Request, string) {
 	sub := make([]Register, len(rq.Regs))
 	maxCount := 1
@@ -168,7 +168,11 @@ func splitRefused(regs []Register, rq Request, err error, maxGap int) ([]Request
 	switch {
 	case rq.Gaps && errors.Is(err, mb.ErrIllegalDataAddress):
 		parts, how = Plan(sub, 0, MaxRegisters, MaxBits), "at gaps"
-	case len(rq.Regs) > 1 && (int(rq.Count)+1)/2 >= maxCount:
+	case len(rq.Regs) > 1 && (int(rq.Count)+1)/2 >= maxCount &&
+		(errors.Is(err, mb.ErrIllegalDataAddress) || errors.Is(err, mb.ErrIllegalDataValue)):
+		// A device that takes smaller requests says "illegal data
+		// address" or "illegal data value" (the quantity); busy and
+		// failure answers are not about the size.
 		lim := (int(rq.Count) + 1) / 2
 		parts, how = Plan(sub, maxGap, lim, lim), "halved"
 	default:
