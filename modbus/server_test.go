@@ -128,3 +128,23 @@ func TestServerRTUWithMbpoll(t *testing.T) {
 	defer srv.Close()
 	checkServerWithMbpoll(t, srv, w, "-m", "rtu", "-b", "19200", "-P", "even", b)
 }
+
+// TestServerTLSWithMbpoll serves Modbus/TCP Security; mbpoll reaches it
+// through socat, which does the TLS with a client certificate.
+func TestServerTLSWithMbpoll(t *testing.T) {
+	pair := modbustest.NewTLSPair(t)
+	port := peers.FreePort(t)
+	w := &writes{}
+	srv, err := modbus.NewServer(modbus.ServerConfig{URL: fmt.Sprintf("tcp+tls://127.0.0.1:%d", port), Unit: 1, Registers: serverMap(), OnWrite: w.add,
+		TLSServerCert: &pair.Server, TLSClientCAs: pair.ClientPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	plain := modbustest.StartTLSBack(t, fmt.Sprintf("127.0.0.1:%d", port), pair)
+	host, p, _ := strings.Cut(plain, ":")
+	checkServerWithMbpoll(t, srv, w, "-m", "tcp", "-p", p, host)
+}

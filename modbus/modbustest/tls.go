@@ -104,3 +104,59 @@ func StartTLSFront(t testing.TB, upstream string) *TLSFront {
 	pool.AddCert(srv)
 	return &TLSFront{Addr: addr, ClientCert: pair, RootCAs: pool, CertFile: cliCert, KeyFile: cliKey, CAFile: srvCert}
 }
+
+// TLSPair is a self-signed server and client certificate pair for mutual
+// TLS, as PEM files and loaded.
+type TLSPair struct {
+	Server, Client         tls.Certificate
+	ServerPool, ClientPool *x509.CertPool
+	ServerCert, ServerKey  string
+	ClientCert, ClientKey  string
+}
+
+// NewTLSPair makes a server and a client certificate, each trusting the
+// other (pinned).
+func NewTLSPair(t testing.TB) *TLSPair {
+	t.Helper()
+	dir := t.TempDir()
+	sc, sk, sp, s := selfSigned(t, dir, "server")
+	cc, ck, cp, c := selfSigned(t, dir, "client")
+	p := &TLSPair{Server: sp, Client: cp, ServerPool: x509.NewCertPool(), ClientPool: x509.NewCertPool(),
+		ServerCert: sc, ServerKey: sk, ClientCert: cc, ClientKey: ck}
+	p.ServerPool.AddCert(s)
+	p.ClientPool.AddCert(c)
+	return p
+}
+
+// StartTLSBack starts socat as a plain TCP endpoint that forwards to the
+// TLS server at tlsAddr with the pair's client certificate, so that a
+// plain client (mbpoll) can talk to a Modbus/TCP Security server.
+func StartTLSBack(t testing.TB, tlsAddr string, p *TLSPair) string {
+	t.Helper()
+	socat := peers.Find(t, "socat", "socat")
+	port := peers.FreePort(t)
+	cmd := exec.Command(socat, fmt.Sprintf("tcp-listen:%d,bind=127.0.0.1,reuseaddr,fork", port),
+		fmt.Sprintf("openssl-connect:%s,cert=%s,key=%s,cafile=%s,verify=1", tlsAddr, p.ClientCert, p.ClientKey, p.ServerCert))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socat TLS back end did not listen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
