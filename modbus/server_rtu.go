@@ -196,6 +196,9 @@ func exceptionCode(err error) byte {
 
 // handlePDU serves one request PDU and returns the response PDU.
 func (s *Server) handlePDU(unit uint8, p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
 	fc := p[0]
 	ex := func(err error) []byte { return []byte{fc | 0x80, exceptionCode(err)} }
 	if len(p) < 5 {
