@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -216,7 +217,7 @@ func (n *inNode) emit(ctx context.Context, r modbus.Result) error {
 		m := engine.NewMsg(payload)
 		m.Topic = n.conf.Topic
 		m.Set("ts", r.Time.UnixMilli())
-		m.Set("modbus", info)
+		m.Set("modbus", maps.Clone(info)) // each message its own
 		return n.nc.SendTo(ctx, port, m)
 	}
 	if len(tel) > 0 || (len(r.Errors) > 0 && len(attr) == 0) || (n.rep.always && len(attr) == 0) {
