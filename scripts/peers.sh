@@ -22,6 +22,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Debian's pymodbus is the Modbus server nobody here wrote, for modbus/'s
 # read suite; its server module imports serial and serial_asyncio.
 /usr/bin/python3 -c 'import pymodbus.server, serial' >/dev/null 2>&1 || need+=(python3 python3-pymodbus python3-serial python3-serial-asyncio)
+# Modbus cross-checks: mbpoll (libmodbus) as a second client, socat for the
+# pseudo-terminal pairs that carry RTU and ASCII frames between the bus and
+# pymodbus's serial servers.
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 # Debian's chromium (the tests launch /usr/bin/chromium, not a downloaded
 # browser) renders the editor; DejaVu gives it text that measures the same
 # on every machine.
