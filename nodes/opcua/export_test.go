@@ -1,0 +1,4 @@
+package opcua
+
+// ToJSON is toJSON, for the tests.
+var ToJSON = toJSON
