@@ -13,6 +13,7 @@ import (
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
 	"github.com/tbflow/tbflow/internal/peers"
+	"github.com/tbflow/tbflow/internal/testcerts"
 	uaopcua "github.com/tbflow/tbflow/nodes/opcua"
 	"github.com/tbflow/tbflow/nodes/opcua/opcuatest"
 )
@@ -267,5 +268,45 @@ func TestWriteEveryType(t *testing.T) {
 		if len(errs) != n+1 || !strings.Contains(errs[n].Message, bad.msg) {
 			t.Errorf("writing %v to %s: errors %v, want %q", bad.v, bad.key, errs, bad.msg)
 		}
+	}
+}
+
+// TestSecureChannel signs and encrypts with Basic256Sha256, logs in with
+// a user name, and trusts only the pinned server certificate.
+func TestSecureChannel(t *testing.T) {
+	srv := opcuatest.Start(t, opcuatest.Options{User: "operator", Password: "s3cret"})
+	items := []any{map[string]any{"key": "int32", "nodeId": "ns=2;s=Int32"}}
+	secure := map[string]any{"securityPolicy": "Basic256Sha256", "securityMode": "SignAndEncrypt",
+		"serverCertFile": srv.ServerCertFile(), "auth": "username", "username": "operator", "password": "s3cret"}
+	h := enginetest.RunNode(t, enginetest.Options{}, "opcua-in", map[string]any{
+		"connection": "conn", "mode": "poll", "items": items, "interval": "100ms",
+	}, connection(srv.Endpoint, secure))
+	if v := h.WaitOut(0, 1)[0].Payload.(map[string]any)["int32"]; v != int64(-123456) {
+		t.Fatalf("int32 = %v", v)
+	}
+
+	for name, c := range map[string]struct {
+		extra map[string]any
+		want  string
+	}{
+		"wrong password":    {map[string]any{"password": "nope"}, "error: "},
+		"other certificate": {map[string]any{"serverCertFile": testcerts.NewCA(t, t.TempDir(), "other").File}, "not the trusted one"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conf := map[string]any{}
+			for k, v := range secure {
+				conf[k] = v
+			}
+			for k, v := range c.extra {
+				conf[k] = v
+			}
+			h := enginetest.RunNode(t, enginetest.Options{}, "opcua-in", map[string]any{
+				"connection": "conn", "mode": "poll", "items": items, "interval": "100ms",
+			}, connection(srv.Endpoint, conf))
+			waitStatus(t, h, func(s engine.Status) bool { return s.Fill == "red" && strings.Contains(s.Text, c.want) })
+			if n := len(h.Out(0)); n != 0 {
+				t.Errorf("%d messages through a refused session", n)
+			}
+		})
 	}
 }
