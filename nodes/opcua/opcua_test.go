@@ -3,6 +3,9 @@ package opcua_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +311,58 @@ func TestSecureChannel(t *testing.T) {
 				t.Errorf("%d messages through a refused session", n)
 			}
 		})
+	}
+}
+
+// TestBrowseAction lists the server's address space through the engine's
+// action mechanism, with the settings being edited (not deployed).
+func TestBrowseAction(t *testing.T) {
+	srv := opcuatest.Start(t, opcuatest.Options{})
+	flow, _ := json.Marshal([]any{
+		map[string]any{"id": "tab", "type": "tab"},
+		connection(srv.Endpoint, nil),
+		map[string]any{"id": "in", "type": "opcua-in", "z": "tab", "connection": "conn", "wires": []any{[]any{"elsewhere"}}},
+		map[string]any{"id": "broken", "type": "inject", "z": "tab", "interval": "soon"}, // not taken: only the node and its config
+	})
+	f, err := engine.ParseFlow(flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer e.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	find := func(res any, name string) uaopcua.BrowseChild {
+		t.Helper()
+		for _, c := range res.(*uaopcua.BrowseResult).Children {
+			if c.BrowseName == name {
+				return c
+			}
+		}
+		t.Fatalf("no child %q in %+v", name, res)
+		return uaopcua.BrowseChild{}
+	}
+	res, err := e.RunAction(ctx, f, "in", "browse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := find(res, "Test")
+	res, err = e.RunAction(ctx, f, "in", "browse", json.RawMessage(`{"nodeId":"`+test.NodeID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scalars := find(res, "Scalars")
+	res, err = e.RunAction(ctx, f, "in", "browse", json.RawMessage(`{"nodeId":"`+scalars.NodeID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := find(res, "UInt16"); c.NodeID != "ns=2;s=UInt16" || c.DataType != "UInt16" || c.NodeClass != "Variable" {
+		t.Errorf("UInt16: %+v", c)
+	}
+	if _, err := e.RunAction(ctx, f, "in", "nope", nil); !errors.Is(err, engine.ErrUnknownAction) {
+		t.Errorf("unknown action: %v", err)
+	}
+	if _, err := e.RunAction(ctx, f, "in", "browse", json.RawMessage(`{"nodeId":"ns=x"}`)); err == nil || !strings.Contains(err.Error(), "not a node id") {
+		t.Errorf("bad node id: %v", err)
 	}
 }
