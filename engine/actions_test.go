@@ -48,7 +48,7 @@ func TestRunAction(t *testing.T) {
 		})})
 	reg.Register(Type{Name: "test-user", Category: "test", Summary: "s", Help: "h", Outputs: 1,
 		Fields: []Field{{Name: "account", Kind: KindConfigRef, Ref: "test-account", Required: true, Help: "h"}},
-		New: Construct(func(_ *NodeContext, c *actUserConfig) (Node, error) { return actUserNode{account: c.Account}, nil })})
+		New:    Construct(func(_ *NodeContext, c *actUserConfig) (Node, error) { return actUserNode{account: c.Account}, nil })})
 	RegisterAction("test-user", ActionSpec{Name: "peek", Label: "Peek", Run: func(_ context.Context, req *ActionRequest) (any, error) {
 		acc, err := req.ConfigNode(req.Node.(actUserNode).account)
 		if err != nil {
