@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,14 +77,15 @@ func startGatewaySim(t *testing.T) (*tbsim.Server, float64) {
 }
 
 // runFlow runs `tbflow run` on file until the test ends.
-func runFlow(t *testing.T, file string) *logBuffer {
+func runFlow(t *testing.T, file string, flags ...string) *logBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logBuffer{}
 	done := make(chan int, 1)
 	var out logBuffer
 	go func() {
-		done <- runMain(ctx, []string{"run", "-log-format", "json", "-stop-timeout", "5s", file}, &out, logs)
+		args := append(append([]string{"run", "-log-format", "json", "-stop-timeout", "5s"}, flags...), file)
+		done <- runMain(ctx, args, &out, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -133,13 +138,14 @@ func TestRunOPCUAConnector(t *testing.T) {
 	rows = append(rows, map[string]any{"key": "setpoint", "nodeId": "ns=2;s=Float"})
 	plc["items"], plc["interval"], plc["samplingInterval"], plc["keepAlive"] = rows, "100ms", "50ms", "500ms"
 	file := writeFlow(t, objs, `{"gw": {"accessToken": "gateway-token"}}`)
-	logs := runFlow(t, file)
+	logs := runFlow(t, file, "-metrics", "127.0.0.1:0")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := tbs.WaitTelemetry(ctx, "PLC 1", "counter", 3); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
+	checkMetrics(t, logs, `tbflow_node_messages_out_total{node_id="plc",node_type="opcua-in"}`)
 	latest := tbs.Latest("PLC 1")
 	for _, it := range opcuatest.Items {
 		got, _ := json.Marshal(latest[it.Key].Value)
@@ -182,5 +188,66 @@ func waitTelemetryValue(t *testing.T, tbs *tbsim.Server, device, key, want strin
 			t.Fatalf("telemetry %s of %s = %s, want %s", key, device, got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkMetrics reads the metrics `tbflow run -metrics` serves and checks
+// that series is there with a value above 0.
+func checkMetrics(t *testing.T, logs *logBuffer, series string) {
+	t.Helper()
+	m := regexp.MustCompile(`"url":"(http://[^"]+/metrics)"`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", logs.String())
+	}
+	res, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			if n, _ := strconv.ParseFloat(v, 64); n > 0 {
+				return
+			}
+		}
+	}
+	t.Errorf("metrics lack %s > 0:\n%s", series, body)
+}
+
+// TestConnectorNodes: `tbflow nodes` lists the OPC UA and SNMP node types,
+// and `tbflow validate` names the field of a bad connector setting.
+func TestConnectorNodes(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runMain(context.Background(), []string{"nodes"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, typ := range []string{"opcua-connection", "opcua-in", "opcua-write", "snmp-agent", "snmp-in", "snmp-trap-in"} {
+		if !strings.Contains(out.String(), "### `"+typ+"`") {
+			t.Errorf("tbflow nodes lacks %s", typ)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`[
+	 {"id":"ua","type":"opcua-connection","endpoint":"http://plc:4840","securityPolicy":"Basic256Sha256","securityMode":"Sign"},
+	 {"id":"in","type":"opcua-in","z":"t","connection":"ua","items":[{"key":"t","nodeId":"ns=two;s=1"}],"wires":[]},
+	 {"id":"agent","type":"snmp-agent","version":"v3"},
+	 {"id":"poll","type":"snmp-in","z":"t","agent":"agent","oids":[{"key":"up","oid":"sysUpTime.0"}],"wires":[]},
+	 {"id":"t","type":"tab"}
+	]`), 0o644)
+	out.Reset()
+	if code := runMain(context.Background(), []string{"validate", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("validate exit %d: %s", code, out.String())
+	}
+	for _, want := range []string{
+		`node "ua" (opcua-connection) endpoint: "http://plc:4840" is not an OPC UA endpoint`,
+		`node "ua" (opcua-connection) serverCertFile: a secure channel needs the server's certificate`,
+		`node "in" (opcua-in) items[0].nodeId: "ns=two;s=1" is not a node id`,
+		`node "agent" (snmp-agent) username: SNMP v3 needs a user name`,
+		`node "poll" (snmp-in) oids[0].oid: "sysUpTime.0" is not a numeric OID`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

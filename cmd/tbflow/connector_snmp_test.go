@@ -27,13 +27,14 @@ func TestRunSNMPConnector(t *testing.T) {
 	ups["oids"], ups["period"] = rows, "100ms"
 	flowNode(t, objs, "traps")["port"] = float64(trapPort)
 	file := writeFlow(t, objs, `{"gw": {"accessToken": "gateway-token"}, "agent": {"community": "public"}}`)
-	logs := runFlow(t, file)
+	logs := runFlow(t, file, "-metrics", "127.0.0.1:0")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := tbs.WaitTelemetry(ctx, "UPS 1", "uptime", 3); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
+	checkMetrics(t, logs, `tbflow_node_messages_out_total{node_id="ups",node_type="snmp-in"}`)
 	latest := tbs.Latest("UPS 1")
 	for _, it := range snmptest.Items {
 		got, _ := json.Marshal(latest[it.Key].Value)
