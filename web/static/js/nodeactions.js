@@ -107,9 +107,10 @@ function attach(sess, action, flows) {
       row.querySelector('.table-add')?.click();
       const rows = row.querySelectorAll('tr.table-row');
       const last = rows[rows.length - 1];
-      const target = last?.querySelector(`[data-col="${CSS.escape(col)}"]`);
+      const cell = (name) => last?.querySelector(`:is(input, textarea, select)[data-col="${CSS.escape(name)}"]`);
+      const target = cell(col);
       if (target) setInput(target, c.nodeId);
-      const key = last?.querySelector('[data-col="key"]');
+      const key = cell('key');
       if (key && !key.value) setInput(key, c.browseName || c.displayName || '');
     } else {
       const input = row.querySelector('input, textarea, select');
