@@ -129,7 +129,13 @@ func (n *inNode) Run(ctx context.Context) error {
 }
 
 func (n *inNode) run(ctx context.Context) error {
-	n.setStatus(engine.StatusConnecting)
+	n.mu.Lock()
+	first := n.status == ""
+	n.mu.Unlock()
+	if first {
+		// Later attempts keep showing the error until they succeed.
+		n.setStatus(engine.StatusConnecting)
+	}
 	cli, lost, err := n.conn.Client(ctx)
 	if err != nil {
 		return err

@@ -292,7 +292,8 @@ func TestSecureChannel(t *testing.T) {
 		extra map[string]any
 		want  string
 	}{
-		"wrong password":    {map[string]any{"password": "nope"}, "error: "},
+		"wrong password":    {map[string]any{"password": "nope"}, "BadUserAccessDenied"},
+		"sign only, no pin": {map[string]any{"securityMode": "Sign", "serverCertFile": "", "trustAnyServer": true, "password": "nope"}, "BadUserAccessDenied"},
 		"other certificate": {map[string]any{"serverCertFile": testcerts.NewCA(t, t.TempDir(), "other").File}, "not the trusted one"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -364,5 +365,41 @@ func TestBrowseAction(t *testing.T) {
 	}
 	if _, err := e.RunAction(ctx, f, "in", "browse", json.RawMessage(`{"nodeId":"ns=x"}`)); err == nil || !strings.Contains(err.Error(), "not a node id") {
 		t.Errorf("bad node id: %v", err)
+	}
+}
+
+// TestSignAndUserCertificate: a signed channel (trusting any server
+// certificate, explicitly) with a user certificate login.
+func TestSignAndUserCertificate(t *testing.T) {
+	srv := opcuatest.Start(t, opcuatest.Options{})
+	dir := t.TempDir()
+	certFile, keyFile := uaopcua.WriteTestKeyPair(t, dir, "urn:tbflow:test-user")
+	h := enginetest.RunNode(t, enginetest.Options{}, "opcua-in", map[string]any{
+		"connection": "conn", "mode": "poll", "items": []any{map[string]any{"key": "text", "nodeId": "ns=2;s=String"}}, "interval": "100ms",
+	}, connection(srv.Endpoint, map[string]any{"securityPolicy": "Basic256Sha256", "securityMode": "Sign", "trustAnyServer": true,
+		"auth": "certificate", "userCertFile": certFile, "userKeyFile": keyFile}))
+	if v := h.WaitOut(0, 1)[0].Payload.(map[string]any)["text"]; v != "hello" {
+		t.Fatalf("text = %v; statuses %v", v, h.Statuses("node"))
+	}
+}
+
+// TestDeadband: with an absolute deadband wider than the counter moves in
+// the test, only the first value is reported.
+func TestDeadband(t *testing.T) {
+	srv := opcuatest.Start(t, opcuatest.Options{Tick: 20 * time.Millisecond})
+	run := func(deadband string) int {
+		h := enginetest.RunNode(t, enginetest.Options{}, "opcua-in", map[string]any{
+			"connection": "conn", "items": []any{map[string]any{"key": "counter", "nodeId": "ns=2;s=Counter"}},
+			"interval": "50ms", "samplingInterval": "20ms", "deadband": deadband, "deadbandValue": 1000.0,
+		}, connection(srv.Endpoint, nil))
+		h.WaitOut(0, 1)
+		time.Sleep(time.Second)
+		return len(h.Out(0))
+	}
+	if n := run("absolute"); n != 1 {
+		t.Errorf("with a deadband of 1000: %d messages, want 1", n)
+	}
+	if n := run("none"); n < 5 {
+		t.Errorf("without a deadband: %d messages in a second, want the counter's changes", n)
 	}
 }

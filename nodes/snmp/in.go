@@ -58,6 +58,11 @@ Status: ` + "`polling`" + ` (green), ` + "`polling, N of M values failing`" + ` 
 	})
 }
 
+// maxWalk bounds the variables one walk row reads.
+var maxWalk = 10000
+
+var errWalkTooLong = errors.New("walk too long")
+
 type oidRow struct {
 	Key    string `json:"key"`
 	OID    string `json:"oid"`
@@ -201,13 +206,22 @@ func (n *inNode) poll(ctx context.Context) (vals, errs map[string]any, latency t
 				continue
 			}
 			var pdus []gosnmp.SnmpPDU
+			collect := func(p gosnmp.SnmpPDU) error {
+				if len(pdus) >= maxWalk {
+					return errWalkTooLong
+				}
+				pdus = append(pdus, p)
+				return nil
+			}
 			var err error
 			if r.Method == "bulkwalk" {
-				pdus, err = g.BulkWalkAll(n.oids[i])
+				err = g.BulkWalk(n.oids[i], collect)
 			} else {
-				pdus, err = g.WalkAll(n.oids[i])
+				err = g.Walk(n.oids[i], collect)
 			}
-			if err != nil {
+			if errors.Is(err, errWalkTooLong) {
+				errs[r.Key] = fmt.Sprintf("more than %d variables under %s: only the first %d are sent; narrow the OID", maxWalk, n.oids[i], maxWalk)
+			} else if err != nil {
 				return fmt.Errorf("walking %s (%s): %w", r.Key, n.oids[i], err)
 			}
 			if len(pdus) == 0 {

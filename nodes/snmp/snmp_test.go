@@ -12,6 +12,7 @@ import (
 
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
+	"github.com/tbflow/tbflow/nodes/snmp"
 	"github.com/tbflow/tbflow/nodes/snmp/snmptest"
 )
 
@@ -243,5 +244,22 @@ func TestBulkwalkNeedsV2(t *testing.T) {
 	_, err = e.Deploy(context.Background(), f, "", engine.DeployFull)
 	if err == nil || !strings.Contains(err.Error(), `node "in" (snmp-in): oids[0].method: bulkwalk needs SNMP v2c or v3`) {
 		t.Fatalf("deploy: %v", err)
+	}
+}
+
+// TestWalkBound: a walk stops at its bound and says so.
+func TestWalkBound(t *testing.T) {
+	a := snmptest.Start(t)
+	defer snmp.SetMaxWalk(3)()
+	h := enginetest.RunNode(t, enginetest.Options{}, "snmp-in", map[string]any{
+		"agent": "agent", "period": "1h", "oids": []any{map[string]any{"key": "ent", "oid": "1.3.6.1.4.1.99999.1", "method": "walk"}},
+	}, agentNode(a.Port, nil))
+	m := h.WaitOut(0, 1)[0]
+	if n := len(m.Payload.(map[string]any)); n != 3 {
+		t.Errorf("%d values, want 3: %v", n, m.Payload)
+	}
+	info, _ := m.Get("snmp")
+	if e, _ := info.(map[string]any)["errors"].(map[string]any)["ent"].(string); !strings.Contains(e, "more than 3 variables") {
+		t.Errorf("errors %v", info)
 	}
 }
