@@ -42,6 +42,11 @@ fi
 # curl posts to the http-in connector in its tests, as a device would.
 command -v curl >/dev/null 2>&1 || need+=(curl)
 
+# OPC UA and SNMP connectors: Debian's snmpd is the agent nodes/snmp polls and
+# snmp's snmptrap sends it traps; node-opcua (npm, below) is the OPC UA server.
+[ -x /usr/sbin/snmpd ] || command -v snmpd >/dev/null 2>&1 || need+=(snmpd)
+command -v snmptrap >/dev/null 2>&1 || need+=(snmp)
+
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "peers: installing ${need[*]}" >&2
@@ -67,5 +72,15 @@ stamp="$e2e/node_modules/.package-lock.json"
 if [ ! -f "$e2e/node_modules/playwright-core/package.json" ] || [ ! -f "$stamp" ] || [ "$e2e/package-lock.json" -nt "$stamp" ]; then
   echo "peers: npm ci in web/e2e" >&2
   (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  touch "$stamp"
+fi
+
+# node-opcua, pinned in peers/opcua/package-lock.json: the OPC UA server
+# (peers/opcua/server.js) the OPC UA connector's tests start.
+opcua="$root/peers/opcua"
+stamp="$opcua/node_modules/.package-lock.json"
+if [ ! -f "$opcua/node_modules/node-opcua/package.json" ] || [ ! -f "$stamp" ] || [ "$opcua/package-lock.json" -nt "$stamp" ]; then
+  echo "peers: npm ci in peers/opcua" >&2
+  (cd "$opcua" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
   touch "$stamp"
 fi

@@ -11,6 +11,7 @@ import { fieldEditor } from './fields.js';
 import { newId } from './ids.js';
 import { inline } from './markdown.js';
 import { hasErrors } from './problems.js';
+import { attachNodeActions } from './nodeactions.js';
 
 const FIELD_PATH = /^([^[.]+)(?:\[(\d+)\](?:\.([^[.]+))?)?/;
 
@@ -156,6 +157,7 @@ export function createForms({ model, problems, confirm }) {
     sess.panel.addEventListener('input', refreshShowIf);
     sess.panel.addEventListener('change', refreshShowIf);
     refreshShowIf();
+    attachNodeActions(sess, { flows: () => flowsWith(collect(sess).node) });
     sess.done = done;
     sess.advanced = advanced;
 
