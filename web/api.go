@@ -22,6 +22,7 @@ const (
 	codeNotFound       = "not_found"
 	codeUnauthorized   = "unauthorized"
 	codeForbidden      = "forbidden"
+	codeMisdirected    = "misdirected"
 	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )

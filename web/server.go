@@ -75,6 +75,11 @@ type Options struct {
 	// AllowOrigins lists further origins ("https://ops.example.com") whose
 	// pages may use the API besides the server's own.
 	AllowOrigins []string
+	// AllowedHosts lists the Host names (or addresses) the server answers
+	// besides loopback ones: "tbflow.example.com", "*.example.com",
+	// "192.0.2.10", or "*" for any. A request naming another host is
+	// refused with 421, which defeats DNS rebinding.
+	AllowedHosts []string
 	// MaxFrame bounds a WebSocket frame and a request body (default 16 MiB).
 	MaxFrame int64
 	// PingInterval is how often the server pings a WebSocket (default 30s);
@@ -113,6 +118,7 @@ type Server struct {
 	opts    Options
 	auth    *authenticator
 	origins map[string]bool
+	hosts   *hostAllow
 	static  *staticFiles
 	mux     *http.ServeMux
 	upg     websocket.Upgrader
@@ -156,6 +162,9 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		eng: opts.Engine, log: opts.Logger, opts: opts, auth: auth,
 		origins: map[string]bool{}, conns: map[*wsConn]bool{},
+	}
+	if s.hosts, err = newHostAllow(opts.AllowedHosts); err != nil {
+		return nil, err
 	}
 	for _, o := range opts.AllowOrigins {
 		n, ok := normOrigin(o)
@@ -235,6 +244,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	if !s.checkHost(w, r) {
+		return
+	}
 	if stateChanging(r) && !s.originAllowed(r) {
 		writeError(w, &apiError{Code: codeForbidden, Message: fmt.Sprintf("cross-origin request refused (Origin %q); allow it with --allow-origin", r.Header.Get("Origin")), status: http.StatusForbidden})
 		return

@@ -47,6 +47,9 @@ type serveConfig struct {
 	Auth web.Auth
 	// AllowOrigins are further origins allowed to use the API.
 	AllowOrigins []string
+	// AllowedHosts are further Host names the editor answers (loopback
+	// names always work, and so does a specific listen address).
+	AllowedHosts []string
 	// StaticDir serves the editor from a directory instead of the binary.
 	StaticDir string
 	// OnListen, when set, is called with the editor URL once the server
@@ -105,8 +108,14 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	if err := checkServeConfig(cfg); err != nil {
 		return err
 	}
+	hosts := cfg.AllowedHosts
+	if ln != nil {
+		hosts = append(hosts, listenHosts(ln.Addr().String())...)
+	} else {
+		hosts = append(hosts, listenHosts(cfg.Listen)...)
+	}
 	ws, err := web.New(web.Options{
-		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, StaticDir: cfg.StaticDir,
+		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, AllowedHosts: hosts, StaticDir: cfg.StaticDir,
 	})
 	if err != nil {
 		return err
@@ -159,6 +168,20 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	return nil
 }
 
+// listenHosts returns the Host a browser uses for a specific listen
+// address (its IP); an unspecified address adds nothing, as any name could
+// reach it.
+func listenHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return []string{ip.String()}
+	}
+	return nil
+}
+
 // editorURL is the URL a browser on this machine opens; an unspecified
 // listen address is reached through loopback.
 func editorURL(addr net.Addr, tls bool) string {
@@ -187,6 +210,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
 	var origins stringList
 	fs.Var(&origins, "allow-origin", "a further origin (scheme://host[:port]) whose pages may use the API; repeatable")
+	var hosts stringList
+	fs.Var(&hosts, "allowed-host", "a further Host `name` the editor answers (loopback names always work): tbflow.example.com, *.example.com, an address, or * for any; repeatable")
 	static := fs.String("static", "", "serve the editor from this directory instead of the built-in copy (editor development)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
@@ -217,7 +242,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := serveConfig{
 		Listen: *listen, TLSCert: *tlsCert, TLSKey: *tlsKey, Auth: auth,
-		AllowOrigins: origins, StaticDir: *static,
+		AllowOrigins: origins, AllowedHosts: hosts, StaticDir: *static,
 	}
 	if err := checkServeConfig(cfg); err != nil {
 		fmt.Fprintf(stderr, "tbflow serve: %v\n", err)
