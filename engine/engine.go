@@ -79,6 +79,9 @@ type Engine struct {
 	stopped bool
 
 	graph atomic.Pointer[graph]
+	// shown is what readers see of the deployed flow, replaced after each
+	// deploy, so reading never waits for a deploy in progress.
+	shown atomic.Pointer[shownFlow]
 
 	slotsMu sync.Mutex
 	slots   map[string]*slot
@@ -115,8 +118,21 @@ func New(opts Options) *Engine {
 		e.rmax = max(30*time.Second, e.rmin)
 	}
 	e.rev = e.flow.Revision()
+	e.publishShown()
 	e.graph.Store(&graph{runners: map[string]*runner{}})
 	return e
+}
+
+// shownFlow is a deployed flow as readers get it.
+type shownFlow struct {
+	redacted *Flow
+	rev      string
+	secrets  Credentials
+}
+
+// publishShown records the deployed flow for readers; e.mu is held.
+func (e *Engine) publishShown() {
+	e.shown.Store(&shownFlow{redacted: Redact(e.flow, e.reg), rev: e.rev, secrets: secretsOf(e.flow, e.reg)})
 }
 
 // Registry returns the engine's registry.
@@ -128,25 +144,20 @@ func (e *Engine) Types() []*Type { return e.reg.Types() }
 // Flows returns the deployed flow for the browser, secrets replaced by
 // [SecretPlaceholder], and its revision.
 func (e *Engine) Flows() (*Flow, string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Redact(e.flow, e.reg), e.rev
+	s := e.shown.Load()
+	return s.redacted.Clone(), s.rev
 }
 
 // Rev returns the deployed revision.
 func (e *Engine) Rev() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rev
+	return e.shown.Load().rev
 }
 
 // Validate checks f without deploying it. Secret placeholders are resolved
 // against the deployed flow first, as Deploy does.
 func (e *Engine) Validate(f *Flow) Problems {
 	f = f.Clone()
-	e.mu.Lock()
-	keepSecrets(f, secretsOf(e.flow, e.reg))
-	e.mu.Unlock()
+	keepSecrets(f, e.shown.Load().secrets)
 	return e.reg.Validate(f, e.lookup)
 }
 
@@ -206,6 +217,7 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 	data := e.apply(ctx, p)
 	e.flow = f
 	e.rev = f.Revision()
+	e.publishShown()
 	data.Rev, data.Mode = e.rev, mode
 	e.log.Info("flow deployed", "rev", e.rev, "mode", string(mode),
 		"started", len(data.Started), "stopped", len(data.Stopped), "kept", len(data.Kept))

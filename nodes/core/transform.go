@@ -56,7 +56,7 @@ func (n *transformNode) Start(context.Context) error { return nil }
 func (n *transformNode) Stop(context.Context) error  { return nil }
 
 func (n *transformNode) Handle(ctx context.Context, m *engine.Msg) error {
-	v, err := n.expr.Eval(m)
+	v, err := n.expr.EvalContext(ctx, m)
 	if err != nil {
 		return err
 	}
