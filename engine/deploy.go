@@ -102,7 +102,7 @@ func (e *Engine) build(f *Flow, mode DeployMode) (*plan, error) {
 			log: e.log.With("node_id", n.ID, "node_type", n.Type),
 		}
 		var msgs []string
-		conf, err := resolveConfig(t, n, e.lookup, nil, func(field string, sev Severity, msg string) {
+		conf, err := resolveConfig(t, n, resolveCtx{lookup: e.lookup, dataDir: e.dataDir}, nil, func(field string, sev Severity, msg string) {
 			if sev == SeverityError {
 				msgs = append(msgs, field+": "+msg)
 			}
@@ -118,7 +118,7 @@ func (e *Engine) build(f *Flow, mode DeployMode) (*plan, error) {
 		}
 		node, err := t.New.New(r.nc, conf)
 		if err != nil {
-			return err
+			return errors.New(newRedactor(t, n, guardLookup(e.lookup)).apply(err.Error()))
 		}
 		if node == nil {
 			return fmt.Errorf("constructor of %s returned no node", t.Name)

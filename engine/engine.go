@@ -47,7 +47,12 @@ type Options struct {
 	// Store persists deployed flows; nil keeps them in memory only.
 	Store Store
 	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
+	// Variables starting with ReservedEnvPrefix are never resolved.
 	LookupEnv LookupEnv
+	// DataDir is where files nodes write (Field.DataPath, an outbox) must
+	// be: relative paths resolve in it and paths outside it are refused.
+	// Empty leaves paths as written (only ".." is refused).
+	DataDir string
 	// InboxSize is each node's inbox capacity (default 64). Together with
 	// the number of nodes it bounds the messages in flight.
 	InboxSize int
@@ -64,14 +69,15 @@ type Options struct {
 // a user interface needs are Types, Flows, Validate, Deploy, Inject and
 // Subscribe; the Engine is also a prometheus.Collector.
 type Engine struct {
-	reg    *Registry
-	log    *slog.Logger
-	store  Store
-	lookup LookupEnv
-	inbox  int
-	stopTO time.Duration
-	rmin   time.Duration
-	rmax   time.Duration
+	reg     *Registry
+	log     *slog.Logger
+	store   Store
+	lookup  LookupEnv
+	dataDir string
+	inbox   int
+	stopTO  time.Duration
+	rmin    time.Duration
+	rmax    time.Duration
 
 	mu      sync.Mutex // serialises Deploy and Stop
 	flow    *Flow      // deployed flow, secrets included
@@ -92,7 +98,7 @@ type Engine struct {
 // New returns an engine with nothing deployed.
 func New(opts Options) *Engine {
 	e := &Engine{
-		reg: opts.Registry, log: opts.Logger, store: opts.Store, lookup: opts.LookupEnv,
+		reg: opts.Registry, log: opts.Logger, store: opts.Store, lookup: opts.LookupEnv, dataDir: opts.DataDir,
 		inbox: opts.InboxSize, stopTO: opts.StopTimeout, rmin: opts.RetryMin, rmax: opts.RetryMax,
 		flow: &Flow{}, slots: map[string]*slot{},
 	}
@@ -157,8 +163,10 @@ func (e *Engine) Rev() string {
 // against the deployed flow first, as Deploy does.
 func (e *Engine) Validate(f *Flow) Problems {
 	f = f.Clone()
-	keepSecrets(f, e.shown.Load().secrets)
-	return e.reg.Validate(f, e.lookup)
+	shown := e.shown.Load()
+	ps := retargetProblems(e.reg, f, shown.redacted, shown.secrets)
+	keepSecrets(f, shown.secrets)
+	return append(ps, e.reg.validate(f, e.lookup, e.dataDir)...)
 }
 
 // Start deploys the flow held by the store, if there is one. An engine
@@ -200,8 +208,10 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 		return "", fmt.Errorf("unknown deploy mode %q (want %q or %q)", mode, DeployModified, DeployFull)
 	}
 	f = f.Clone()
-	keepSecrets(f, secretsOf(e.flow, e.reg))
-	if ps := e.reg.Validate(f, e.lookup); ps.HasErrors() {
+	stored := secretsOf(e.flow, e.reg)
+	ps := retargetProblems(e.reg, f, e.flow, stored)
+	keepSecrets(f, stored)
+	if ps = append(ps, e.reg.validate(f, e.lookup, e.dataDir)...); ps.HasErrors() {
 		return "", ps.Err()
 	}
 	p, err := e.build(f, mode)
@@ -409,7 +419,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 // conformance suite and tools use it; the caller owns the instances and
 // must Stop them.
 func (e *Engine) Construct(f *Flow) (map[string]Node, error) {
-	if ps := e.reg.Validate(f, e.lookup); ps.HasErrors() {
+	if ps := e.reg.validate(f, e.lookup, e.dataDir); ps.HasErrors() {
 		return nil, ps.Err()
 	}
 	e.mu.Lock()

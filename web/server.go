@@ -252,7 +252,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.auth.enabled() {
-		id, ok := s.auth.identify(r)
+		id, res := s.auth.identify(r)
+		ok := res == authOK
+		if res == authLimited && needsAuth(r.URL.Path) {
+			tooMany(w, "credentials")
+			return
+		}
 		if !ok && needsAuth(r.URL.Path) {
 			h.Set("WWW-Authenticate", `Bearer realm="tbflow"`)
 			writeError(w, &apiError{Code: codeUnauthorized, Message: "authentication required", status: http.StatusUnauthorized})

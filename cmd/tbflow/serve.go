@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -216,6 +217,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
+	dataDir := fs.String("data-dir", "", "`directory` files nodes write (outboxPath) must be in; relative paths resolve there (default: the flow file's folder)")
+	limits := exprLimitFlags(fs)
 	setUsage(fs, stderr,
 		"usage: tbflow serve [flags]",
 		"",
@@ -249,9 +252,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 
+	limits.apply()
+	if *dataDir == "" {
+		*dataDir = filepath.Dir(*flows)
+	}
 	reg := engine.DefaultRegistry()
 	store := &engine.FileStore{Path: *flows, Registry: reg}
-	e := engine.New(engine.Options{Registry: reg, Logger: log, Store: store, StopTimeout: *stopTimeout})
+	e := engine.New(engine.Options{Registry: reg, Logger: log, Store: store, StopTimeout: *stopTimeout, DataDir: *dataDir})
 	switch _, err := os.Stat(*flows); {
 	case errors.Is(err, os.ErrNotExist):
 		log.Info("no flow file yet: starting empty; the first deploy creates it", "file", *flows)

@@ -40,10 +40,10 @@ gateways serialise too), writes go ahead of waiting polls.
   up to **backoffMax**) while the other units keep their schedule.
 - After a network error the link is reopened by the next request.`,
 		Fields: []engine.Field{
-			{Name: "transport", Kind: engine.KindEnum, Default: "tcp", Enum: []string{"tcp", "rtu-over-tcp", "rtu"}, Help: "Modbus TCP, RTU frames over TCP, or RTU over a serial line."},
-			{Name: "host", Kind: engine.KindString, Default: "127.0.0.1", Help: "Host name or IP address of the device or gateway (tcp, rtu-over-tcp)."},
-			{Name: "port", Kind: engine.KindInt, Default: 502, Min: engine.Float(1), Max: engine.Float(65535), Help: "TCP port (tcp, rtu-over-tcp); 502 is the Modbus standard."},
-			{Name: "device", Kind: engine.KindString, Default: "/dev/ttyUSB0", Help: "Serial device (rtu).", Example: "/dev/ttyUSB0"},
+			{Name: "transport", Identity: true, Kind: engine.KindEnum, Default: "tcp", Enum: []string{"tcp", "rtu-over-tcp", "rtu"}, Help: "Modbus TCP, RTU frames over TCP, or RTU over a serial line."},
+			{Name: "host", Identity: true, Kind: engine.KindString, Default: "127.0.0.1", Help: "Host name or IP address of the device or gateway (tcp, rtu-over-tcp)."},
+			{Name: "port", Identity: true, Kind: engine.KindInt, Default: 502, Min: engine.Float(1), Max: engine.Float(65535), Help: "TCP port (tcp, rtu-over-tcp); 502 is the Modbus standard."},
+			{Name: "device", Identity: true, Kind: engine.KindString, Default: "/dev/ttyUSB0", Help: "Serial device (rtu).", Example: "/dev/ttyUSB0"},
 			{Name: "baud", Kind: engine.KindInt, Default: 19200, Min: engine.Float(300), Max: engine.Float(921600), Help: "Serial speed in baud (rtu)."},
 			{Name: "dataBits", Kind: engine.KindInt, Default: 8, Min: engine.Float(7), Max: engine.Float(8), Help: "Data bits per character (rtu).", Advanced: true},
 			{Name: "parity", Kind: engine.KindEnum, Default: "none", Enum: []string{"none", "even", "odd"}, Help: "Serial parity (rtu)."},
