@@ -162,11 +162,17 @@ func (e *Engine) Rev() string {
 // Validate checks f without deploying it. Secret placeholders are resolved
 // against the deployed flow first, as Deploy does.
 func (e *Engine) Validate(f *Flow) Problems {
+	return e.ValidateContext(context.Background(), f)
+}
+
+// ValidateContext is Validate that stops once ctx ends (see
+// [Registry.ValidateContext]).
+func (e *Engine) ValidateContext(ctx context.Context, f *Flow) Problems {
 	f = f.Clone()
 	shown := e.shown.Load()
 	ps := retargetProblems(e.reg, f, shown.redacted, shown.secrets)
 	keepSecrets(f, shown.secrets)
-	return append(ps, e.reg.validate(f, e.lookup, e.dataDir)...)
+	return append(ps, e.reg.validate(ctx, f, e.lookup, e.dataDir)...)
 }
 
 // Start deploys the flow held by the store, if there is one. An engine
@@ -211,7 +217,7 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 	stored := secretsOf(e.flow, e.reg)
 	ps := retargetProblems(e.reg, f, e.flow, stored)
 	keepSecrets(f, stored)
-	if ps = append(ps, e.reg.validate(f, e.lookup, e.dataDir)...); ps.HasErrors() {
+	if ps = append(ps, e.reg.validate(context.Background(), f, e.lookup, e.dataDir)...); ps.HasErrors() {
 		return "", ps.Err()
 	}
 	p, err := e.build(f, mode)
@@ -419,7 +425,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 // conformance suite and tools use it; the caller owns the instances and
 // must Stop them.
 func (e *Engine) Construct(f *Flow) (map[string]Node, error) {
-	if ps := e.reg.validate(f, e.lookup, e.dataDir); ps.HasErrors() {
+	if ps := e.reg.validate(context.Background(), f, e.lookup, e.dataDir); ps.HasErrors() {
 		return nil, ps.Err()
 	}
 	e.mu.Lock()

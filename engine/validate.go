@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,17 +154,32 @@ func IsEnvRef(s string) bool {
 // not compile. lookup resolves ${NAME} references (nil means the process
 // environment); an undefined variable is a warning.
 func (r *Registry) Validate(f *Flow, lookup LookupEnv) Problems {
-	return r.validate(f, lookup, "")
+	return r.validate(context.Background(), f, lookup, "")
+}
+
+// ValidateContext is Validate that stops once ctx ends; the problems then
+// end with one saying so, and ctx.Err() tells the caller.
+func (r *Registry) ValidateContext(ctx context.Context, f *Flow, lookup LookupEnv) Problems {
+	return r.validate(ctx, f, lookup, "")
 }
 
 // validate is Validate with data-path fields resolved against dataDir
 // (see [Field.DataPath]); "" leaves them relative.
-func (r *Registry) validate(f *Flow, lookup LookupEnv, dataDir string) Problems {
+func (r *Registry) validate(ctx context.Context, f *Flow, lookup LookupEnv, dataDir string) Problems {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	v := validator{reg: r, flow: f, rc: resolveCtx{lookup: lookup, dataDir: dataDir}, byID: map[string]*NodeDef{}}
+	v := validator{reg: r, flow: f, rc: resolveCtx{lookup: lookup, dataDir: dataDir}, byID: map[string]*NodeDef{}, ctx: ctx}
 	return v.run()
+}
+
+// cancelled reports, every 1024 nodes, whether the caller gave up.
+func (v *validator) cancelled(i int) bool {
+	if i%1024 != 0 || v.ctx.Err() == nil {
+		return false
+	}
+	v.out = append(v.out, Problem{Severity: SeverityError, Message: "validation stopped: " + v.ctx.Err().Error()})
+	return true
 }
 
 type validator struct {
@@ -171,7 +187,9 @@ type validator struct {
 	flow *Flow
 	rc   resolveCtx
 	byID map[string]*NodeDef
+	pos  map[string]int // file position by id, for cycles
 	out  Problems
+	ctx  context.Context
 }
 
 func (v *validator) add(n *NodeDef, field string, sev Severity, format string, args ...any) {
@@ -194,11 +212,17 @@ func (v *validator) run() Problems {
 		}
 		v.byID[n.ID] = n
 	}
-	for _, n := range v.flow.Nodes {
+	for i, n := range v.flow.Nodes {
+		if v.cancelled(i) {
+			return v.out
+		}
 		if n.ID == "" || v.byID[n.ID] != n {
 			continue
 		}
 		v.node(n)
+	}
+	if v.cancelled(0) {
+		return v.out
 	}
 	v.cycles()
 	return v.out
@@ -355,12 +379,15 @@ func (v *validator) cycles() {
 // cyclePath orders a strongly connected component along its wires,
 // starting at the node that comes first in the file.
 func (v *validator) cyclePath(comp []string) []string {
-	pos := map[string]int{}
-	for i, n := range v.flow.Nodes {
-		if _, seen := pos[n.ID]; !seen {
-			pos[n.ID] = i
+	if v.pos == nil {
+		v.pos = map[string]int{}
+		for i, n := range v.flow.Nodes {
+			if _, seen := v.pos[n.ID]; !seen {
+				v.pos[n.ID] = i
+			}
 		}
 	}
+	pos := v.pos
 	in := map[string]bool{}
 	for _, c := range comp {
 		in[c] = true

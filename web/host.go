@@ -1,10 +1,13 @@
 package web
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // hostAllow is the Host allow-list. A browser sends the name it resolved
@@ -99,4 +102,32 @@ func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) bool {
 		status:  http.StatusMisdirectedRequest,
 	})
 	return false
+}
+
+// deadlineBody bounds reading a request body: the connection's read
+// deadline is set when the handler starts and cleared once the body is
+// read, so a slow handler afterwards is not cut short.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func newDeadlineBody(w http.ResponseWriter, body io.ReadCloser, d time.Duration) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(d)) != nil {
+		return body // not supported by this ResponseWriter
+	}
+	return &deadlineBody{ReadCloser: body, rc: rc}
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if errors.Is(err, io.EOF) {
+			b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
 }

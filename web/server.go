@@ -82,6 +82,9 @@ type Options struct {
 	AllowedHosts []string
 	// MaxFrame bounds a WebSocket frame and a request body (default 16 MiB).
 	MaxFrame int64
+	// BodyTimeout bounds reading a request body (default 20s), so clients
+	// that dribble their bodies cannot hold connections and handlers.
+	BodyTimeout time.Duration
 	// PingInterval is how often the server pings a WebSocket (default 30s);
 	// a connection silent for twice as long is closed.
 	PingInterval time.Duration
@@ -105,6 +108,7 @@ type Options struct {
 const (
 	DefaultMaxFrame     = 16 << 20
 	DefaultPingInterval = 30 * time.Second
+	DefaultBodyTimeout  = 20 * time.Second
 	// MaxDebugValue is the largest debug value, as JSON, sent whole to the
 	// browser; larger values are truncated.
 	MaxDebugValue = 64 << 10
@@ -142,6 +146,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = DefaultMaxFrame
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
 	}
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = DefaultPingInterval
@@ -247,6 +254,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.checkHost(w, r) {
 		return
 	}
+	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet {
+		r.Body = newDeadlineBody(w, r.Body, s.opts.BodyTimeout)
+	}
 	if stateChanging(r) && !s.originAllowed(r) {
 		writeError(w, &apiError{Code: codeForbidden, Message: fmt.Sprintf("cross-origin request refused (Origin %q); allow it with --allow-origin", r.Header.Get("Origin")), status: http.StatusForbidden})
 		return
@@ -287,6 +297,9 @@ func (s *Server) Close() error {
 	}
 	s.wsWG.Wait()
 	s.cancel()
+	if s.static.root != nil {
+		s.static.root.Close()
+	}
 	return nil
 }
 

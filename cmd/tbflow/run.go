@@ -57,7 +57,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tbflow run: %v\n", err)
 		return 2
 	}
-	ps := validateFile(file)
+	ps := validateFile(ctx, file)
+	if ctx.Err() != nil {
+		return 130
+	}
 	if ps.HasErrors() {
 		for _, p := range ps {
 			fmt.Fprintf(stderr, "%s: %s\n", file, p)
