@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tbflow/tbflow/engine"
 )
@@ -73,4 +78,47 @@ func TestMetricsOffLoopbackNeedsToken(t *testing.T) {
 			t.Errorf("metrics with %q: %d, want %d", auth, rec.Code, want)
 		}
 	}
+}
+
+// TestServeAllowedHosts: the editor answers loopback names, its listen
+// address and --allowed-host names, and refuses any other Host with 421.
+func TestServeAllowedHosts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(engine.Options{})
+	defer e.Stop(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serveEngine(ctx, e, serveConfig{
+			Listener: ln, AllowedHosts: []string{"tbflow.example.com"},
+			OnListen: func(u string) { urls <- u },
+		}, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	}()
+	var url string
+	select {
+	case url = <-urls:
+	case err := <-done:
+		t.Fatalf("serveEngine: %v", err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	for host, want := range map[string]int{"localhost": 200, "tbflow.example.com": 200, "127.0.0.1": 200, "evil.example": 421} {
+		req, _ := http.NewRequest("GET", url+"api/flows", nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	<-done
 }
