@@ -26,6 +26,8 @@ const SessionCookie = "tbflow_session"
 const (
 	loginBurst  = 10
 	loginRefill = 3 * time.Second
+	// maxLimited bounds the addresses the limiter remembers.
+	maxLimited = 10000
 )
 
 // identity is who a request authenticated as.
@@ -141,11 +143,18 @@ func (a *authenticator) refund(addr string) {
 func (a *authenticator) refill(addr string, now time.Time) *bucket {
 	b := a.limits[addr]
 	if b == nil {
-		if len(a.limits) >= 10000 {
+		if len(a.limits) >= maxLimited {
 			for k, v := range a.limits {
 				if now.Sub(v.last) > loginBurst*loginRefill {
 					delete(a.limits, k)
 				}
+			}
+			// Still full: forget any one, so the table stays bounded.
+			for k := range a.limits {
+				if len(a.limits) < maxLimited {
+					break
+				}
+				delete(a.limits, k)
 			}
 		}
 		b = &bucket{tokens: loginBurst, last: now}
