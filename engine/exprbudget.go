@@ -227,4 +227,3 @@ func isNumeric(t reflect.Type) bool {
 	}
 	return false
 }
-
