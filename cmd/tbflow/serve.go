@@ -169,18 +169,33 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	return nil
 }
 
-// listenHosts returns the Host a browser uses for a specific listen
-// address (its IP); an unspecified address adds nothing, as any name could
-// reach it.
+// listenHosts returns the Hosts a browser uses to reach a listen address
+// by address: its IP, or for an unspecified address every address of this
+// machine's interfaces. (An address in Host is no DNS-rebinding risk: only
+// names can be re-pointed.)
 func listenHosts(addr string) []string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil
 	}
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		return nil // a name: loopback names are allowed anyway
+	}
+	if ip != nil && !ip.IsUnspecified() {
 		return []string{ip.String()}
 	}
-	return nil
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
 }
 
 // editorURL is the URL a browser on this machine opens; an unspecified
