@@ -57,7 +57,7 @@ func exprCorpus() []string {
 
 func runExpressions(t *testing.T, tl *Tally) {
 	old := engine.CurrentExprLimits()
-	engine.SetExprLimits(engine.ExprLimits{Memory: 32 << 20, Elements: 1_000_000, Time: 500 * time.Millisecond})
+	engine.SetExprLimits(engine.ExprLimits{Memory: 32 << 20, Elements: 1_000_000, Time: 300 * time.Millisecond})
 	t.Cleanup(func() { engine.SetExprLimits(old) })
 	t.Setenv("TBFLOW_AUTH_TOKEN", apiToken)
 	deep := any("x")
@@ -89,7 +89,7 @@ func runExpressions(t *testing.T, tl *Tally) {
 			case pan != nil:
 				tl.Add("expressions", input, Crashed, fmt.Sprint(pan))
 			case !done || time.Since(start) > 10*time.Second:
-				tl.Add("expressions", input, Hung, fmt.Sprintf("ran %s under a 500ms budget", time.Since(start)))
+				tl.Add("expressions", input, Hung, fmt.Sprintf("ran %s under a 300ms budget", time.Since(start)))
 			case eerr != nil && !strings.Contains(eerr.Error(), "evaluating"):
 				tl.Add("expressions", input, Crashed, "unclear error: "+eerr.Error())
 			case eerr != nil:
