@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/tbflow/tbflow/tb/internal/outbox"
 )
 
@@ -63,9 +61,9 @@ type client struct {
 	statusCh chan struct{}
 }
 
-// conn is one MQTT connection (one paho client, never reused).
+// conn is one MQTT connection (one transport, never reused).
 type conn struct {
-	cli      mqtt.Client
+	tr       transport
 	epoch    uint64
 	ctx      context.Context // ends when the connection is lost
 	cancel   context.CancelFunc
@@ -79,9 +77,9 @@ type conn struct {
 }
 
 // publish sends one PUBLISH on this connection.
-func (cn *conn) publish(topic string, qos byte, payload []byte) mqtt.Token {
+func (cn *conn) publish(topic string, qos byte, payload []byte) pubToken {
 	cn.published.Add(1)
-	return cn.cli.Publish(topic, qos, false, payload)
+	return cn.tr.publish(topic, qos, payload)
 }
 
 func (cn *conn) markLost(err error) {
@@ -306,58 +304,28 @@ func (c *client) sleep(d time.Duration) bool {
 	}
 }
 
-// dial makes one connection attempt with a new paho client.
+// dial makes one connection attempt with a new transport.
 func (c *client) dial() (*conn, error) {
 	epoch := c.epoch.Add(1)
 	cctx, cancel := context.WithCancel(c.ctx)
 	cn := &conn{epoch: epoch, ctx: cctx, cancel: cancel, lost: make(chan struct{}), sender: make(chan struct{})}
-	o := mqtt.NewClientOptions()
-	o.AddBroker(c.cfg.brokerURL())
-	o.SetProtocolVersion(4)
-	o.SetClientID(c.cfg.ClientID)
-	if c.cfg.AccessToken != "" {
-		o.SetUsername(c.cfg.AccessToken)
-	} else {
-		o.SetUsername(c.cfg.Username)
-		o.SetPassword(c.cfg.Password)
-	}
-	if c.tlsCfg != nil {
-		o.SetTLSConfig(c.tlsCfg)
-	}
-	o.SetCleanSession(true)
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	o.SetKeepAlive(c.cfg.KeepAlive)
-	o.SetPingTimeout(10 * time.Second)
-	o.SetConnectTimeout(c.cfg.ConnectTimeout)
-	o.SetWriteTimeout(c.cfg.WriteTimeout)
-	o.SetOrderMatters(true)
-	o.SetMessageChannelDepth(1024)
-	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-		if c.epoch.Load() != epoch {
-			return
-		}
-		c.dispatch(m.Topic(), m.Payload())
+	tr, err := c.dialTransport(c.ctx, transportHooks{
+		onMessage: func(topic string, payload []byte) {
+			if c.epoch.Load() != epoch {
+				return
+			}
+			c.dispatch(topic, payload)
+		},
+		onLost: cn.markLost,
 	})
-	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		cn.markLost(fmt.Errorf("tb: connection lost: %w", err))
-	})
-	cn.cli = mqtt.NewClient(o)
-	tok := cn.cli.Connect()
-	select {
-	case <-tok.Done():
-	case <-c.ctx.Done():
-		cn.cli.Disconnect(0)
+	if err != nil {
 		cancel()
-		return nil, ErrClosed
-	}
-	if err := tok.Error(); err != nil {
-		cancel()
-		if ct, ok := tok.(*mqtt.ConnectToken); ok && ct.ReturnCode() != 0 && ct.ReturnCode() < 6 {
-			return nil, &ConnectError{Code: ct.ReturnCode()}
+		if c.ctx.Err() != nil {
+			return nil, ErrClosed
 		}
-		return nil, fmt.Errorf("tb: connecting to %s: %w", c.cfg.brokerURL(), err)
+		return nil, err
 	}
+	cn.tr = tr
 	return cn, nil
 }
 
@@ -426,10 +394,10 @@ func (c *client) offline(cn *conn) {
 	c.mu.Unlock()
 	<-cn.sender
 	if c.ctx.Err() != nil {
-		cn.cli.Disconnect(250)
+		cn.tr.close(250 * time.Millisecond)
 		return
 	}
-	cn.cli.Disconnect(0)
+	cn.tr.close(0)
 	c.log.Warn("disconnected", "error", cn.err)
 	c.setState(StateOffline, cn.err)
 }
@@ -438,21 +406,13 @@ func (c *client) offline(cn *conn) {
 // the server refuses are logged: ThingsBoard refuses some passive ones and
 // still sends their downlinks.
 func (c *client) subscribe(cn *conn, filters map[string]byte) {
-	tok := cn.cli.SubscribeMultiple(filters, nil)
-	if !tok.WaitTimeout(c.cfg.RequestTimeout) {
-		c.log.Warn("subscribe not acknowledged in time", "filters", len(filters))
+	refused, err := cn.tr.subscribe(filters, c.cfg.RequestTimeout)
+	if err != nil {
+		c.log.Warn("subscribe failed", "filters", len(filters), "error", err)
 		return
 	}
-	if err := tok.Error(); err != nil {
-		c.log.Warn("subscribe failed", "error", err)
-		return
-	}
-	if st, ok := tok.(*mqtt.SubscribeToken); ok {
-		for f, code := range st.Result() {
-			if code > 1 {
-				c.log.Debug("subscription refused by server", "filter", f, "code", code)
-			}
-		}
+	for f, code := range refused {
+		c.log.Debug("subscription refused by server", "filter", f, "code", code)
 	}
 }
 
@@ -624,7 +584,7 @@ func (c *client) completeAck(seq uint64, err error) {
 func (c *client) sendLoop(cn *conn) {
 	type flight struct {
 		seq uint64
-		tok mqtt.Token
+		tok pubToken
 	}
 	c.mu.Lock()
 	window := c.inflight

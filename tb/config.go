@@ -29,6 +29,11 @@ type Config struct {
 	Username    string
 	Password    string
 
+	// Protocol is the MQTT version: ProtocolMQTT5 ("5", the default) or
+	// ProtocolMQTT311 ("3.1.1"). Only MQTT 5 carries the server's reason
+	// codes (quota exceeded, payload invalid, session taken over).
+	Protocol string
+
 	// TLS, when non-nil, connects with TLS 1.2 or newer.
 	TLS *TLSConfig
 
@@ -150,6 +155,14 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return cfg, fmt.Errorf("tb: config: port %d out of range", cfg.Port)
+	}
+	switch cfg.Protocol {
+	case "", "5", "v5", "5.0":
+		cfg.Protocol = ProtocolMQTT5
+	case "3.1.1", "3", "4", "v3.1.1":
+		cfg.Protocol = ProtocolMQTT311
+	default:
+		return cfg, fmt.Errorf("tb: config: protocol %q not supported (want %q or %q)", cfg.Protocol, ProtocolMQTT5, ProtocolMQTT311)
 	}
 	switch {
 	case cfg.QoS0:

@@ -498,3 +498,7 @@ func (d *Device) Claim(ctx context.Context, secretKey string, duration time.Dura
 	}
 	return d.c.sendReliable(ctx, topicClaim, mustJSON(body))
 }
+
+// Protocol is the MQTT version the device speaks: ProtocolMQTT5 or
+// ProtocolMQTT311.
+func (d *Device) Protocol() string { return d.c.cfg.Protocol }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,7 +31,7 @@ func TestMalformedDownlinksContained(t *testing.T) {
 	var reported atomic.Int32
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := Connect(ctx, Config{Host: host, Port: p, AccessToken: "tok", OnError: func(error) { reported.Add(1) }, Logger: testLogger(t)})
+	d, err := Connect(ctx, Config{Host: host, Port: p, Protocol: os.Getenv("TBFLOW_TEST_MQTT"), AccessToken: "tok", OnError: func(error) { reported.Add(1) }, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func newSimPeer(t *testing.T) peer { return &simPeer{s: newSim(t, tbsim.Options{
 func simConfig(s *tbsim.Server, token string) tb.Config {
 	host, port, _ := net.SplitHostPort(s.MQTTAddr())
 	n, _ := strconv.Atoi(port)
-	return tb.Config{Host: host, Port: n, AccessToken: token}
+	return tb.Config{Host: host, Port: n, AccessToken: token, Protocol: testProtocol()}
 }
 
 func (p *simPeer) config(*testing.T) tb.Config { return simConfig(p.s, "dev1-token") }
@@ -357,7 +357,7 @@ func TestX509Authentication(t *testing.T) {
 	host, port, _ := net.SplitHostPort(s.TLSAddr())
 	n, _ := strconv.Atoi(port)
 	ctx := ctxT(t)
-	cfg := tb.Config{Host: host, Port: n, TLS: &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}}
+	cfg := tb.Config{Host: host, Port: n, Protocol: testProtocol(), TLS: &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}}
 	d, err := tb.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatalf("X.509 connect: %v", err)
@@ -579,7 +579,7 @@ func TestProvisionX509(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(s.TLSAddr())
 	n, _ := strconv.Atoi(port)
-	cfg := res.Apply(tb.Config{Host: host, Port: n})
+	cfg := res.Apply(tb.Config{Host: host, Port: n, Protocol: testProtocol()})
 	cfg.TLS = &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}
 	d, err := tb.Connect(ctx, cfg)
 	if err != nil {
