@@ -37,6 +37,7 @@ type client struct {
 	closing  bool
 	state    State
 	lastErr  error
+	lastDead error // the last *DeadLetterError
 	conn     *conn
 	upCh     chan struct{} // closed while a connection is up
 	attemptN uint64        // connection attempts so far
@@ -52,6 +53,10 @@ type client struct {
 	pauseUntil atomic.Int64 // unix nanos: the sender waits until then (server asked to back off)
 	lim        *limits
 	inflight   int
+	// poisonSeq is the oldest message a connection was closed on right
+	// after it was sent, poisonN times in a row (run loop only).
+	poisonSeq uint64
+	poisonN   int
 
 	routes []route // downlink routing by topic prefix
 	reqSeq atomic.Int64
@@ -74,6 +79,12 @@ type conn struct {
 	// published counts the messages sent on this connection, so that
 	// limits learnt after the first messages account for them.
 	published atomic.Int64
+	// first is the first outbox entry sent on this connection and when:
+	// a connection closed right after it, with no PUBACK, counts towards
+	// dead-lettering it as poison.
+	firstSeq atomic.Uint64
+	firstAt  atomic.Int64
+	lostAt   time.Time
 }
 
 // publish sends one PUBLISH on this connection.
@@ -85,6 +96,7 @@ func (cn *conn) publish(topic string, qos byte, payload []byte) pubToken {
 func (cn *conn) markLost(err error) {
 	cn.lostOnce.Do(func() {
 		cn.err = err
+		cn.lostAt = time.Now()
 		cn.cancel()
 		close(cn.lost)
 	})
@@ -249,7 +261,7 @@ func (c *client) waitConnected(ctx context.Context) error {
 
 func (c *client) run() {
 	defer c.wg.Done()
-	failures := 0
+	failures, drops := 0, 0
 	for c.ctx.Err() == nil {
 		c.setState(StateConnecting, nil)
 		cn, err := c.dial()
@@ -271,6 +283,7 @@ func (c *client) run() {
 			continue
 		}
 		failures = 0
+		upAt := time.Now()
 		c.online(cn)
 		select {
 		case <-cn.lost:
@@ -278,6 +291,13 @@ func (c *client) run() {
 			cn.markLost(ErrClosed)
 		}
 		c.offline(cn)
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.checkPoison(cn)
+		if !c.sleep(c.dropDelay(cn.err, time.Since(upAt), &drops)) {
+			return
+		}
 	}
 }
 
@@ -289,7 +309,12 @@ func (c *client) backoff(failures int) time.Duration {
 	if d > c.cfg.ReconnectMax {
 		d = c.cfg.ReconnectMax
 	}
-	// Jitter in [d/2, d] so that many devices do not reconnect in step.
+	return jitter(d)
+}
+
+// jitter returns a wait in [d/2, d] so that many devices do not reconnect
+// in step.
+func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
@@ -577,70 +602,6 @@ func (c *client) completeAck(seq uint64, err error) {
 	}
 }
 
-// sendLoop publishes the outbox in order with a bounded in-flight window,
-// removing each message when its PUBACK arrives. It ends when the
-// connection is lost; the next connection starts again from the oldest
-// unacknowledged message.
-func (c *client) sendLoop(cn *conn) {
-	type flight struct {
-		seq uint64
-		tok pubToken
-	}
-	c.mu.Lock()
-	window := c.inflight
-	c.mu.Unlock()
-	inflight := make(chan flight, window)
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		for f := range inflight {
-			select {
-			case <-f.tok.Done():
-			case <-cn.lost:
-				return
-			}
-			if err := f.tok.Error(); err != nil {
-				cn.markLost(fmt.Errorf("tb: publish not acknowledged: %w", err))
-				return
-			}
-			c.ob.Remove(f.seq)
-			c.completeAck(f.seq, nil)
-		}
-	}()
-	defer func() {
-		close(inflight)
-		<-collected
-	}()
-	var last uint64
-	for {
-		batch := c.ob.Next(last, 256)
-		if len(batch) == 0 {
-			select {
-			case <-c.ob.Notify():
-				continue
-			case <-cn.lost:
-				return
-			}
-		}
-		lim := c.limits()
-		if !c.waitPause(cn) {
-			return
-		}
-		for _, e := range batch {
-			if err := lim.wait(cn.ctx, e.Topic, e.Payload); err != nil {
-				return
-			}
-			tok := cn.publish(e.Topic, 1, e.Payload)
-			select {
-			case inflight <- flight{e.Seq, tok}:
-			case <-cn.lost:
-				return
-			}
-			last = e.Seq
-		}
-	}
-}
-
 // backOff makes the sender pause for d (the server asked for it).
 func (c *client) backOff(d time.Duration) {
 	c.pauseUntil.Store(time.Now().Add(d).UnixNano())
@@ -763,7 +724,7 @@ func (c *client) setState(s State, err error) {
 func (c *client) status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{State: c.state, Queued: c.ob.Len(), Err: c.lastErr}
+	return Status{State: c.state, Queued: c.ob.Len(), DeadLetters: c.ob.DeadCount(), LastDeadLetter: c.lastDead, Err: c.lastErr}
 }
 
 // statusLoop delivers status changes to Config.OnStatus one at a time,
@@ -781,7 +742,7 @@ func (c *client) statusLoop() {
 			return
 		}
 		st := c.status()
-		if last != nil && last.State == st.State && errors.Is(last.Err, st.Err) {
+		if last != nil && last.State == st.State && errors.Is(last.Err, st.Err) && last.LastDeadLetter == st.LastDeadLetter {
 			continue
 		}
 		last = &st

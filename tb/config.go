@@ -58,6 +58,11 @@ type Config struct {
 	// attempts (defaults 500 ms and 30 s); each wait is jittered.
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+	// TakeoverBackoff is the wait before reconnecting after the server
+	// said another connection took this device's session over (MQTT 5
+	// DISCONNECT 0x8E), so that two processes on one token do not evict
+	// each other in a loop (default 1 min; jittered).
+	TakeoverBackoff time.Duration
 
 	// RequestTimeout applies to attribute requests, client-side RPC, OTA
 	// chunk requests and claims whose context has no deadline (default 30 s).
@@ -189,6 +194,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.WriteTimeout, 10*time.Second)
 	def(&cfg.ReconnectMin, 500*time.Millisecond)
 	def(&cfg.ReconnectMax, 30*time.Second)
+	def(&cfg.TakeoverBackoff, time.Minute)
 	def(&cfg.RequestTimeout, 30*time.Second)
 	def(&cfg.RPCHandlerTimeout, 30*time.Second)
 	def(&cfg.SlowHandler, 5*time.Second)
@@ -259,8 +265,14 @@ func (t *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 // Status is the connection state reported to Config.OnStatus.
 type Status struct {
 	State  State
-	Queued int   // messages in the outbox not yet acknowledged
-	Err    error // the last connection error, if any
+	Queued int // messages in the outbox not yet acknowledged
+	// DeadLetters is the number of messages the server will never take,
+	// moved out of the outbox (see Device.DeadLetters).
+	DeadLetters int
+	// LastDeadLetter is the most recent dead letter of this run (a
+	// *DeadLetterError), nil when none.
+	LastDeadLetter error
+	Err            error // the last connection error, if any
 }
 
 // State of the connection.
