@@ -209,6 +209,7 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 		}
 		// ThingsBoard sends nothing for a non-gateway device publishing here.
 		s.log.Warn("gateway topic from a device that is not a gateway", "device", ss.dev.info.Name, "topic", t)
+		s.recordDrop(ss.dev, ss, pk, DropNotGateway, -1)
 	case t == topicAttributes, t == "v2/a", t == "v2/a/j":
 		s.onAttributes(ss, pk)
 	case t == topicTelemetry, t == "v2/t", t == "v2/t/j":
@@ -228,23 +229,23 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	case strings.HasPrefix(t, "v2/r/res/j/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/res/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/res/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/")
 	case strings.HasPrefix(t, "v2/r/req/j/"):
 		s.onClientRPC(ss, pk, "v2/r/req/j/", "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/req/"):
 		s.onClientRPC(ss, pk, "v2/r/req/", "v2/r/res/")
 	case strings.HasPrefix(t, "v2/a/req/j/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/j/", "v2/a/res/j/")
 	case strings.HasPrefix(t, "v2/a/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/a/req/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/", "v2/a/res/")
 	default:
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	}
 }
 

@@ -324,7 +324,7 @@ func (s *Server) handleGatewayPublish(ss *session, pk packets.Packet) {
 	case topicGwClaim:
 		s.onGwClaim(ss, pk)
 	default:
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	}
 }
 

@@ -215,6 +215,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	mux.HandleFunc("GET /api/devices/{name}/dropped", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !s.exists(w, name) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Dropped(name))
+	})
 	mux.HandleFunc("GET /api/gateways/{name}/devices", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !s.exists(w, name) {
