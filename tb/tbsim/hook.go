@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -297,6 +298,19 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if ss != nil && pk.FixedHeader.Type == packets.Puback {
 		h.s.onPuback(ss, pk.PacketID)
 	}
+	if pk.FixedHeader.Type == packets.Publish && !mqtt.IsValidFilter(pk.TopicName, true) {
+		// mochi drops these silently ($SYS/..., wildcards) without ever
+		// calling OnPublish.
+		if strings.ContainsAny(pk.TopicName, "+#") {
+			// Netty's decoder refuses a topic name with wildcards.
+			if ss != nil && ss.version == 5 {
+				_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: codeMalformedPacket})
+			}
+			return pk, packets.ErrRejectPacket
+		}
+		// Any other topic ($SYS/x, ...) is an ordinary unknown topic.
+		_, _ = h.OnPublish(cl, pk)
+	}
 	return pk, nil
 }
 
@@ -306,8 +320,15 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
 		ss := h.session(cl)
+		reason := pk.Properties.ReasonString
 		pk.Properties = packets.Properties{}
 		if ss == nil {
+			// Refused by mochi before OnConnect (bad protocol name or
+			// level, ...): a client that is not MQTT 5 gets an MQTT 3.1.1
+			// return code, never an MQTT 5 reason code.
+			if cl.Properties.ProtocolVersion != 5 && pk.ReasonCode >= codeUnspecified {
+				pk.ReasonCode = v3RefusalCode(pk.ReasonCode, reason)
+			}
 			return pk
 		}
 		h.s.mu.Lock()

@@ -42,6 +42,16 @@ func v3ConnackCode(code byte) byte {
 	}
 }
 
+// v3RefusalCode maps a CONNACK refusal that mochi decided before tbsim saw
+// the connection to MQTT 3.1.1: protocol name and level problems are
+// 1 (unacceptable protocol version), the rest as v3ConnackCode.
+func v3RefusalCode(code byte, reason string) byte {
+	if code == 0x84 || (code == 0x82 && strings.Contains(reason, "protocol")) {
+		return 1
+	}
+	return v3ConnackCode(code)
+}
+
 // session is one MQTT connection. Fields are guarded by Server.mu.
 type session struct {
 	s        *Server
