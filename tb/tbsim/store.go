@@ -40,7 +40,7 @@ type device struct {
 	rpcSeq  int
 	pending []*rpcCall // ordered by id
 	claims  []Claim
-	drops   []Drop // newest last, at most dropLimit
+	drops   []Drop                    // newest last, at most dropLimit
 	ota     map[string]*otaAssignment // "fw", "sw"
 	limits  RateLimits
 	limiter *limiterSet
