@@ -182,12 +182,21 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("close code %d", code)
 		}
 	})
-	s.SetRateLimits("d", RateLimits{Messages: "2:3600"})
+	// The session open is a regular message; client attributes carry data
+	// points and take the telemetry buckets, as in ThingsBoard.
+	s.SetRateLimits("d", RateLimits{Messages: "3:3600"})
 	c := dialRaw(t, s.MQTTAddr(), 5)
 	c.connectOK("T")
-	c.publishAck("v1/devices/me/attributes", `{"a":1}`)
 	c.publishAck("v1/devices/me/claim", ``)
-	c.publish("v1/devices/me/attributes", 1, `{"a":1}`)
+	for range 5 {
+		if code := c.publishAck("v1/devices/me/attributes", `{"a":1}`); code != 0 {
+			t.Fatalf("attributes puback %#x", code)
+		}
+	}
+	if code, pubs := c.publishCollect("v1/devices/me/attributes/request/1", `{}`); code != 0 || len(pubs) != 1 {
+		t.Fatalf("attribute request: %#x %v", code, pubs)
+	}
+	c.publish("v1/devices/me/claim", 1, ``)
 	if code := c.expectClosed(); code != 0x83 {
 		t.Fatalf("close code %d", code)
 	}

@@ -125,6 +125,14 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		return h.reject(ss, code, "bad credentials")
 	}
+	// The session open event is one message of the device's own bucket
+	// (a gateway's own bucket for a gateway); over it ThingsBoard refuses
+	// the connection (CONNACK 0x9F, 3.1.1: 3; MQTT 5 DISCONNECT 0x96) and
+	// the older session stays.
+	if !d.limiter.allow(time.Now(), 0) {
+		s.mu.Unlock()
+		return h.reject(ss, codeConnectionRateExceeded, "session open over the rate limit")
+	}
 	old := s.evictLocked(d)
 	ss.dev = d
 	if d.info.Gateway {
@@ -254,6 +262,15 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		if ss.connackCode == codeSuccess && (ss.dev != nil || ss.provision) {
 			s.stats.Disconnects++
 		}
+		if ss.connackCode == codeSuccess && ss.dev != nil && !ss.ended {
+			// Session close events are messages too: the device's own
+			// one, and one per sub-device in the gateway's shared bucket.
+			now := time.Now()
+			ss.dev.limiter.allow(now, 0)
+			for range ss.gwDevices {
+				ss.dev.gwLimiter.allow(now, 0)
+			}
+		}
 		s.detachLocked(ss)
 	}
 	s.mu.Unlock()
@@ -369,7 +386,11 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
 		if pk.ReasonCode != 0 && ss.version == 5 {
-			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: pk.ReasonCode})
+			code := pk.ReasonCode
+			if code == codeConnectionRateExceeded {
+				code = codeMessageRateTooHigh
+			}
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code})
 		}
 	case packets.Suback:
 		h.s.mu.Lock()

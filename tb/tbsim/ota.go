@@ -150,7 +150,7 @@ func (s *Server) onOTARequest(ss *session, pk packets.Packet, kind string, m []s
 		s.otaError(ss, "PAYLOAD_TOO_LARGE")
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.mu.Lock()

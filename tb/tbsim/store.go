@@ -44,11 +44,11 @@ type device struct {
 	ota     map[string]*otaAssignment // "fw", "sw"
 	limits  RateLimits
 	limiter *limiterSet
-	// gwLimits are the limits for devices behind this gateway, gwLimiters
-	// their per-sub-device state (kept across sessions, as TB keys them by
-	// device).
-	gwLimits   RateLimits
-	gwLimiters map[string]*limiterSet
+	// gwLimits are the limits for devices behind this gateway and
+	// gwLimiter their one bucket, shared by all its sub-devices and kept
+	// across sessions (ThingsBoard keys it by the gateway's id).
+	gwLimits  RateLimits
+	gwLimiter *limiterSet
 	// provisioned is TB's server attribute provisionState = "provisioned".
 	provisioned bool
 	// direct is the device's own MQTT session (one per device).
