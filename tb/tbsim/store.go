@@ -34,7 +34,6 @@ type device struct {
 	credID  string
 	latest  map[string]TsValue
 	history map[string][]TsValue
-	lastTs  int64 // last server-assigned timestamp
 	client  map[string]any
 	shared  map[string]any
 	rpcSeq  int
@@ -284,18 +283,16 @@ func (s *Server) AddProvisionProfile(p ProvisionProfile) {
 	s.profiles[p.Key] = p
 }
 
-// storeTelemetryLocked stores records; explicit timestamps replace an
-// existing value of the same key and ts (ThingsBoard's primary key), server
-// timestamps are made unique per device.
+// storeTelemetryLocked stores records. A value replaces an existing value
+// of the same key and millisecond (ThingsBoard's primary key), whether the
+// timestamp was given or is the server's time of arrival: two values of
+// one key in the same millisecond keep the last.
 func (s *Server) storeTelemetryLocked(d *device, recs []tsRecord) {
+	now := time.Now().UnixMilli()
 	for _, r := range recs {
 		ts := r.Ts
 		if !r.HasTs {
-			ts = time.Now().UnixMilli()
-			if ts <= d.lastTs {
-				ts = d.lastTs + 1
-			}
-			d.lastTs = ts
+			ts = now
 		}
 		for _, e := range r.KV {
 			s.putTsLocked(d, e.Key, TsValue{Ts: ts, Value: e.Value})
