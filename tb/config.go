@@ -254,6 +254,16 @@ func (t *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
+	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
+		// crypto/tls offers a certificate only when its issuer is on the
+		// server's CA list; ThingsBoard lists its keystore's CAs, which
+		// never hold a self-signed device certificate's issuer. Offer the
+		// configured chain whatever the list says, as other MQTT clients do.
+		chain := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &chain, nil
+		}
+	}
 	cfg.ServerName = t.ServerName
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
