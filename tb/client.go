@@ -58,6 +58,7 @@ type client struct {
 	poisonSeq uint64
 	poisonN   int
 
+	clk    clock   // stamps records without a timestamp
 	routes []route // downlink routing by topic prefix
 	reqSeq atomic.Int64
 	epoch  atomic.Uint64
@@ -134,6 +135,7 @@ func newClient(cfg Config) (*client, error) {
 		statusCh: make(chan struct{}, 1),
 	}
 	c.lim, _ = newLimits(nil)
+	c.lim.telemetryTopic = cfg.TelemetryTopic
 	if cfg.TLS != nil {
 		if c.tlsCfg, err = cfg.TLS.tlsConfig(cfg.Host); err != nil {
 			return nil, err
@@ -171,6 +173,15 @@ func newClient(cfg Config) (*client, error) {
 	c.wg.Add(1)
 	go c.statusLoop()
 	return c, nil
+}
+
+// stamper returns the timestamp source of device's records, nil when the
+// server stamps them (Config.ServerTimestamps).
+func (c *client) stamper(device string) func() int64 {
+	if c.cfg.ServerTimestamps {
+		return nil
+	}
+	return func() int64 { return c.clk.stamp(device) }
 }
 
 func (c *client) addRoute(prefix string, exact bool, fn func(string, []byte)) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,21 @@ type Config struct {
 	// zero value means the default.
 	QoS  byte
 	QoS0 bool
+
+	// ServerTimestamps leaves telemetry records that carry no timestamp
+	// for the server to stamp on arrival. By default the client stamps
+	// them when they are accepted (strictly increasing per device): a
+	// record sent from the outbox after an outage keeps the time it was
+	// measured, and two records of one key never share a millisecond
+	// (ThingsBoard would keep only the last).
+	ServerTimestamps bool
+
+	// TelemetryTopic and AttributesTopic replace v1/devices/me/telemetry
+	// and v1/devices/me/attributes for a device profile with custom MQTT
+	// topic filters (ThingsBoard then treats the default topics as
+	// unknown and drops their data).
+	TelemetryTopic  string
+	AttributesTopic string
 
 	// Outbox holds QoS 1 telemetry and attributes until the server
 	// acknowledged them.
@@ -180,6 +196,17 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.AccessToken == "" && cfg.ClientID == "" && cfg.Username == "" && (cfg.TLS == nil || cfg.TLS.CertFile == "") {
 		return cfg, errors.New("tb: config: no credentials: set AccessToken, MQTT basic credentials or a TLS client certificate")
+	}
+	if cfg.TelemetryTopic == "" {
+		cfg.TelemetryTopic = topicTelemetry
+	}
+	if cfg.AttributesTopic == "" {
+		cfg.AttributesTopic = topicAttributes
+	}
+	for _, t := range []string{cfg.TelemetryTopic, cfg.AttributesTopic} {
+		if strings.ContainsAny(t, "+#") || strings.HasPrefix(t, "v1/gateway/") {
+			return cfg, fmt.Errorf("tb: config: custom topic %q: a topic name has no wildcards and is not a gateway topic", t)
+		}
 	}
 	if cfg.AccessToken != "" && cfg.Username != "" {
 		return cfg, errors.New("tb: config: set AccessToken or Username, not both")

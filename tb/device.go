@@ -107,11 +107,11 @@ func (d *Device) SessionLimits() *SessionLimits {
 // that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
 // Wait on the Ack for the server's acknowledgement.
 func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
-	b, err := encodeTelemetry(v)
+	b, err := encodeTelemetry(v, d.c.stamper(""))
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicTelemetry, b)
+	return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
 }
 
 // SendTelemetry publishes telemetry and waits for the server's
@@ -131,7 +131,7 @@ func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicAttributes, b)
+	return d.c.publish(ctx, d.c.cfg.AttributesTopic, b)
 }
 
 // SendAttributes publishes client attributes and waits for the server's
@@ -470,6 +470,7 @@ func (d *Device) fetchSessionLimits(cn *conn) {
 		d.c.reportError(fmt.Errorf("tb: session limits: %w", err))
 		return
 	}
+	lim.telemetryTopic = d.c.cfg.TelemetryTopic
 	// The server counted what this connection sent before the answer.
 	lim.messages.consumed(int(cn.published.Load()))
 	d.limits.mu.Lock()

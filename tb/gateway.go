@@ -190,7 +190,7 @@ func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string
 		if err := checkDeviceName(name); err != nil {
 			return nil, err
 		}
-		b, err := encodeTelemetry(v)
+		b, err := encodeTelemetry(v, g.c.stamper(name))
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}

@@ -161,6 +161,8 @@ func (l *Limiter) Wait(ctx context.Context, n int) error {
 // limits is the set of limiters in force for one session.
 type limits struct {
 	maxPayload int
+	// telemetryTopic is the device's telemetry topic (custom or default).
+	telemetryTopic string
 	messages   *Limiter
 	telemetry  *Limiter
 	dataPoints *Limiter
@@ -173,7 +175,7 @@ type limits struct {
 }
 
 func newLimits(sl *SessionLimits) (*limits, error) {
-	l := &limits{maxPayload: defaultMaxPayload}
+	l := &limits{maxPayload: defaultMaxPayload, telemetryTopic: topicTelemetry}
 	if sl == nil {
 		return l, nil
 	}
@@ -269,7 +271,7 @@ func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 	if err := l.messages.Wait(ctx, 1); err != nil {
 		return err
 	}
-	telemetry := isTelemetryTopic(topic)
+	telemetry := topic == topicGatewayTelemetry || topic == l.telemetryTopic
 	perDevice := l.gateway != nil && strings.HasPrefix(topic, "v1/gateway/")
 	var doc any // stays nil when the payload is not JSON
 	if perDevice || (telemetry && l.dataPoints != nil) {
@@ -290,10 +292,6 @@ func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 		return l.dataPoints.Wait(ctx, countDataPoints(doc))
 	}
 	return nil
-}
-
-func isTelemetryTopic(topic string) bool {
-	return topic == topicTelemetry || topic == topicGatewayTelemetry
 }
 
 // countDataPoints counts the key/value pairs of a decoded telemetry payload

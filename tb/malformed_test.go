@@ -165,7 +165,7 @@ func FuzzTelemetryShape(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := encodeTelemetry(json.RawMessage(b))
+		out, err := encodeTelemetry(json.RawMessage(b), nil)
 		if err != nil {
 			return
 		}

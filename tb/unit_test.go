@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -120,9 +121,12 @@ func TestEncodeTelemetryShapes(t *testing.T) {
 		"raw object":      {json.RawMessage(`{"a":1}`), `{"a":1}`},
 		"raw array":       {[]byte(` [{"a":1}]`), ` [{"a":1}]`},
 		"struct":          {struct{ A int }{3}, `{"A":3}`},
+		"integral float":  {map[string]any{"t": 21.0, "n": json.Number("12345678901234567890"), "i": 7}, `{"i":7,"n":12345678901234567890,"t":21.0}`},
+		"float forms":     {map[string]any{"a": 1e21, "b": 1e-7, "c": 0.0, "d": float32(2)}, `{"a":1e+21,"b":1e-7,"c":0.0,"d":2.0}`},
+		"nested float":    {map[string]any{"o": map[string]any{"x": []any{3.0, "s<"}}}, `{"o":{"x":[3.0,"s\u003c"]}}`},
 	}
 	for name, tc := range good {
-		b, err := encodeTelemetry(tc.in)
+		b, err := encodeTelemetry(tc.in, nil)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -139,14 +143,34 @@ func TestEncodeTelemetryShapes(t *testing.T) {
 		"array of ints":  json.RawMessage(`[1,2]`),
 		"invalid json":   []byte(`{"a":`),
 		"unmarshallable": map[string]any{"f": func() {}},
+		"values scalar":  json.RawMessage(`{"ts":1,"values":5}`),
+		"ts not number":  json.RawMessage(`[{"ts":"soon","values":{}}]`),
+		"NaN":            map[string]any{"f": math.NaN()},
 	}
 	for name, in := range bad {
-		if _, err := encodeTelemetry(in); !errors.Is(err, ErrInvalidPayload) {
+		if _, err := encodeTelemetry(in, nil); !errors.Is(err, ErrInvalidPayload) {
 			t.Errorf("%s: error %v, want ErrInvalidPayload", name, err)
 		}
 	}
 	if _, err := encodeAttributes([]any{map[string]any{"a": 1}}); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("attributes array: error %v, want ErrInvalidPayload", err)
+	}
+	// Records without a timestamp are stamped, strictly increasing.
+	var k clock
+	stamp := func() int64 { return k.stamp("") }
+	b, err := encodeTelemetry([]map[string]any{{"a": 1.0}, {"a": 2.0}}, stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct {
+		Ts     int64          `json:"ts"`
+		Values map[string]any `json:"values"`
+	}
+	if err := json.Unmarshal(b, &recs); err != nil || len(recs) != 2 || recs[0].Ts == 0 || recs[1].Ts <= recs[0].Ts || recs[1].Values["a"] != 2.0 {
+		t.Fatalf("stamped %s (%v)", b, err)
+	}
+	if b, _ := encodeTelemetry(Telemetry{Ts: ts, Values: map[string]any{"t": 1}}, stamp); string(b) != `{"ts":1700000000123,"values":{"t":1}}` {
+		t.Fatalf("a record with its own ts was changed: %s", b)
 	}
 }
 
