@@ -163,9 +163,9 @@ type limits struct {
 	maxPayload int
 	// telemetryTopic is the device's telemetry topic (custom or default).
 	telemetryTopic string
-	messages   *Limiter
-	telemetry  *Limiter
-	dataPoints *Limiter
+	messages       *Limiter
+	telemetry      *Limiter
+	dataPoints     *Limiter
 
 	// gateway holds the limits for each device behind a gateway; devs their
 	// limiters, made on first use.
