@@ -48,8 +48,10 @@ type client struct {
 	subs     map[string]byte // filters subscribed after every CONNACK
 	hooks    []func(*conn)   // run after every CONNACK, in a goroutine
 	// before runs after every CONNACK and the subscriptions, before the
-	// outbox is replayed (a gateway connects its sub-devices there).
-	before     []func(*conn)
+	// outbox is replayed (the session limits are fetched and a gateway
+	// connects its sub-devices there). An error ends the connection as a
+	// failed attempt.
+	before     []func(*conn) error
 	pauseUntil atomic.Int64 // unix nanos: the sender waits until then (server asked to back off)
 	lim        *limits
 	inflight   int
@@ -115,6 +117,7 @@ type pendingReq struct {
 	reqTopic string
 	payload  []byte
 	ch       chan []byte
+	once     bool // never published again after a reconnect
 }
 
 func newClient(cfg Config) (*client, error) {
@@ -134,8 +137,8 @@ func newClient(cfg Config) (*client, error) {
 		inflight: cfg.MaxInflight,
 		statusCh: make(chan struct{}, 1),
 	}
-	c.lim, _ = newLimits(nil)
-	c.lim.telemetryTopic = cfg.TelemetryTopic
+	c.lim, _ = newLimits(nil, nil)
+	c.lim.telemetryTopic, c.lim.attributesTopic = cfg.TelemetryTopic, cfg.AttributesTopic
 	if cfg.TLS != nil {
 		if c.tlsCfg, err = cfg.TLS.tlsConfig(cfg.Host); err != nil {
 			return nil, err
@@ -247,6 +250,9 @@ func permanentConnectError(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Permanent()
 	}
+	if errors.Is(err, ErrNotGateway) {
+		return true
+	}
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
@@ -293,9 +299,17 @@ func (c *client) run() {
 			}
 			continue
 		}
-		failures = 0
 		upAt := time.Now()
-		c.online(cn)
+		if err := c.online(cn); err != nil {
+			failures++
+			c.log.Warn("connection refused after connect", "broker", c.cfg.brokerURL(), "error", err)
+			c.setState(StateOffline, err)
+			if !c.sleep(c.backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
 		select {
 		case <-cn.lost:
 		case <-c.ctx.Done():
@@ -366,8 +380,9 @@ func (c *client) dial() (*conn, error) {
 }
 
 // online runs after a CONNACK: subscribe again, resend pending requests,
-// start the outbox sender and the connect hooks.
-func (c *client) online(cn *conn) {
+// start the outbox sender and the connect hooks. An error from a before
+// hook ends the connection.
+func (c *client) online(cn *conn) error {
 	c.mu.Lock()
 	filters := make(map[string]byte, len(c.subs))
 	for f, q := range c.subs {
@@ -378,10 +393,15 @@ func (c *client) online(cn *conn) {
 		c.subscribe(cn, filters)
 	}
 	c.mu.Lock()
-	before := append([]func(*conn){}, c.before...)
+	before := append([]func(*conn) error{}, c.before...)
 	c.mu.Unlock()
 	for _, h := range before {
-		h(cn)
+		if err := h(cn); err != nil {
+			close(cn.sender)
+			cn.markLost(err)
+			cn.tr.close(0)
+			return err
+		}
 	}
 	c.mu.Lock()
 	c.conn = cn
@@ -396,7 +416,9 @@ func (c *client) online(cn *conn) {
 	}
 	pend := make([]*pendingReq, 0, len(c.pending))
 	for _, p := range c.pending {
-		pend = append(pend, p)
+		if !p.once {
+			pend = append(pend, p)
+		}
 	}
 	hooks := append([]func(*conn){}, c.hooks...)
 	c.mu.Unlock()
@@ -419,6 +441,7 @@ func (c *client) online(cn *conn) {
 			h(cn)
 		}()
 	}
+	return nil
 }
 
 func (c *client) offline(cn *conn) {
@@ -427,8 +450,10 @@ func (c *client) offline(cn *conn) {
 		c.conn = nil
 		c.upCh = make(chan struct{})
 	}
+	lim := c.lim
 	c.mu.Unlock()
 	<-cn.sender
+	lim.closeSession()
 	if c.ctx.Err() != nil {
 		cn.tr.close(250 * time.Millisecond)
 		return
@@ -692,6 +717,80 @@ func (c *client) request(ctx context.Context, reqTopic, respTopic string, payloa
 		return nil, ctx.Err()
 	case <-c.ctx.Done():
 		return nil, ErrClosed
+	}
+}
+
+// requestOn publishes payload on the connection cn once and waits for the
+// answer on respTopic. It is never published again: when cn is lost first
+// the outcome is unknown (ErrOutcomeUnknown).
+func (c *client) requestOn(ctx context.Context, cn *conn, reqTopic, respTopic string, payload []byte) ([]byte, error) {
+	p := &pendingReq{reqTopic: reqTopic, payload: payload, ch: make(chan []byte, 1), once: true}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pending[respTopic] = p
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending[respTopic] == p {
+			delete(c.pending, respTopic)
+		}
+		c.mu.Unlock()
+	}()
+	cn.publish(reqTopic, c.cfg.QoS, payload)
+	select {
+	case b := <-p.ch:
+		return b, nil
+	case <-cn.lost:
+		select {
+		case b := <-p.ch:
+			return b, nil
+		default:
+		}
+		return nil, ErrOutcomeUnknown
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: no answer on %q: %w", ErrTimeout, respTopic, ctx.Err())
+		}
+		return nil, ctx.Err()
+	case <-c.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// callOnce sends a client-side RPC at most once: it waits for a
+// connection, sends the request and waits for the answer; a connection
+// lost in between fails it with ErrOutcomeUnknown. Without a deadline on
+// ctx, Config.CallTimeout applies.
+func (c *client) callOnce(ctx context.Context, reqTopic, respTopic string, payload []byte) ([]byte, error) {
+	if err := c.limits().checkSize(reqTopic, payload); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
+	for {
+		if err := c.waitConnected(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: not connected: %w", ErrTimeout, err)
+			}
+			return nil, err
+		}
+		cn, lim, closing := c.snapshot()
+		if closing {
+			return nil, ErrClosed
+		}
+		if cn == nil {
+			continue
+		}
+		if err := lim.wait(ctx, reqTopic, payload); err != nil {
+			return nil, err
+		}
+		return c.requestOn(ctx, cn, reqTopic, respTopic, payload)
 	}
 }
 

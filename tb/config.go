@@ -80,9 +80,12 @@ type Config struct {
 	// each other in a loop (default 1 min; jittered).
 	TakeoverBackoff time.Duration
 
-	// RequestTimeout applies to attribute requests, client-side RPC, OTA
-	// chunk requests and claims whose context has no deadline (default 30 s).
+	// RequestTimeout applies to attribute requests, OTA chunk requests
+	// and claims whose context has no deadline (default 30 s).
 	RequestTimeout time.Duration
+	// CallTimeout applies to client-side RPCs whose context has no
+	// deadline (default 60 s, ThingsBoard's client_side_rpc.timeout).
+	CallTimeout time.Duration
 	// RPCHandlerTimeout bounds one server-side RPC handler call; its context
 	// ends then (default 30 s).
 	RPCHandlerTimeout time.Duration
@@ -223,6 +226,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.ReconnectMax, 30*time.Second)
 	def(&cfg.TakeoverBackoff, time.Minute)
 	def(&cfg.RequestTimeout, 30*time.Second)
+	def(&cfg.CallTimeout, 60*time.Second)
 	def(&cfg.RPCHandlerTimeout, 30*time.Second)
 	def(&cfg.SlowHandler, 5*time.Second)
 	if cfg.ReconnectMax < cfg.ReconnectMin {

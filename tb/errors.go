@@ -27,6 +27,16 @@ var (
 	ErrInvalidPayload = errors.New("tb: invalid payload")
 	// ErrTimeout is returned when a request got no answer in time.
 	ErrTimeout = errors.New("tb: request timed out")
+	// ErrNotGateway is returned by ConnectGateway when the server's
+	// getSessionLimits answer has no gatewayRateLimits: the token is a
+	// plain device's, and ThingsBoard would only log (never acknowledge)
+	// every gateway message.
+	ErrNotGateway = errors.New("tb: the server does not treat this device as a gateway (no gatewayRateLimits in its session limits): check the device's \"Is gateway\" flag or the token")
+	// ErrOutcomeUnknown fails a client-side RPC whose connection was lost
+	// after it was sent: the server may or may not have run it, and it is
+	// not sent again (the rule chain would run it twice). The caller may
+	// retry.
+	ErrOutcomeUnknown = errors.New("tb: connection lost after the request was sent: outcome unknown")
 )
 
 // ConnectError is a CONNACK refusal from the server.

@@ -153,7 +153,7 @@ func FuzzSessionLimits(f *testing.F) {
 		if json.Unmarshal(b, &sl) != nil {
 			return
 		}
-		l, err := newLimits(&sl)
+		l, err := newLimits(&sl, nil)
 		if err == nil && l.maxPayload <= 0 {
 			t.Fatal("non-positive payload limit")
 		}
