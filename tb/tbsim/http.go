@@ -215,6 +215,31 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	mux.HandleFunc("POST /api/devices/{name}/rename", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if err := s.RenameDevice(r.PathValue("name"), req.Name); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.Devices() {
+			if x.Name == req.Name {
+				writeJSON(w, http.StatusOK, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("DELETE /api/devices/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteDevice(r.PathValue("name")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /api/devices/{name}/dropped", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !s.exists(w, name) {
