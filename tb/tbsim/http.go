@@ -323,6 +323,25 @@ func (s *Server) Handler() http.Handler {
 		s.SetRateLimits(name, l)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /api/device-profiles", func(w http.ResponseWriter, r *http.Request) {
+		var p DeviceProfile
+		if !readJSON(w, r, &p) {
+			return
+		}
+		if err := s.AddDeviceProfile(p); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.DeviceProfiles() {
+			if x.Name == p.Name {
+				writeJSON(w, http.StatusCreated, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("GET /api/device-profiles", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.DeviceProfiles())
+	})
 	mux.HandleFunc("POST /api/provision-profiles", func(w http.ResponseWriter, r *http.Request) {
 		var p ProvisionProfile
 		if !readJSON(w, r, &p) {

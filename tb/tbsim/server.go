@@ -85,8 +85,12 @@ type Options struct {
 // (MQTT_BASIC) or CertPEM (X509_CERTIFICATE). A device added without any
 // gets a generated access token.
 type Device struct {
-	Name     string `json:"name"`
-	Type     string `json:"type,omitempty"`
+	Name string `json:"name"`
+	// Type is the device profile's name (default "default").
+	Type string `json:"type,omitempty"`
+	// Profile is another name for Type (ThingsBoard's device profile) for
+	// AddDevice; when both are given they must agree. Listed as Type.
+	Profile  string `json:"profile,omitempty"`
 	Gateway  bool   `json:"gateway,omitempty"`
 	Token    string `json:"token,omitempty"`
 	ClientID string `json:"clientId,omitempty"`
@@ -173,21 +177,23 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	devices   map[string]*device
-	creds     map[string]*credential
-	profiles  map[string]ProvisionProfile
-	sessions  map[*mqtt.Client]*session
-	changed   chan struct{}
-	broker    *mqtt.Server
-	paused    bool
-	gates     []*gate // the MQTT listeners, closed to clients while paused
-	closed    bool
-	mqttAddr  string
-	tlsAddr   string
-	tlsConfig *tls.Config
-	stats     Stats
-	nextSess  uint64
+	mu       sync.Mutex
+	devices  map[string]*device
+	creds    map[string]*credential
+	profiles map[string]ProvisionProfile
+	// devProfiles are the device profiles by name.
+	devProfiles map[string]*DeviceProfile
+	sessions    map[*mqtt.Client]*session
+	changed     chan struct{}
+	broker      *mqtt.Server
+	paused      bool
+	gates       []*gate // the MQTT listeners, closed to clients while paused
+	closed      bool
+	mqttAddr    string
+	tlsAddr     string
+	tlsConfig   *tls.Config
+	stats       Stats
+	nextSess    uint64
 
 	httpSrv *http.Server
 	httpURL string
@@ -219,17 +225,18 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:     opts,
-		log:      log,
-		ctx:      ctx,
-		cancel:   cancel,
-		devices:  map[string]*device{},
-		creds:    map[string]*credential{},
-		profiles: map[string]ProvisionProfile{},
-		sessions: map[*mqtt.Client]*session{},
-		changed:  make(chan struct{}),
-		mqttAddr: opts.MQTTAddr,
-		tlsAddr:  opts.TLSAddr,
+		opts:        opts,
+		log:         log,
+		ctx:         ctx,
+		cancel:      cancel,
+		devices:     map[string]*device{},
+		creds:       map[string]*credential{},
+		profiles:    map[string]ProvisionProfile{},
+		devProfiles: map[string]*DeviceProfile{},
+		sessions:    map[*mqtt.Client]*session{},
+		changed:     make(chan struct{}),
+		mqttAddr:    opts.MQTTAddr,
+		tlsAddr:     opts.TLSAddr,
 	}
 	if opts.TLS != nil {
 		s.tlsConfig = serverTLSConfig(opts.TLS)

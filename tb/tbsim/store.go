@@ -159,9 +159,16 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	if strings.TrimSpace(d.Name) == "" {
 		return nil, fmt.Errorf("adding device: empty name")
 	}
+	if d.Profile != "" {
+		if d.Type != "" && d.Type != d.Profile {
+			return nil, fmt.Errorf("adding device %q: type %q and profile %q differ", d.Name, d.Type, d.Profile)
+		}
+		d.Type = d.Profile
+	}
 	if d.Type == "" {
 		d.Type = defaultDeviceType
 	}
+	d.Profile = "" // stored and listed as Type
 	d.LastGateway = ""
 	if _, dup := s.devices[d.Name]; dup {
 		return nil, fmt.Errorf("adding device %q: %w", d.Name, ErrDuplicate)
