@@ -146,6 +146,8 @@
 //	POST   /api/provision-profiles                   {"key","secret","type","strategy"}
 //	POST   /api/device-profiles                      {"name","telemetryTopic","attributesTopic","payloadType","sendAckOnValidationException"}
 //	GET    /api/device-profiles
+//	PUT    /api/device-profiles/{name}/ota/{fw|sw}?title=&version=&tag=&algorithm=   body = package bytes
+//	DELETE /api/device-profiles/{name}/ota/{fw|sw}
 //	GET    /api/gateways/{name}/devices              sub-devices connected through it
 //	DELETE /api/gateways/{name}/devices/{device}?reason=150   DropSubDevice (default 128)
 //	PUT    /api/gateways/{name}/rate-limits          {"gateway":{…},"devices":{…}} (flat: devices)

@@ -339,6 +339,27 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 	})
+	mux.HandleFunc("PUT /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		body, ok := readBody(w, r, maxOTABody)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		p := OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
+			ChecksumAlgorithm: q.Get("algorithm"), Data: body}
+		if err := s.AssignProfileOTA(r.PathValue("name"), r.PathValue("kind"), p); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.UnassignProfileOTA(r.PathValue("name"), r.PathValue("kind")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /api/device-profiles", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.DeviceProfiles())
 	})

@@ -183,17 +183,19 @@ type Server struct {
 	profiles map[string]ProvisionProfile
 	// devProfiles are the device profiles by name.
 	devProfiles map[string]*DeviceProfile
-	sessions    map[*mqtt.Client]*session
-	changed     chan struct{}
-	broker      *mqtt.Server
-	paused      bool
-	gates       []*gate // the MQTT listeners, closed to clients while paused
-	closed      bool
-	mqttAddr    string
-	tlsAddr     string
-	tlsConfig   *tls.Config
-	stats       Stats
-	nextSess    uint64
+	// profileOTA are the packages assigned to device profiles by name.
+	profileOTA map[string]map[string]*otaAssignment
+	sessions   map[*mqtt.Client]*session
+	changed    chan struct{}
+	broker     *mqtt.Server
+	paused     bool
+	gates      []*gate // the MQTT listeners, closed to clients while paused
+	closed     bool
+	mqttAddr   string
+	tlsAddr    string
+	tlsConfig  *tls.Config
+	stats      Stats
+	nextSess   uint64
 
 	httpSrv *http.Server
 	httpURL string
@@ -233,6 +235,7 @@ func New(opts Options) (*Server, error) {
 		creds:       map[string]*credential{},
 		profiles:    map[string]ProvisionProfile{},
 		devProfiles: map[string]*DeviceProfile{},
+		profileOTA:  map[string]map[string]*otaAssignment{},
 		sessions:    map[*mqtt.Client]*session{},
 		changed:     make(chan struct{}),
 		mqttAddr:    opts.MQTTAddr,

@@ -187,6 +187,7 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	dev.credID = id
 	s.devices[d.Name] = dev
 	s.creds[id] = c
+	s.inheritOTALocked(dev)
 	s.notifyLocked()
 	return dev, nil
 }
