@@ -116,3 +116,20 @@ func TestDeleteNotifiesTheGatewayAtNextConnect(t *testing.T) {
 		}
 	})
 }
+
+func TestRenameDeleteErrors(t *testing.T) {
+	s := newServer(t, Options{HTTPAddr: "127.0.0.1:0"})
+	mustAdd(t, s, Device{Name: "a", Token: "A"})
+	mustAdd(t, s, Device{Name: "b", Token: "B"})
+	post(t, s, "/api/devices/a/rename", `{"name":"b"}`, http.StatusConflict)
+	post(t, s, "/api/devices/nope/rename", `{"name":"c"}`, http.StatusNotFound)
+	post(t, s, "/api/devices/a/rename", `{"name":" "}`, http.StatusBadRequest)
+	post(t, s, "/api/devices/a/rename", `{"name":"c"}`, http.StatusOK)
+	// The credentials follow the device.
+	c := dialRaw(t, s.MQTTAddr(), 4)
+	c.connectOK("A")
+	c.publishAck(topicTelemetry, `{"x":1}`)
+	if s.Latest("c")["x"].Value != int64(1) {
+		t.Fatalf("latest %v", s.Latest("c"))
+	}
+}

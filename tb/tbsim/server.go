@@ -144,7 +144,8 @@ type Claim struct {
 }
 
 // RateLimits are ThingsBoard rate-limit strings "cap:seconds,..." ("" = no
-// limit) applied to one device's sessions.
+// limit, every window enforced): a device's own (SetRateLimits) or the
+// bucket shared by a gateway's sub-devices (SetGatewayRateLimits).
 type RateLimits struct {
 	Messages            string `json:"messages,omitempty"`
 	TelemetryMessages   string `json:"telemetryMessages,omitempty"`

@@ -261,8 +261,13 @@ func (s *Server) Claims(name string) []Claim {
 	return append([]Claim(nil), d.claims...)
 }
 
-// SetRateLimits sets the device's rate limits (reported by getSessionLimits
-// and enforced on its sessions). Malformed windows are logged and ignored.
+// SetRateLimits sets the device's rate limits (reported as rateLimits by
+// getSessionLimits and enforced on its own sessions; for a gateway, on the
+// gateway's own traffic, ThingsBoard's "transportGatewayDevice…" limits).
+// They are counted as ThingsBoard counts them: telemetry and client
+// attributes take a telemetry message and their data points, every other
+// message (requests, RPC, claims, session open and close, attribute and RPC
+// subscriptions) a message. Malformed windows are logged and ignored.
 func (s *Server) SetRateLimits(name string, l RateLimits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
