@@ -28,6 +28,9 @@ type Device struct {
 	ota   map[string]*otaDownload // by response topic prefix
 
 	gateway bool // set by NewGateway
+	// service, when set, takes the server's service RPCs (the gateway's
+	// rename and delete notices) before the handlers; true = handled.
+	service func(method string, params json.RawMessage) bool
 }
 
 type sessionLimitsBox struct {
@@ -314,6 +317,9 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	}
 	if len(body.Params) == 0 {
 		body.Params = json.RawMessage("null")
+	}
+	if d.service != nil && d.service(body.Method, body.Params) {
+		return // a one-way service call the client handled itself
 	}
 	key := id + "\x00" + string(payload)
 	run, resend := d.rpc.start(key)
