@@ -117,6 +117,9 @@ func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
+		return nil, err
+	}
 	return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
 }
 
@@ -135,6 +138,9 @@ func (d *Device) SendTelemetry(ctx context.Context, v any) error {
 func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
 	b, err := encodeAttributes(v)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
 		return nil, err
 	}
 	return d.c.publish(ctx, d.c.cfg.AttributesTopic, b)

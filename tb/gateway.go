@@ -205,6 +205,9 @@ func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string
 			return nil, err
 		}
 		b, err := encodeTelemetry(v, g.c.stamper(name))
+		if err == nil {
+			err = checkStrings(b, g.c.cfg.MaxStringValueLength)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
@@ -242,6 +245,9 @@ func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[strin
 			return nil, err
 		}
 		b, err := encodeAttributes(v)
+		if err == nil {
+			err = checkStrings(b, g.c.cfg.MaxStringValueLength)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
