@@ -329,7 +329,7 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	}
 	if err := json.Unmarshal(payload, &body); err != nil || body.Method == "" {
 		d.c.reportError(fmt.Errorf("tb: malformed rpc request %q on %q", truncate(payload), topic))
-		d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"}))
+		go d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"})) // never block the router
 		return
 	}
 	if len(body.Params) == 0 {
@@ -503,8 +503,13 @@ func (d *Device) fetchSessionLimits(cn *conn) error {
 		return nil
 	}
 	var sl SessionLimits
-	if err := json.Unmarshal(b, &sl); err != nil || (sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0) {
-		d.c.log.Info("server gave no usable session limits; using defaults", "answer", truncate(b))
+	if err := json.Unmarshal(b, &sl); err != nil {
+		d.c.reportError(fmt.Errorf("tb: malformed session limits %q: %w", truncate(b), err))
+		return nil
+	}
+	if sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0 {
+		// {"error": ...} from a server that does not implement it.
+		d.c.log.Info("server gave no session limits; using defaults", "answer", truncate(b))
 		return nil
 	}
 	if d.gateway && sl.GatewayRateLimits == nil {
