@@ -120,7 +120,84 @@ func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
 	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	parts, err := splitForBurst(b, d.c.limits())
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 {
+		return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	}
+	acks := make([]*Ack, 0, len(parts))
+	for _, p := range parts {
+		a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, p)
+		if err != nil {
+			return nil, fmt.Errorf("%d of %d messages of the records accepted: %w", len(acks), len(parts), err)
+		}
+		acks = append(acks, a)
+	}
+	return joinAcks(acks), nil
+}
+
+// splitForBurst splits a telemetry array whose data points exceed what the
+// device's data-point limit holds at once (a message over it could never
+// be sent: the server closes the connection on it) into arrays that fit.
+func splitForBurst(b []byte, lim *limits) ([][]byte, error) {
+	if lim == nil || lim.own == nil {
+		return [][]byte{b}, nil
+	}
+	_, maxPoints := lim.own.burst()
+	if maxPoints <= 0 || firstByte(b) != '[' {
+		return [][]byte{b}, nil
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil || countDataPoints(doc) <= maxPoints {
+		return [][]byte{b}, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(b, &elems); err != nil {
+		return [][]byte{b}, nil
+	}
+	var out [][]byte
+	var cur []json.RawMessage
+	points := 0
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, mustJSON(cur))
+			cur, points = nil, 0
+		}
+	}
+	for _, e := range elems {
+		var rec any
+		_ = json.Unmarshal(e, &rec)
+		n := countDataPoints(rec)
+		if n > maxPoints {
+			return nil, fmt.Errorf("%w: a record of %d data points, the server's limit allows %d at once", ErrInvalidPayload, n, maxPoints)
+		}
+		if points+n > maxPoints {
+			flush()
+		}
+		cur = append(cur, e)
+		points += n
+	}
+	flush()
+	return out, nil
+}
+
+// joinAcks completes when every ack did, with the first failure.
+func joinAcks(acks []*Ack) *Ack {
+	all := newAck()
+	all.seq = acks[len(acks)-1].seq
+	go func() {
+		for _, a := range acks {
+			<-a.Done()
+			if err := a.result(); err != nil {
+				all.complete(err)
+				return
+			}
+		}
+		all.complete(nil)
+	}()
+	return all
 }
 
 // SendTelemetry publishes telemetry and waits for the server's
