@@ -3,6 +3,7 @@ package tb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -26,6 +27,11 @@ type Device struct {
 
 	otaMu sync.Mutex
 	ota   map[string]*otaDownload // by response topic prefix
+
+	gateway bool // set by NewGateway
+	// service, when set, takes the server's service RPCs (the gateway's
+	// rename and delete notices) before the handlers; true = handled.
+	service func(method string, params json.RawMessage) bool
 }
 
 type sessionLimitsBox struct {
@@ -53,7 +59,7 @@ func NewDevice(cfg Config) (*Device, error) {
 	c.addRoute("v2/fw/", false, d.onOTADownlink)
 	c.addRoute("v2/sw/", false, d.onOTADownlink)
 	if !c.cfg.SkipSessionLimits {
-		c.onConnect(d.fetchSessionLimits)
+		c.before = append(c.before, d.fetchSessionLimits)
 	}
 	c.onConnect(d.resyncAttributes)
 	return d, nil
@@ -107,11 +113,91 @@ func (d *Device) SessionLimits() *SessionLimits {
 // that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
 // Wait on the Ack for the server's acknowledgement.
 func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
-	b, err := encodeTelemetry(v)
+	b, err := encodeTelemetry(v, d.c.stamper(""))
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicTelemetry, b)
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
+		return nil, err
+	}
+	parts, err := splitForBurst(b, d.c.limits())
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 {
+		return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	}
+	acks := make([]*Ack, 0, len(parts))
+	for _, p := range parts {
+		a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, p)
+		if err != nil {
+			return nil, fmt.Errorf("%d of %d messages of the records accepted: %w", len(acks), len(parts), err)
+		}
+		acks = append(acks, a)
+	}
+	return joinAcks(acks), nil
+}
+
+// splitForBurst splits a telemetry array whose data points exceed what the
+// device's data-point limit holds at once (a message over it could never
+// be sent: the server closes the connection on it) into arrays that fit.
+func splitForBurst(b []byte, lim *limits) ([][]byte, error) {
+	if lim == nil || lim.own == nil {
+		return [][]byte{b}, nil
+	}
+	_, maxPoints := lim.own.burst()
+	if maxPoints <= 0 || firstByte(b) != '[' {
+		return [][]byte{b}, nil
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil || countDataPoints(doc) <= maxPoints {
+		return [][]byte{b}, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(b, &elems); err != nil {
+		return [][]byte{b}, nil
+	}
+	var out [][]byte
+	var cur []json.RawMessage
+	points := 0
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, mustJSON(cur))
+			cur, points = nil, 0
+		}
+	}
+	for _, e := range elems {
+		var rec any
+		_ = json.Unmarshal(e, &rec)
+		n := countDataPoints(rec)
+		if n > maxPoints {
+			return nil, fmt.Errorf("%w: a record of %d data points, the server's limit allows %d at once", ErrInvalidPayload, n, maxPoints)
+		}
+		if points+n > maxPoints {
+			flush()
+		}
+		cur = append(cur, e)
+		points += n
+	}
+	flush()
+	return out, nil
+}
+
+// joinAcks completes when every ack did, with the first failure.
+func joinAcks(acks []*Ack) *Ack {
+	all := newAck()
+	all.seq = acks[len(acks)-1].seq
+	go func() {
+		for _, a := range acks {
+			<-a.Done()
+			if err := a.result(); err != nil {
+				all.complete(err)
+				return
+			}
+		}
+		all.complete(nil)
+	}()
+	return all
 }
 
 // SendTelemetry publishes telemetry and waits for the server's
@@ -131,7 +217,10 @@ func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicAttributes, b)
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
+		return nil, err
+	}
+	return d.c.publish(ctx, d.c.cfg.AttributesTopic, b)
 }
 
 // SendAttributes publishes client attributes and waits for the server's
@@ -182,8 +271,18 @@ func (d *Device) RequestAttributes(ctx context.Context, clientKeys, sharedKeys [
 
 func decodeAttributes(b []byte) (*Attributes, error) {
 	var a Attributes
-	if err := json.Unmarshal(b, &a); err != nil {
+	m, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed attribute response %q: %w", truncate(b), err)
+	}
+	for scope, dst := range map[string]*map[string]any{"client": &a.Client, "shared": &a.Shared} {
+		switch v := m[scope].(type) {
+		case map[string]any:
+			*dst = v
+		case nil:
+		default:
+			return nil, fmt.Errorf("tb: malformed attribute response %q: %q is not an object", truncate(b), scope)
+		}
 	}
 	if a.Client == nil {
 		a.Client = map[string]any{}
@@ -219,8 +318,8 @@ func (d *Device) SubscribeAttributes(keys []string, fn func(AttributeUpdate)) (u
 }
 
 func (d *Device) onAttributeUpdate(_ string, payload []byte) {
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
+	m, err := decodeObject(payload)
+	if err != nil {
 		d.c.reportError(fmt.Errorf("tb: malformed attribute update %q: %w", truncate(payload), err))
 		return
 	}
@@ -307,11 +406,14 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	}
 	if err := json.Unmarshal(payload, &body); err != nil || body.Method == "" {
 		d.c.reportError(fmt.Errorf("tb: malformed rpc request %q on %q", truncate(payload), topic))
-		d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"}))
+		go d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"})) // never block the router
 		return
 	}
 	if len(body.Params) == 0 {
 		body.Params = json.RawMessage("null")
+	}
+	if d.service != nil && d.service(body.Method, body.Params) {
+		return // a one-way service call the client handled itself
 	}
 	key := id + "\x00" + string(payload)
 	run, resend := d.rpc.start(key)
@@ -365,7 +467,7 @@ func rpcReply(res any, err error) []byte {
 			return v
 		}
 	}
-	b, merr := json.Marshal(res)
+	b, merr := marshalJSON(res)
 	if merr != nil {
 		return mustJSON(map[string]string{"error": "reply is not JSON: " + merr.Error()})
 	}
@@ -403,8 +505,11 @@ func mustJSON(v any) []byte {
 // {"error":"timeout"} when no rule chain answers) is returned as *RPCError;
 // a reply that is not JSON comes back as a JSON string holding its text, so
 // the result is always valid JSON.
-// The call is sent again after a reconnect; without a deadline on ctx,
-// Config.RequestTimeout applies.
+// The call is sent at most once: ThingsBoard's rule chain runs every copy
+// it receives, so a call whose connection is lost after it was sent fails
+// with ErrOutcomeUnknown (the caller decides whether to call again); a
+// call made while offline waits for the connection. Without a deadline on
+// ctx, Config.CallTimeout (60 s, the server's own timeout) applies.
 func (d *Device) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	if method == "" {
 		return nil, fmt.Errorf("%w: rpc method is empty", ErrInvalidPayload)
@@ -430,7 +535,7 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 		return nil, fmt.Errorf("%w: rpc params: %v", ErrInvalidPayload, err)
 	}
 	id := strconv.FormatInt(d.c.nextRequestID(), 10)
-	b, err := d.c.request(ctx, topicRPCRequest+id, topicRPCResponse+id, payload)
+	b, err := d.c.callOnce(ctx, topicRPCRequest+id, topicRPCResponse+id, payload)
 	if err != nil {
 		return nil, fmt.Errorf("tb: rpc %q: %w", method, err)
 	}
@@ -448,30 +553,56 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 	return json.RawMessage(b), nil
 }
 
-// fetchSessionLimits asks the server for its limits after each connect and
-// applies them. A server that does not answer leaves the defaults.
-func (d *Device) fetchSessionLimits(cn *conn) {
-	ctx, cancel := context.WithTimeout(cn.ctx, 10*time.Second)
-	defer cancel()
-	b, err := d.Call(ctx, "getSessionLimits", map[string]int{"timeout": 5000})
+// fetchSessionLimits asks the server for its limits after each connect,
+// before anything else is sent, and applies them. A server that does not
+// answer leaves the defaults. A gateway whose answer has no
+// gatewayRateLimits is refused with ErrNotGateway.
+func (d *Device) fetchSessionLimits(cn *conn) error {
+	// getSessionLimits is answered by the transport itself (no rule chain
+	// runs it), so asking again is harmless: an answer lost while the
+	// server tears down the previous session costs 3 s, not 10.
+	payload := mustJSON(map[string]any{"method": "getSessionLimits", "params": map[string]int{"timeout": 5000}})
+	var b []byte
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		ctx, cancel := context.WithTimeout(cn.ctx, 3*time.Second+time.Duration(attempt)*time.Second)
+		id := strconv.FormatInt(d.c.nextRequestID(), 10)
+		b, err = d.c.requestOn(ctx, cn, topicRPCRequest+id, topicRPCResponse+id, payload)
+		cancel()
+		if err == nil || !errors.Is(err, ErrTimeout) {
+			break
+		}
+	}
 	if err != nil {
 		if cn.ctx.Err() == nil {
 			d.c.log.Info("server gave no session limits; using defaults", "error", err)
 		}
-		return
+		return nil
 	}
 	var sl SessionLimits
 	if err := json.Unmarshal(b, &sl); err != nil {
 		d.c.reportError(fmt.Errorf("tb: malformed session limits %q: %w", truncate(b), err))
-		return
+		return nil
 	}
-	lim, err := newLimits(&sl)
+	if sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0 {
+		// {"error": ...} from a server that does not implement it.
+		d.c.log.Info("server gave no session limits; using defaults", "answer", truncate(b))
+		return nil
+	}
+	if d.gateway && sl.GatewayRateLimits == nil {
+		return ErrNotGateway
+	}
+	prev := d.c.limits()
+	lim, err := newLimits(&sl, prev)
 	if err != nil {
 		d.c.reportError(fmt.Errorf("tb: session limits: %w", err))
-		return
+		return nil
 	}
+	lim.telemetryTopic, lim.attributesTopic = d.c.cfg.TelemetryTopic, d.c.cfg.AttributesTopic
 	// The server counted what this connection sent before the answer.
-	lim.messages.consumed(int(cn.published.Load()))
+	if lim.own != prev.own {
+		lim.own.messages.consumed(int(cn.published.Load()))
+	}
 	d.limits.mu.Lock()
 	d.limits.v = &sl
 	d.limits.mu.Unlock()
@@ -484,6 +615,7 @@ func (d *Device) fetchSessionLimits(cn *conn) {
 	}
 	d.c.mu.Unlock()
 	d.c.log.Debug("session limits applied", "maxPayloadSize", lim.maxPayload, "rateLimits", sl.RateLimits)
+	return nil
 }
 
 // --- claiming --------------------------------------------------------------------
@@ -498,3 +630,7 @@ func (d *Device) Claim(ctx context.Context, secretKey string, duration time.Dura
 	}
 	return d.c.sendReliable(ctx, topicClaim, mustJSON(body))
 }
+
+// Protocol is the MQTT version the device speaks: ProtocolMQTT5 or
+// ProtocolMQTT311.
+func (d *Device) Protocol() string { return d.c.cfg.Protocol }

@@ -51,6 +51,10 @@ type Gateway struct {
 	anyAttrs map[int]func(AttributeUpdate)
 	anySeq   int
 	onDrop   func(device string, reason int)
+	onRename map[int]func(oldName, newName string)
+	onDelete map[int]func(name string)
+	cbSeq    int
+	renamed  map[string]string // old name → new name, followed by every call
 	backoff  time.Duration
 	lastDrop time.Time
 
@@ -67,15 +71,22 @@ func NewGateway(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.gateway = true
 	g := &Gateway{
 		Device:   d,
 		devices:  map[string]string{},
 		attrs:    map[string]*attrTable{},
 		handlers: map[string]RPCHandler{},
 		anyAttrs: map[int]func(AttributeUpdate){},
+		renamed:  map[string]string{},
+		onRename: map[int]func(string, string){},
+		onDelete: map[int]func(string){},
 		rpc:      newRPCState(),
 	}
 	c := d.c
+	d.service = g.onServiceRPC
+	// The rename and delete notices arrive on the gateway's own RPC topic.
+	c.subs[topicRPCRequestSub] = c.cfg.QoS
 	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
 	c.addRoute(topicGatewayAttrResponse, true, g.onAttrResponse)
 	c.addRoute(topicGatewayAttributes, true, g.onAttributeUpdate)
@@ -123,6 +134,7 @@ func (g *Gateway) ConnectDevice(ctx context.Context, name, deviceType string) (*
 		deviceType = "default"
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	g.devices[name] = deviceType
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayConnect, mustJSON(map[string]string{"device": name, "type": deviceType}))
@@ -135,6 +147,7 @@ func (g *Gateway) DisconnectDevice(ctx context.Context, name string) (*Ack, erro
 		return nil, err
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	delete(g.devices, name)
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayDisconnect, mustJSON(map[string]string{"device": name}))
@@ -185,12 +198,16 @@ func (g *Gateway) SendDeviceTelemetry(ctx context.Context, device string, v any)
 // server's payload limit allows. The Ack completes when every message was
 // acknowledged.
 func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
 			return nil, err
 		}
-		b, err := encodeTelemetry(v)
+		b, err := encodeTelemetry(v, g.c.stamper(name))
+		if err == nil {
+			err = checkStrings(b, g.c.cfg.MaxStringValueLength)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
@@ -221,18 +238,36 @@ func (g *Gateway) SendDeviceAttributes(ctx context.Context, device string, v any
 // PublishAttributesBatch accepts client attributes of many sub-devices at
 // once (device name → attributes object); see PublishTelemetryBatch.
 func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
 			return nil, err
 		}
 		b, err := encodeAttributes(v)
+		if err == nil {
+			err = checkStrings(b, g.c.cfg.MaxStringValueLength)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
 		parts[name] = b
 	}
 	return g.publishBatch(ctx, topicGatewayAttributes, parts)
+}
+
+// resolveAll follows renames in a batch's device names.
+func (g *Gateway) resolveAll(byDevice map[string]any) map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.renamed) == 0 {
+		return byDevice
+	}
+	out := make(map[string]any, len(byDevice))
+	for n, v := range byDevice {
+		out[g.resolveLocked(n)] = v
+	}
+	return out
 }
 
 // publishBatch packs {device: part} objects into messages within the
@@ -247,10 +282,14 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 	}
 	sort.Strings(names)
 	g.implicit(names...)
-	limit := g.c.limits().maxPayload - 4 - len(topic)
+	lim := g.c.limits()
+	limit := lim.maxPayload - 4 - len(topic)
+	// No message may charge more than the shared sub-device bucket holds.
+	maxEntries, maxPoints := lim.gatewayBurst()
 	var (
-		msgs [][]byte
-		buf  bytes.Buffer
+		msgs            [][]byte
+		buf             bytes.Buffer
+		entries, points int
 	)
 	flush := func() {
 		if buf.Len() > 0 {
@@ -258,6 +297,7 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 			msgs = append(msgs, append([]byte(nil), buf.Bytes()...))
 			buf.Reset()
 		}
+		entries, points = 0, 0
 	}
 	for _, n := range names {
 		key, _ := json.Marshal(n)
@@ -265,7 +305,20 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		if 2+entry > limit {
 			return nil, fmt.Errorf("%w: data of device %q alone is %d bytes, the server accepts %d", ErrPayloadTooLarge, n, 2+entry, limit)
 		}
-		if buf.Len() > 0 && buf.Len()+1+entry+1 > limit {
+		pts := 0
+		if maxPoints > 0 {
+			var doc any
+			_ = json.Unmarshal(parts[n], &doc)
+			if topic == topicGatewayTelemetry {
+				pts = countIn(doc, 1)
+			} else if m, ok := doc.(map[string]any); ok {
+				pts = len(m)
+			}
+			if pts > maxPoints {
+				return nil, fmt.Errorf("%w: data of device %q has %d data points, the gateway's rate limit allows %d at once", ErrInvalidPayload, n, pts, maxPoints)
+			}
+		}
+		if buf.Len() > 0 && (buf.Len()+1+entry+1 > limit || (maxEntries > 0 && entries+1 > maxEntries) || (maxPoints > 0 && points+pts > maxPoints)) {
 			flush()
 		}
 		if buf.Len() == 0 {
@@ -276,6 +329,8 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		buf.Write(key)
 		buf.WriteByte(':')
 		buf.Write(parts[n])
+		entries++
+		points += pts
 	}
 	flush()
 	if len(msgs) == 1 {
@@ -289,19 +344,7 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		}
 		acks = append(acks, a)
 	}
-	all := newAck()
-	all.seq = acks[len(acks)-1].seq
-	go func() {
-		for _, a := range acks {
-			<-a.Done()
-			if err := a.result(); err != nil {
-				all.complete(err)
-				return
-			}
-		}
-		all.complete(nil)
-	}()
-	return all, nil
+	return joinAcks(acks), nil
 }
 
 // RequestDeviceAttributes asks for attributes of one sub-device: client
@@ -316,6 +359,7 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: a gateway attribute request needs at least one key", ErrInvalidPayload)
 	}
+	device = g.Resolve(device)
 	id := g.c.nextRequestID()
 	req := map[string]any{"id": id, "device": device, "client": client}
 	if len(keys) == 1 {
@@ -328,23 +372,14 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if err != nil {
 		return nil, fmt.Errorf("tb: attributes of %q: %w", device, err)
 	}
-	var resp struct {
-		Device string          `json:"device"`
-		Value  json.RawMessage `json:"value"`
-		Values map[string]any  `json:"values"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
+	resp, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed gateway attribute response %q: %w", truncate(b), err)
 	}
 	out := map[string]any{}
-	switch {
-	case resp.Values != nil:
-		out = resp.Values
-	case len(resp.Value) > 0 && len(keys) == 1:
-		var v any
-		if err := json.Unmarshal(resp.Value, &v); err != nil {
-			return nil, fmt.Errorf("tb: malformed gateway attribute value: %w", err)
-		}
+	if vals, ok := resp["values"].(map[string]any); ok {
+		out = vals
+	} else if v, ok := resp["value"]; ok && len(keys) == 1 {
 		out[keys[0]] = v
 	}
 	return out, nil
@@ -380,6 +415,7 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 		return nil, err
 	}
 	g.mu.Lock()
+	device = g.resolveLocked(device)
 	t := g.attrs[device]
 	if t == nil {
 		t = newAttrTable(device)
@@ -395,10 +431,15 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 
 func (g *Gateway) onAttributeUpdate(_ string, payload []byte) {
 	var m struct {
-		Device string         `json:"device"`
-		Data   map[string]any `json:"data"`
+		Device string
+		Data   map[string]any
 	}
-	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" || m.Data == nil {
+	doc, err := decodeObject(payload)
+	if err == nil {
+		m.Device, _ = doc["device"].(string)
+		m.Data, _ = doc["data"].(map[string]any)
+	}
+	if err != nil || m.Device == "" || m.Data == nil {
 		g.c.reportError(fmt.Errorf("tb: malformed gateway attribute update %q", truncate(payload)))
 		return
 	}
@@ -473,30 +514,37 @@ func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
 	// nothing to ask for.
 	g.c.resync(cn, g.q, t, func(_ bool, keys []string) bool { return len(keys) == 0 },
 		func(ctx context.Context, _ bool, keys []string) (map[string]any, error) {
-			return g.RequestDeviceAttributes(ctx, t.device, false, keys...)
+			return g.RequestDeviceAttributes(ctx, t.name(), false, keys...)
 		})
 }
 
 // reconnectDevices runs after every CONNACK, before the outbox is replayed:
 // it connects every known sub-device again (the server forgets them when
 // the gateway's connection closes), pipelining the messages.
-func (g *Gateway) reconnectDevices(cn *conn) {
+func (g *Gateway) reconnectDevices(cn *conn) error {
 	g.mu.Lock()
 	types := maps.Clone(g.devices)
 	g.mu.Unlock()
 	names := slices.Sorted(maps.Keys(types))
 	if len(names) == 0 {
-		return
+		return nil
 	}
+	lim := g.c.limits()
 	window := make(chan struct{}, 256)
 	var wg sync.WaitGroup
 	for _, n := range names {
 		select {
 		case window <- struct{}{}:
 		case <-cn.lost:
-			return
+			return nil
 		}
-		tok := cn.publish(topicGatewayConnect, 1, mustJSON(map[string]string{"device": n, "type": types[n]}))
+		// The connects count against the shared sub-device bucket too.
+		payload := mustJSON(map[string]string{"device": n, "type": types[n]})
+		if err := lim.wait(cn.ctx, topicGatewayConnect, payload); err != nil {
+			<-window
+			break
+		}
+		tok := cn.publish(topicGatewayConnect, 1, payload)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -510,6 +558,7 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 	}
 	wg.Wait()
 	g.c.log.Info("sub-devices connected again", "count", len(names))
+	return nil
 }
 
 // HandleDeviceRPC registers the server-side RPC handler of a sub-device;
@@ -520,6 +569,9 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 func (g *Gateway) HandleDeviceRPC(device string, fn RPCHandler) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if device != "" {
+		device = g.resolveLocked(device)
+	}
 	if fn == nil {
 		delete(g.handlers, device)
 		return
@@ -596,6 +648,7 @@ func (g *Gateway) ClaimDevice(ctx context.Context, device, secretKey string, dur
 	if duration > 0 {
 		body["durationMs"] = duration.Milliseconds()
 	}
+	device = g.Resolve(device)
 	g.implicit(device)
 	return g.c.sendReliable(ctx, topicGatewayClaim, mustJSON(map[string]any{device: body}))
 }
