@@ -81,6 +81,7 @@ export function outputCount(node) {
   if (!t) return Array.isArray(node.wires) ? node.wires.length : 0;
   if (t.outputsField) {
     const rows = node[t.outputsField];
+    if (typeof rows === 'number') return rows;
     return Array.isArray(rows) ? rows.length : 0;
   }
   return t.outputs || 0;
