@@ -76,11 +76,24 @@ type config struct {
 // wrapper lines: the user's code starts on line 2 of the compiled source.
 const (
 	msgPrefix   = "(async function(msg, __send__, __done__) {\n"
+	syncPrefix  = "(function(msg, __send__, __done__) {\n"
 	startPrefix = "(async function() {\n"
 	suffix      = "\n})"
 )
 
-var requireRE = regexp.MustCompile(`\brequire\s*\(`)
+var (
+	requireRE = regexp.MustCompile(`\brequire\s*\(`)
+	awaitRE   = regexp.MustCompile(`\bawait\b`)
+)
+
+// msgWrapper is the wrapper of a message script: an async function only
+// when the code awaits, since a plain call costs a fraction of one.
+func msgWrapper(src string) string {
+	if awaitRE.MatchString(src) {
+		return msgPrefix
+	}
+	return syncPrefix
+}
 
 // Validate reports syntax errors with line and column, and what is not
 // supported (modules).
@@ -96,7 +109,7 @@ func (c *config) Validate() error {
 		errs = append(errs, &engine.FieldError{Field: "libs", Message: "external modules are not supported in tbflow (" + strings.Join(names, ", ") + "); remove them and the code using them"})
 	}
 	for _, s := range []struct{ field, src, prefix string }{
-		{"func", c.Func, msgPrefix}, {"initialize", c.Initialize, startPrefix}, {"finalize", c.Finalize, startPrefix},
+		{"func", c.Func, msgWrapper(c.Func)}, {"initialize", c.Initialize, startPrefix}, {"finalize", c.Finalize, startPrefix},
 	} {
 		if _, err := compile(s.field, s.src, s.prefix); err != nil {
 			errs = append(errs, err)
@@ -141,6 +154,7 @@ func lineCol(s string, off int) (int, int) {
 type fnNode struct {
 	nc                        *engine.NodeContext
 	budget                    time.Duration
+	async                     bool
 	prog, startProg, stopProg *goja.Program
 
 	mu      sync.Mutex
@@ -156,7 +170,8 @@ func newFunction(nc *engine.NodeContext, c *config) (engine.Node, error) {
 		n.budget = time.Duration(c.Timeout * float64(time.Second))
 	}
 	var err error
-	if n.prog, err = compile("func", c.Func, msgPrefix); err != nil {
+	n.async = msgWrapper(c.Func) == msgPrefix
+	if n.prog, err = compile("func", c.Func, msgWrapper(c.Func)); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(c.Initialize) != "" {

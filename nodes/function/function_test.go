@@ -196,13 +196,16 @@ func TestValidationProblems(t *testing.T) {
 func TestFinalizeRunsOnStop(t *testing.T) {
 	h := enginetest.New(t, enginetest.Options{})
 	flow := `[{"id":"tab","type":"tab","label":"t"},
-	 {"id":"f","type":"function","z":"tab","func":"return msg;","finalize":"global.set('stopped', true);","x":1,"y":1,"wires":[[]]}]`
+	 {"id":"f","type":"function","z":"tab","func":"return msg;","finalize":"global.set('stopped', true);","x":1,"y":1,"wires":[["out"]]},
+	 {"id":"out","type":"` + enginetest.CaptureType + `","z":"tab","x":1,"y":3,"wires":[]}]`
 	h.Deploy([]byte(flow), engine.DeployFull)
+	h.Send("f", engine.NewMsg(nil))
+	h.WaitOutputs("out", 1) // started
 	h.Deploy([]byte(`[{"id":"tab","type":"tab","label":"t"},
 	 {"id":"g","type":"function","z":"tab","func":"msg.payload = global.get('stopped'); return msg;","x":1,"y":1,"wires":[["out"]]},
 	 {"id":"out","type":"`+enginetest.CaptureType+`","z":"tab","x":1,"y":3,"wires":[]}]`), engine.DeployFull)
 	h.Send("g", engine.NewMsg(nil))
-	if out := h.WaitOutputs("out", 1); out[0].Payload != true {
+	if out := h.WaitOutputs("out", 2); out[1].Payload != true {
 		t.Fatalf("finalize did not run: %v", out[0].Payload)
 	}
 }

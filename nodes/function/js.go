@@ -26,11 +26,12 @@ const (
 // jsRuntime is the goja runtime of one function node. Every method runs
 // with the node's mutex held.
 type jsRuntime struct {
-	n   *fnNode
-	vm  *goja.Runtime
-	fn  goja.Value // the compiled message function
-	run goja.Callable // run(fn, msg, ok, fail): fn(msg).then(ok, fail)
-	nop goja.Value
+	n    *fnNode
+	vm   *goja.Runtime
+	fn   goja.Value    // the compiled message function
+	call goja.Callable // fn, callable from Go
+	run  goja.Callable // run(fn, msg, ok, fail): fn(msg).then(ok, fail)
+	nop  goja.Value
 
 	// the message being handled, for node.send's _msgid and its context
 	curID  string
@@ -44,9 +45,10 @@ type jsRuntime struct {
 	failFn   goja.Value
 	asyncMsg *engine.Msg
 
-	budgetMu  sync.Mutex
-	budgetGen uint64
-	budgetOn  bool
+	budgetMu    sync.Mutex
+	deadline    time.Time
+	budgetOn    bool
+	budgetTimer *time.Timer
 
 	timers    map[int64]*time.Timer
 	nextTimer int64
@@ -73,6 +75,7 @@ func newJSRuntime(n *fnNode) (*jsRuntime, error) {
 		return nil, errors.New("the function did not compile to a function")
 	}
 	js.fn = v
+	js.call, _ = goja.AssertFunction(v)
 	// One pair of settlement callbacks serves every message: the
 	// synchronous case settles before run returns; later settlements
 	// (after an await on a timer) go to asyncMsg.
@@ -105,22 +108,30 @@ func (js *jsRuntime) settle(v goja.Value, err error) {
 	}
 }
 
+// overBudget interrupts the run in progress when it is past its deadline.
+// A timer that fires as a run ends finds budgetOn false, or a later run's
+// deadline still ahead.
+func (js *jsRuntime) overBudget() {
+	js.budgetMu.Lock()
+	if js.budgetOn && !time.Now().Before(js.deadline) {
+		js.vm.Interrupt(errBudget)
+	}
+	js.budgetMu.Unlock()
+}
+
 // timed runs f under the node's time budget.
 func (js *jsRuntime) timed(f func() error) error {
 	js.budgetMu.Lock()
-	js.budgetGen++
-	gen := js.budgetGen
+	js.deadline = time.Now().Add(js.n.budget)
 	js.budgetOn = true
 	js.budgetMu.Unlock()
-	t := time.AfterFunc(js.n.budget, func() {
-		js.budgetMu.Lock()
-		if js.budgetOn && js.budgetGen == gen {
-			js.vm.Interrupt(errBudget)
-		}
-		js.budgetMu.Unlock()
-	})
+	if js.budgetTimer == nil {
+		js.budgetTimer = time.AfterFunc(js.n.budget, js.overBudget)
+	} else {
+		js.budgetTimer.Reset(js.n.budget)
+	}
 	err := f()
-	t.Stop()
+	js.budgetTimer.Stop()
 	js.budgetMu.Lock()
 	js.budgetOn = false
 	js.budgetMu.Unlock()
@@ -156,6 +167,18 @@ func (js *jsRuntime) handle(ctx context.Context, m *engine.Msg) error {
 	js.curID, js.curCtx = m.ID, ctx
 	defer func() { js.curID, js.curCtx = "", nil }()
 	js.settled, js.result, js.failure = false, nil, nil
+	if !js.n.async {
+		var res goja.Value
+		err := js.timed(func() error {
+			var err error
+			res, err = js.call(goja.Undefined(), jm, js.nop, js.nop)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return js.sendResults(ctx, res, m.ID)
+	}
 	err := js.timed(func() error {
 		_, err := js.run(goja.Undefined(), js.fn, jm, js.nop, js.nop, js.okFn, js.failFn)
 		return err
