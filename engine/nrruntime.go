@@ -137,3 +137,15 @@ func contextsOf(e *Engine) *engineContexts {
 	}
 	return v.(*engineContexts)
 }
+
+// DeployedByName returns the id of a running node of type typ called
+// name, or "" (the lowest id when several share the name).
+func (nc *NodeContext) DeployedByName(typ, name string) string {
+	best := ""
+	for id, r := range nc.e.graph.Load().runners {
+		if r.def.Type == typ && r.def.Name == name && (best == "" || id < best) {
+			best = id
+		}
+	}
+	return best
+}
