@@ -292,8 +292,8 @@ func (p prop) del(nc *engine.NodeContext, m *engine.Msg) {
 // expression, which JSONata values are converted to).
 type typedValue struct {
 	typ   string
-	value any   // str, num, bool, json: the constant
-	prop  prop  // msg, flow, global
+	value any  // str, num, bool, json: the constant
+	prop  prop // msg, flow, global
 	env   string
 	expr  *engine.Expr
 	raw   string
