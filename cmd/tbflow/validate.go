@@ -75,10 +75,18 @@ func validateFile(path string) engine.Problems {
 	if _, err := os.Stat(path); err != nil {
 		return engine.Problems{{Severity: engine.SeverityError, Message: err.Error()}}
 	}
-	reg := engine.DefaultRegistry()
-	f, err := (&engine.FileStore{Path: path, Registry: reg}).Load()
+	f, hint, notes, err := loadFlowFile(path)
 	if err != nil {
 		return engine.ProblemsFromError(err)
 	}
-	return reg.Validate(f, nil)
+	ps := engine.DefaultRegistry().Validate(f, nil)
+	if hint != "" {
+		// A Node-RED export: say so first, with what the conversion did.
+		pre := engine.Problems{{Severity: engine.SeverityWarning, Message: hint}}
+		for _, n := range notes {
+			pre = append(pre, engine.Problem{Severity: engine.SeverityWarning, Message: "import: " + n})
+		}
+		ps = append(pre, ps...)
+	}
+	return ps
 }

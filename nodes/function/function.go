@@ -82,8 +82,9 @@ const (
 )
 
 var (
-	requireRE = regexp.MustCompile(`\brequire\s*\(`)
-	awaitRE   = regexp.MustCompile(`\bawait\b`)
+	requireRE  = regexp.MustCompile(`\brequire\s*\(`)
+	awaitRE    = regexp.MustCompile(`\bawait\b`)
+	linkcallRE = regexp.MustCompile(`\bnode\.linkcall\b`)
 )
 
 // msgWrapper is the wrapper of a message script: an async function only
@@ -124,6 +125,10 @@ func compile(field, src, prefix string) (*goja.Program, error) {
 	if loc := requireRE.FindStringIndex(src); loc != nil {
 		l, c := lineCol(src, loc[0])
 		return nil, &engine.FieldError{Field: field, Message: fmt.Sprintf("line %d, column %d: require() is not supported in tbflow (no external modules)", l, c)}
+	}
+	if loc := linkcallRE.FindStringIndex(src); loc != nil {
+		l, c := lineCol(src, loc[0])
+		return nil, &engine.FieldError{Field: field, Message: fmt.Sprintf("line %d, column %d: node.linkcall is not supported in tbflow; use a link call node", l, c)}
 	}
 	p, err := goja.Compile(field, prefix+src+suffix, false)
 	if err == nil {
