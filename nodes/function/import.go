@@ -37,3 +37,16 @@ func importFunction(in map[string]any) (string, map[string]any, []string, error)
 	}
 	return "function", out, notes, nil
 }
+
+func init() {
+	engine.RegisterExport("function", exportFunction)
+}
+
+// exportFunction writes the settings Node-RED's function node has.
+func exportFunction(in map[string]any) (string, map[string]any, []string) {
+	out := map[string]any{"libs": []any{}}
+	for k, v := range in {
+		out[k] = engine.CloneValue(v)
+	}
+	return "function", out, nil
+}
