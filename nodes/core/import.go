@@ -100,6 +100,11 @@ func importInject(in map[string]any) (string, map[string]any, []string, error) {
 
 func importDebug(in map[string]any) (string, map[string]any, []string, error) {
 	out := map[string]any{}
+	var notes []string
+	if str(in, "targetType") == "jsonata" {
+		notes = append(notes, fmt.Sprintf("output formatted by JSONata %q is not supported; the node shows msg.payload", str(in, "complete")))
+		in = map[string]any{"complete": "false", "active": in["active"], "console": in["console"]}
+	}
 	switch c := str(in, "complete"); c {
 	case "true":
 		out["property"] = "msg"
@@ -114,7 +119,7 @@ func importDebug(in map[string]any) (string, map[string]any, []string, error) {
 	if c, ok := in["console"].(bool); ok {
 		out["console"] = c
 	}
-	return "debug", out, nil, nil
+	return "debug", out, notes, nil
 }
 
 func importScope(typ string) engine.ImportFunc {
@@ -165,12 +170,22 @@ func importDelay(in map[string]any) (string, map[string]any, []string, error) {
 
 // importSwitch converts rules on msg properties with simple comparisons.
 func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
-	if pt := str(in, "propertyType"); pt != "" && pt != "msg" {
-		return "", nil, nil, fmt.Errorf("switch on %s properties is not supported", pt)
-	}
+	var notes []string
 	prop := "msg." + str(in, "property")
 	if prop == "msg." {
 		prop = "payload"
+	}
+	switch pt := str(in, "propertyType"); pt {
+	case "", "msg":
+	case "jsonata":
+		ex, ok := JSONataToExpr(str(in, "property"))
+		if !ok {
+			return "", nil, nil, fmt.Errorf("the JSONata value %q has no expr equivalent", str(in, "property"))
+		}
+		prop = "(" + ex + ")"
+		notes = append(notes, fmt.Sprintf("JSONata value %q became the expression %q", str(in, "property"), ex))
+	default:
+		return "", nil, nil, fmt.Errorf("switch on %s properties is not supported", pt)
 	}
 	ops := map[string]string{"eq": "==", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 	rules, _ := in["rules"].([]any)
@@ -205,6 +220,13 @@ func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
 			cond = prop + " != nil"
 		case "else":
 			cond = "true"
+		case "jsonata_exp":
+			ex, ok := JSONataToExpr(str(rm, "v"))
+			if !ok {
+				return "", nil, nil, fmt.Errorf("rule %d: the JSONata expression %q has no expr equivalent", i+1, str(rm, "v"))
+			}
+			cond = ex
+			notes = append(notes, fmt.Sprintf("rule %d: JSONata %q became the expression %q", i+1, str(rm, "v"), ex))
 		default:
 			return "", nil, nil, fmt.Errorf("rule %d (%s) is not supported", i+1, t)
 		}
@@ -217,5 +239,5 @@ func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
 	if c, _ := in["checkall"].(string); c == "false" {
 		mode = "first"
 	}
-	return "switch", map[string]any{"rules": out, "mode": mode}, nil, nil
+	return "switch", map[string]any{"rules": out, "mode": mode}, notes, nil
 }
