@@ -151,6 +151,9 @@ func (r *Registry) ImportNodeREDFlow(in *Flow) (*Flow, *ImportReport) {
 			if err != nil {
 				rep.Unsupported[n.Type] = append(rep.Unsupported[n.Type], n.ID)
 				rep.Notes = append(rep.Notes, fmt.Sprintf("node %q (%s): %v", n.ID, n.Type, err))
+				if rep.Reasons[n.Type] == "" {
+					rep.Reasons[n.Type] = err.Error()
+				}
 				continue
 			}
 			t, ok := r.Lookup(typ)
@@ -176,7 +179,7 @@ func (r *Registry) ImportNodeREDFlow(in *Flow) (*Flow, *ImportReport) {
 		rep.Unsupported[n.Type] = append(rep.Unsupported[n.Type], n.ID)
 	}
 	for t := range rep.Unsupported {
-		if why, ok := unsupportedReasons[t]; ok {
+		if why, ok := unsupportedReasons[t]; ok && rep.Reasons[t] == "" {
 			rep.Reasons[t] = why
 		}
 	}

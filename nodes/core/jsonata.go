@@ -209,7 +209,7 @@ func jsonataTerm(s string) (string, bool) {
 				b.WriteByte('=')
 				i++
 			}
-		case strings.IndexByte("+-*/%()?:,", c) >= 0:
+		case strings.IndexByte("+-*/()?:,", c) >= 0: // not %: expr's works on integers only
 			b.WriteByte(c)
 		default:
 			return "", false

@@ -1,6 +1,7 @@
 package function
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -36,9 +37,17 @@ func (js *jsRuntime) installAPI() {
 	logf := func(level string) goja.Value {
 		return fn(func(c goja.FunctionCall) goja.Value {
 			text := c.Argument(0).String()
+			if o, ok := c.Argument(0).(*goja.Object); ok && o.ClassName() == "Object" {
+				if v, err := fromJS(o); err == nil {
+					text = jsonText(v)
+				}
+			}
 			switch level {
 			case "warn":
 				n.nc.Logger().Warn(text)
+				if n.nc.DebugWanted() {
+					n.nc.Debug("warn", text) // Node-RED shows warnings in the debug sidebar
+				}
 			case "error":
 				if m, ok := c.Argument(1).(*goja.Object); ok {
 					if v, err := fromJS(m); err == nil {
@@ -49,6 +58,9 @@ func (js *jsRuntime) installAPI() {
 					}
 				}
 				n.nc.Logger().Error(text)
+				if n.nc.DebugWanted() {
+					n.nc.Debug("error", text)
+				}
 			default:
 				n.nc.Logger().Info(text)
 			}
@@ -137,6 +149,14 @@ func (js *jsRuntime) installAPI() {
 	vm.Set("require", fn(func(goja.FunctionCall) goja.Value {
 		panic(vm.NewTypeError("require() is not supported in tbflow (no external modules)"))
 	}))
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 func str(v goja.Value) string {

@@ -163,7 +163,8 @@ type fnNode struct {
 	prog, startProg, stopProg *goja.Program
 
 	mu      sync.Mutex
-	js      *jsRuntime // nil until Start
+	js      *jsRuntime    // nil until Start
+	ready   chan struct{} // closed when On Start's promise settles; nil if none
 	life    context.Context
 	cancel  context.CancelFunc
 	stopped bool
@@ -206,9 +207,11 @@ func (n *fnNode) Start(context.Context) error {
 	}
 	n.js = js
 	if n.startProg != nil {
-		if err := js.runScript(n.startProg, nil); err != nil {
+		ready, err := js.runStart(n.startProg)
+		if err != nil {
 			n.nc.Error(fmt.Errorf("On Start: %w", err), nil)
 		}
+		n.ready = ready
 	}
 	return nil
 }
@@ -234,6 +237,17 @@ func (n *fnNode) Stop(context.Context) error {
 // Handle runs the script for m. An error thrown (or a rejected promise)
 // before the run ends is returned with m, so catch nodes get it.
 func (n *fnNode) Handle(ctx context.Context, m *engine.Msg) error {
+	n.mu.Lock()
+	ready := n.ready
+	n.mu.Unlock()
+	if ready != nil {
+		// On Start returned a promise: messages wait until it settles.
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.js == nil || n.stopped {

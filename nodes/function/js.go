@@ -198,6 +198,56 @@ func (js *jsRuntime) handle(ctx context.Context, m *engine.Msg) error {
 	return js.sendResults(ctx, js.result, m.ID)
 }
 
+// runStart runs On Start code. When it returns a pending promise, the
+// returned channel closes once the promise settles (a rejection is
+// reported); otherwise it is nil.
+func (js *jsRuntime) runStart(p *goja.Program) (chan struct{}, error) {
+	var ready chan struct{}
+	err := js.timed(func() error {
+		v, err := js.vm.RunProgram(p)
+		if err != nil {
+			return err
+		}
+		f, ok := goja.AssertFunction(v)
+		if !ok {
+			return nil
+		}
+		pv, err := f(goja.Undefined())
+		if err != nil {
+			return err
+		}
+		po, ok := pv.(*goja.Object)
+		if !ok {
+			return nil
+		}
+		pr, ok := po.Export().(*goja.Promise)
+		if !ok {
+			return nil
+		}
+		switch pr.State() {
+		case goja.PromiseStateRejected:
+			return jsError(pr.Result())
+		case goja.PromiseStateFulfilled:
+			// An async On Start whose own result is a promise (return
+			// new Promise(...)) resolves through it: wait on that.
+			if inner, ok := pr.Result().Export().(*goja.Promise); !ok || inner.State() != goja.PromiseStatePending {
+				return nil
+			}
+		}
+		ready = make(chan struct{})
+		once := sync.OnceFunc(func() { close(ready) })
+		then, _ := goja.AssertFunction(po.Get("then"))
+		_, err = then(po, js.vm.ToValue(func(goja.FunctionCall) goja.Value { once(); return goja.Undefined() }),
+			js.vm.ToValue(func(c goja.FunctionCall) goja.Value {
+				js.n.nc.Error(fmt.Errorf("On Start: %w", jsError(c.Argument(0))), nil)
+				once()
+				return goja.Undefined()
+			}))
+		return err
+	})
+	return ready, err
+}
+
 // runScript runs On Start or On Stop code.
 func (js *jsRuntime) runScript(p *goja.Program, _ *engine.Msg) error {
 	return js.timed(func() error {
