@@ -260,13 +260,15 @@ var (
 
 // normalise hides what legitimately differs between two runs: message
 // ids, times (Unix milliseconds or ISO text near now), the "ts" stamp
-// tbflow's inject adds and an empty topic, which tbflow leaves out.
+// tbflow's inject adds, Node-RED's internal _event and _error marks, an
+// empty topic (tbflow leaves it out), and a caught error's stack, count
+// and depth.
 func normalise(v any, depth int) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := map[string]any{}
 		for k, x := range t {
-			if depth == 0 && (k == "_msgid" || k == "ts" || k == "_error") {
+			if depth == 0 && (k == "_msgid" || k == "ts" || k == "_error" || k == "_event") {
 				continue
 			}
 			if depth == 0 && k == "error" {

@@ -72,7 +72,7 @@ const settingsJS = `module.exports = {
   credentialSecret: false,
   httpAdminRoot: "/",
   httpNodeRoot: "/nodes",
-  logging: { console: { level: "warn", metrics: false, audit: false } },
+  logging: { console: { level: "info", metrics: false, audit: false } },
   editorTheme: { tours: false, projects: { enabled: false }, palette: { catalogues: [] } },
   externalModules: { autoInstall: false, palette: { allowInstall: false }, modules: { allowInstall: false } },
   functionExternalModules: false,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/cbroglie/mustache"
 
@@ -61,6 +62,9 @@ func (c *templateConfig) Validate() error {
 	return nil
 }
 
+// mustacheJSEscape escapes as mustache.js (Node-RED's template) does.
+var mustacheJSEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;", "/", "&#x2F;", "`", "&#x60;", "=", "&#x3D;")
+
 var envRefRE = regexp.MustCompile(`env\.([A-Za-z_][A-Za-z0-9_]*)`)
 
 type templateNode struct {
@@ -81,6 +85,7 @@ func newTemplate(nc *engine.NodeContext, c *templateConfig) (engine.Node, error)
 		if n.tmpl, err = mustache.ParseString(c.Template); err != nil {
 			return nil, err
 		}
+		n.tmpl.Escape(mustacheJSEscape.Replace)
 		for _, m := range envRefRE.FindAllStringSubmatch(c.Template, -1) {
 			n.envs = append(n.envs, m[1])
 		}
