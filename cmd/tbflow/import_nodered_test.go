@@ -86,3 +86,29 @@ func TestValidateAndRunConvertANodeREDFile(t *testing.T) {
 		t.Fatalf("run exit %d\n%s", c, logs.String())
 	}
 }
+
+func TestExportNodeREDCommand(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "f.json")
+	os.WriteFile(in, []byte(`[{"id":"t","type":"tab","label":"x"},
+	 {"id":"i","type":"inject","z":"t","payloadType":"number","payload":"5","interval":"2s","x":1,"y":1,"wires":[["tr"]]},
+	 {"id":"tr","type":"transform","z":"t","expression":"payload * 2","x":2,"y":1,"wires":[["lo"]]},
+	 {"id":"lo","type":"link-out","z":"t","links":[],"x":3,"y":1}]`), 0o644)
+	var out, errb bytes.Buffer
+	if code := runMain(context.Background(), []string{"export", "nodered", in}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	f, err := engine.ParseFlow(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Node("i"); n.Fields["payloadType"] != "num" || n.Fields["repeat"] != "2" {
+		t.Errorf("inject = %v", n.Fields)
+	}
+	if f.Node("lo").Type != "link out" || f.Node("tr").Type != "transform" {
+		t.Errorf("types: %s", out.String())
+	}
+	if !strings.Contains(errb.String(), "tbflow only (Node-RED will list it as a missing type): transform (1)") {
+		t.Errorf("report: %s", errb.String())
+	}
+}
