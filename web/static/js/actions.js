@@ -203,7 +203,7 @@ export function createActions({ model, view }) {
       for (const t of newTabs) ops.put(t);
       for (const n of out) ops.put(n);
     });
-    const unknown = [...new Set(list.filter((n) => n.type !== TYPE_PLACEHOLDER && !getType(n.type)).map((n) => n.type))];
+    const unknown = [...new Set(list.filter((n) => n.type !== TYPE_PLACEHOLDER && n.type !== 'group' && !getType(n.type)).map((n) => n.type))];
     if (newTabs.length && !here.length) {
       view.setTab(newTabs[0].id);
       view.select(out.filter((n) => n.z === newTabs[0].id).map((n) => n.id));
