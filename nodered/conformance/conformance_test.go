@@ -24,7 +24,7 @@ import (
 // output must stay quiet (at most settleMax) before it is compared.
 const (
 	injectGap = 250 * time.Millisecond
-	quiet     = 1200 * time.Millisecond
+	quiet     = 1000 * time.Millisecond
 	settleMax = 6 * time.Second
 )
 
@@ -208,16 +208,37 @@ func compare(t *testing.T, nr *nodeRED, ex example, f *engine.Flow) {
 		}
 		time.Sleep(injectGap)
 	}
+	// Wait at least as long as the flow's triggers and delays hold messages.
+	wait, limit := quiet, settleMax
+	for _, n := range f.Nodes {
+		var d time.Duration
+		switch n.Type {
+		case "trigger":
+			if v, ok := n.Fields["duration"].(float64); ok && v > 0 {
+				u := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "hr": time.Hour}[fmt.Sprint(n.Fields["units"])]
+				if u == 0 {
+					u = time.Millisecond
+				}
+				d = time.Duration(v * float64(u))
+			}
+		case "delay":
+			d, _ = time.ParseDuration(fmt.Sprint(n.Fields["delay"]))
+		}
+		if d > 0 && d < time.Minute {
+			wait = max(wait, d+700*time.Millisecond)
+			limit = max(limit, d+wait+2*time.Second)
+		}
+	}
 	count := func() int {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(tb) + len(nr.debugSeen())
 	}
 	last, since := count(), time.Now()
-	for start := time.Now(); time.Since(start) < settleMax; time.Sleep(50 * time.Millisecond) {
+	for start := time.Now(); time.Since(start) < limit; time.Sleep(50 * time.Millisecond) {
 		if c := count(); c != last {
 			last, since = c, time.Now()
-		} else if time.Since(since) > quiet {
+		} else if time.Since(since) > wait {
 			break
 		}
 	}

@@ -14,8 +14,12 @@ import (
 // Property paths and typed values as Node-RED's change, trigger, template
 // and filter nodes use them: "payload.a[0].b" on msg, flow or global.
 
-// maxPathLen bounds a property path.
-const maxPathLen = 1000
+// maxPathLen bounds a property path; maxIndex bounds an array index a
+// path may create.
+const (
+	maxPathLen = 1000
+	maxIndex   = 10_000
+)
 
 // parsePath splits a property path into keys (strings) and indexes (ints):
 // `a.b[0]["c d"]` → a, b, 0, "c d". It is linear in the path's length.
@@ -124,7 +128,7 @@ func setPath(root any, path []any, v any) (any, error) {
 		return c, nil
 	case []any:
 		idx, ok := path[0].(int)
-		if !ok || idx < 0 || idx > 1_000_000 {
+		if !ok || idx < 0 || idx > maxIndex {
 			return nil, fmt.Errorf("cannot set %v on an array", path[0])
 		}
 		for len(c) <= idx {
