@@ -129,7 +129,7 @@ func TestNodeREDExamples(t *testing.T) {
 	mustRun := regexp.MustCompile(`^(common/(debug|link|catch|status|inject)|function/(change|function|range|switch|template|trigger))/`)
 	allowedGap := regexp.MustCompile(`external modules|Node.js's os module|JSONata|node\.linkcall|timer-driven|is not set by tbflow's inject|(?i:yaml)|sequence|complete|as the node.s status|console-only|switch on (flow|global) properties`)
 	var skipped []string
-	ran := 0
+	ran, printed := 0, 0
 	for _, ex := range examples(t, dir) {
 		reason, f := skipReason(reg, ex)
 		if reason != "" {
@@ -140,16 +140,17 @@ func TestNodeREDExamples(t *testing.T) {
 			continue
 		}
 		ran++
-		t.Run(ex.name, func(t *testing.T) { compare(t, nr, ex, f) })
+		t.Run(ex.name, func(t *testing.T) { printed += compare(t, nr, ex, f) })
 	}
 	t.Logf("compared %d examples; not run in tbflow (%d):\n  %s", ran, len(skipped), strings.Join(skipped, "\n  "))
-	if ran < 25 {
-		t.Errorf("only %d examples ran", ran)
+	if ran < 35 || printed < 60 {
+		t.Errorf("only %d examples ran, printing %d debug messages in Node-RED", ran, printed)
 	}
 }
 
-// compare runs one example on both sides.
-func compare(t *testing.T, nr *nodeRED, ex example, f *engine.Flow) {
+// compare runs one example on both sides and returns how many debug
+// messages Node-RED printed.
+func compare(t *testing.T, nr *nodeRED, ex example, f *engine.Flow) int {
 	var src []map[string]any
 	if err := json.Unmarshal(ex.data, &src); err != nil {
 		t.Fatal(err)
@@ -258,6 +259,7 @@ func compare(t *testing.T, nr *nodeRED, ex example, f *engine.Flow) {
 	if len(want) == 0 {
 		t.Logf("no debug output in Node-RED (log: %s)", lastLines(nr.logText(), 5))
 	}
+	return len(want)
 }
 
 type debugValue struct {
