@@ -64,4 +64,19 @@ editorTest('a Node-RED export imports converted, with a report, and deploys', as
   assert.equal(inj.payloadType, 'num');
   assert.ok(exported.some((n) => n.type === 'link in'));
   await ed.$('#export-close').click();
+  await dlg.waitFor({ state: 'hidden' });
+
+  // Importing the same export again gives new ids; links and the group follow them.
+  await ed.importJSON(JSON.stringify(nodeRED));
+  await ed.$('#nodered-report-ok').click();
+  await ed.deploy();
+  const again = flowNodes((await getFlows()).flows);
+  const outs = again.filter((n) => n.type === 'link-out');
+  const ins = new Set(again.filter((n) => n.type === 'link-in').map((n) => n.id));
+  assert.equal(outs.length, 2);
+  for (const o of outs) assert.ok(ins.has(o.links[0]), `link ${o.id} points to ${o.links[0]}, not a link in`);
+  const ids = new Set(again.map((n) => n.id));
+  for (const g of again.filter((n) => n.type === 'group')) for (const m of g.nodes) assert.ok(ids.has(m), `group member ${m} is missing`);
+  const targets = outs.map((o) => o.links[0]);
+  assert.notEqual(targets[0], targets[1], 'both imports link to the same link in');
 });
