@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"flag"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,7 +144,7 @@ func TestNodeREDExamples(t *testing.T) {
 		t.Run(ex.name, func(t *testing.T) { printed += compare(t, nr, ex, f) })
 	}
 	t.Logf("compared %d examples; not run in tbflow (%d):\n  %s", ran, len(skipped), strings.Join(skipped, "\n  "))
-	if ran < 35 || printed < 60 {
+	if f := flag.Lookup("test.run"); (f == nil || !strings.Contains(f.Value.String(), "/")) && (ran < 35 || printed < 60) {
 		t.Errorf("only %d examples ran, printing %d debug messages in Node-RED", ran, printed)
 	}
 }

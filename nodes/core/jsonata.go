@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/tbflow/tbflow/engine"
@@ -82,11 +83,44 @@ func isIdent(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
 
 // jsonataTerm converts one &-free JSONata expression.
 func jsonataTerm(s string) (string, bool) {
-	var b strings.Builder
+	var b bytes.Buffer
 	prevPath := false // the previous token ends a path (a . continues it)
+	atom := -1        // where the last complete operand starts in b
+	var parens []int  // where each open parenthesis' operand starts in b
+	funcStart := -1   // a function name waiting for its (
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
+		case c == '%':
+			// JavaScript's remainder; expr's % takes integers only.
+			if atom < 0 {
+				return "", false
+			}
+			j := i + 1
+			for j < len(s) && s[j] == ' ' {
+				j++
+			}
+			k := j
+			for k < len(s) && (isIdent(s[k]) || s[k] == '.') {
+				k++
+			}
+			rhs := s[j:k]
+			if rhs == "" {
+				return "", false
+			}
+			if isIdentStart(rhs[0]) {
+				if e, ok := jsonataTerm(rhs); ok {
+					rhs = e
+				} else {
+					return "", false
+				}
+			}
+			lhs := string(b.Bytes()[atom:])
+			b.Truncate(atom)
+			b.WriteString("(" + lhs + " - " + rhs + " * int(" + lhs + " / " + rhs + "))")
+			i = k
+			prevPath = false
+			continue
 		case c == ' ' || c == '\t' || c == '\n':
 			b.WriteByte(c)
 			i++
@@ -96,6 +130,7 @@ func jsonataTerm(s string) (string, bool) {
 			if j < 0 {
 				return "", false
 			}
+			atom = b.Len()
 			b.WriteString(`"` + strings.ReplaceAll(s[i+1:i+1+j], `"`, `\"`) + `"`)
 			i += j + 2
 			prevPath = false
@@ -105,6 +140,7 @@ func jsonataTerm(s string) (string, bool) {
 			for j < len(s) && (s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
 				j++
 			}
+			atom = b.Len()
 			b.WriteString(s[i:j])
 			i = j
 			prevPath = false
@@ -126,6 +162,7 @@ func jsonataTerm(s string) (string, bool) {
 				if name == "$millis" {
 					fn += "()"
 				}
+				atom = b.Len()
 				b.WriteString(fn)
 				i = j + 2
 				prevPath = false
@@ -136,6 +173,7 @@ func jsonataTerm(s string) (string, bool) {
 					return "", false
 				}
 			}
+			funcStart = b.Len()
 			b.WriteString(fn)
 			i = j
 			prevPath = false
@@ -146,6 +184,9 @@ func jsonataTerm(s string) (string, bool) {
 				j++
 			}
 			word := s[i:j]
+			if !prevPath {
+				atom = b.Len()
+			}
 			switch {
 			case prevPath:
 				b.WriteString(word)
@@ -209,7 +250,20 @@ func jsonataTerm(s string) (string, bool) {
 				b.WriteByte('=')
 				i++
 			}
-		case strings.IndexByte("+-*/()?:,", c) >= 0: // not %: expr's works on integers only
+		case c == '(':
+			start := b.Len()
+			if funcStart >= 0 {
+				start, funcStart = funcStart, -1
+			}
+			parens = append(parens, start)
+			b.WriteByte(c)
+		case c == ')':
+			if len(parens) == 0 {
+				return "", false
+			}
+			atom, parens = parens[len(parens)-1], parens[:len(parens)-1]
+			b.WriteByte(c)
+		case strings.IndexByte("+-*/?:,", c) >= 0:
 			b.WriteByte(c)
 		default:
 			return "", false

@@ -88,7 +88,7 @@ func TestJSONataToExpr(t *testing.T) {
 			t.Errorf("%q → %q, %v; want %q", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"$sum(payload)", "payload.{'a': 1}", "$round(payload, 2)", "payload[x > 1]", "$flowContext('a')"} {
+	for _, in := range []string{"$sum(payload)", "payload.{'a': 1}", "$round(payload, 2)", "payload[x > 1]", "% 2", "$flowContext('a')"} {
 		if got, ok := core.JSONataToExpr(in); ok {
 			t.Errorf("%q converted to %q", in, got)
 		}
@@ -238,5 +238,15 @@ func TestLinkCallTimeoutGoesToCatch(t *testing.T) {
 	c := h.WaitOutputs("caught", 1)[0]
 	if !strings.Contains(js(c.Fields["error"]), "timed out") || c.Payload != "x" {
 		t.Fatalf("caught = %s", js(c))
+	}
+}
+
+func TestTemplateYAML(t *testing.T) {
+	n := enginetest.RunNode(t, enginetest.Options{}, "template", map[string]any{"template": "key: {{topic}}\nvalue: {{payload}}\nlist: [1, 2.5]", "output": "yaml"})
+	m := engine.NewMsg("Hello, World!")
+	m.Topic = "message"
+	n.Send(m)
+	if got := js(n.WaitOut(0, 1)[0].Payload); got != `{"key":"message","list":[1,2.5],"value":"Hello, World!"}` {
+		t.Fatalf("yaml = %s", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cbroglie/mustache"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/tbflow/tbflow/engine"
 )
@@ -25,14 +26,14 @@ func init() {
 into **field**. The template sees the message's properties (` + "`{{payload}}`" + `, ` + "`{{topic}}`" + `,
 ` + "`{{payload.name}}`" + `), ` + "`{{flow.key}}`" + ` and ` + "`{{global.key}}`" + ` (context) and ` + "`{{env.NAME}}`" + `. ` + "`{{x}}`" + ` escapes
 HTML, ` + "`{{{x}}}`" + ` does not; sections (` + "`{{#payload}}…{{/payload}}`" + `) repeat over arrays. With **syntax**
-` + "`plain`" + ` the template is used as it is. **output** ` + "`json`" + ` parses the result as JSON.`,
+` + "`plain`" + ` the template is used as it is. **output** ` + "`json`" + ` or ` + "`yaml`" + ` parses the result.`,
 		Fields: []engine.Field{
 			{Name: "template", Kind: engine.KindString, Label: "Template", Default: "This is the payload: {{payload}} !", Help: "The Mustache template."},
 			{Name: "field", Kind: engine.KindString, Label: "Property", Default: "payload", Help: "Where the result goes."},
 			{Name: "fieldType", Kind: engine.KindEnum, Label: "Property scope", Enum: scopes, Default: "msg", Help: "Put the result into the message, flow or global context."},
 			{Name: "format", Kind: engine.KindString, Label: "Highlight", Default: "handlebars", Help: "Node-RED's editor highlighting mode (kept, not used)."},
 			{Name: "syntax", Kind: engine.KindEnum, Label: "Syntax", Enum: []string{"mustache", "plain"}, Default: "mustache", Help: "`mustache` fills the template; `plain` uses it as it is."},
-			{Name: "output", Kind: engine.KindEnum, Label: "Output as", Enum: []string{"str", "json"}, Default: "str", Help: "`str`: text; `json`: the text parsed as JSON."},
+			{Name: "output", Kind: engine.KindEnum, Label: "Output as", Enum: []string{"str", "json", "yaml"}, Default: "str", Help: "`str`: text; `json`: the text parsed as JSON; `yaml`: parsed as YAML."},
 		},
 		New: engine.Construct(newTemplate),
 	})
@@ -119,10 +120,17 @@ func (n *templateNode) Handle(ctx context.Context, m *engine.Msg) error {
 		out = s
 	}
 	var v any = out
-	if n.c.Output == "json" {
+	switch n.c.Output {
+	case "json":
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			return fmt.Errorf("template: the result is not JSON: %v", err)
 		}
+	case "yaml":
+		var y any
+		if err := yaml.Unmarshal([]byte(out), &y); err != nil {
+			return fmt.Errorf("template: the result is not YAML: %v", err)
+		}
+		v = fromYAML(y, 0)
 	}
 	if err := n.target.set(n.nc, m, v); err != nil {
 		return err
@@ -137,4 +145,33 @@ func storeMap(s *engine.ContextStore) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// fromYAML turns YAML's decoded values into JSON-like ones (string keys,
+// float64 numbers), at most 64 levels deep.
+func fromYAML(v any, depth int) any {
+	if depth > 64 {
+		return nil
+	}
+	switch t := v.(type) {
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[fmt.Sprint(k)] = fromYAML(x, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = fromYAML(x, depth+1)
+		}
+		return out
+	case int:
+		return float64(t)
+	case int64:
+		return float64(t)
+	case uint64:
+		return float64(t)
+	}
+	return v
 }
