@@ -36,7 +36,15 @@ func (t *Type) Markdown() string {
 	case t.OutputsField != "":
 		fmt.Fprintf(&b, "Inputs: %d. Outputs: one per row of `%s`.\n\n", t.Inputs, t.OutputsField)
 	default:
-		fmt.Fprintf(&b, "Inputs: %d. Outputs: %d.\n\n", t.Inputs, t.Outputs)
+		fmt.Fprintf(&b, "Inputs: %d. Outputs: %d", t.Inputs, t.Outputs)
+		if len(t.OutputLabels) > 0 {
+			labels := make([]string, len(t.OutputLabels))
+			for i, l := range t.OutputLabels {
+				labels[i] = fmt.Sprintf("%d %s", i+1, l)
+			}
+			fmt.Fprintf(&b, " (%s)", strings.Join(labels, "; "))
+		}
+		b.WriteString(".\n\n")
 	}
 	b.WriteString(strings.TrimSpace(t.Help) + "\n\n")
 	if len(t.Fields) > 0 {
@@ -75,6 +83,9 @@ func writeFieldRows(b *strings.Builder, fields []Field, prefix string) {
 		}
 		help := strings.ReplaceAll(f.Help, "\n", " ")
 		help = strings.ReplaceAll(help, "|", "\\|")
+		if w := f.ShowIfText(); w != "" {
+			notes = append(notes, "only when "+w)
+		}
 		if len(notes) > 0 {
 			help = "(" + strings.Join(notes, ", ") + ") " + help
 		}
@@ -121,7 +132,9 @@ func (r *Registry) JSONSchema() map[string]any {
 		required := []string{"id", "type"}
 		for _, f := range t.Fields {
 			props[f.Name] = fieldSchema(f)
-			if f.Required {
+			// A field that applies only sometimes (ShowIf) is not required
+			// by the schema: validation knows when it is.
+			if f.Required && len(f.ShowIf) == 0 {
 				required = append(required, f.Name)
 			}
 		}
@@ -190,7 +203,7 @@ func fieldSchema(f Field) map[string]any {
 		var req []string
 		for _, sub := range f.Fields {
 			props[sub.Name] = fieldSchema(sub)
-			if sub.Required {
+			if sub.Required && len(sub.ShowIf) == 0 {
 				req = append(req, sub.Name)
 			}
 		}

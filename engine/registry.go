@@ -179,6 +179,9 @@ func checkType(t *Type) error {
 			errs = append(errs, fmt.Errorf("outputsField %q is not a table or int field", t.OutputsField))
 		}
 	}
+	if len(t.OutputLabels) > 0 && t.OutputsField == "" && len(t.OutputLabels) != t.Outputs {
+		errs = append(errs, fmt.Errorf("%d output labels for %d outputs", len(t.OutputLabels), t.Outputs))
+	}
 	if err := CheckConfigStruct(t); err != nil {
 		errs = append(errs, err)
 	}
@@ -186,7 +189,7 @@ func checkType(t *Type) error {
 }
 
 func checkFields(fields []Field, prefix string, top bool) []error {
-	var errs []error
+	errs := checkShowIf(fields, prefix)
 	seen := map[string]bool{}
 	for _, f := range fields {
 		name := prefix + f.Name

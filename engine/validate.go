@@ -433,6 +433,12 @@ func resolveConfig(t *Type, n *NodeDef, lookup LookupEnv, ref func(Field, string
 	values := make(map[string]any, len(t.Fields))
 	for _, f := range t.Fields {
 		raw, present := n.Fields[f.Name]
+		if !f.Applies(n.Fields, t.Fields) {
+			// A field that does not apply is not checked: its default
+			// (if any) is what the node gets.
+			raw, present = nil, false
+			f.Required = false
+		}
 		val, ok := resolveValue(f, raw, present, f.Name, lookup, ref, rep)
 		if ok {
 			values[f.Name] = val
@@ -540,6 +546,10 @@ func resolveValue(f Field, raw any, present bool, path string, lookup LookupEnv,
 			res := map[string]any{}
 			for _, sub := range f.Fields {
 				sv, present := obj[sub.Name]
+				if !sub.Applies(obj, f.Fields) {
+					sv, present = nil, false
+					sub.Required = false
+				}
 				val, good := resolveValue(sub, sv, present, fmt.Sprintf("%s[%d].%s", path, i, sub.Name), lookup, ref, rep)
 				if good {
 					res[sub.Name] = val

@@ -2,10 +2,10 @@ package modbus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"strings"
 	"sync"
@@ -24,17 +24,24 @@ var (
 
 // Config configures a Bus.
 type Config struct {
-	// URL is the link: tcp://host:port (Modbus TCP),
-	// rtuovertcp://host:port (RTU frames over a TCP socket, serial
-	// gateways), or rtu:///dev/ttyUSB0 (RTU over a serial line).
+	// URL is the link: tcp://host:port (Modbus TCP), tcp+tls://host:port
+	// (Modbus TCP Security), udp://host:port (Modbus TCP framing over UDP),
+	// rtuovertcp://host:port and rtuoverudp://host:port (RTU frames over a
+	// socket, serial gateways), asciiovertcp://host:port (ASCII frames over
+	// TCP), rtu:///dev/ttyUSB0 and ascii:///dev/ttyUSB0 (RTU or ASCII over
+	// a serial line).
 	URL string
-	// Serial line settings (rtu only): speed in baud (default 19200),
+	// Serial line settings (rtu and ascii): speed in baud (default 19200),
 	// data bits (default 8), parity "none", "even" or "odd", stop bits
 	// (default 2 without parity, 1 with parity, as the RTU spec says).
 	Speed    uint
 	DataBits uint
 	Parity   string
 	StopBits uint
+	// TLS settings (tcp+tls): the client's key pair and the CAs (or pinned
+	// server certificates) that authenticate the server.
+	TLSClientCert *tls.Certificate
+	TLSRootCAs    *x509.CertPool
 	// Timeout bounds each request (default 1s).
 	Timeout time.Duration
 	// Delay is a pause after every request, for devices or RS-485
@@ -46,8 +53,20 @@ type Config struct {
 	// request split again automatically.
 	MaxGap int
 	// MaxRegisters and MaxBits lower the per-request limits for devices
-	// that cannot serve the protocol's 125 registers / 2000 bits.
+	// that cannot serve the protocol's 125 registers / 2000 bits. A device
+	// that refuses a merged request with an exception gets it halved until
+	// it answers, and the unit keeps the size that worked.
 	MaxRegisters, MaxBits int
+	// Retries is how many times a failed request is sent again: after no
+	// answer when RetryOnEmpty is set, after a malformed answer (bad CRC,
+	// wrong transaction or unit id) when RetryOnInvalid is set.
+	Retries                      int
+	RetryOnEmpty, RetryOnInvalid bool
+	// PerUnit gives every unit its own connection (tcp, tcp+tls and udp
+	// only), so a unit that does not answer costs the others nothing. By
+	// default all units share one connection and a silent unit is skipped
+	// (a circuit breaker) until its back-off ends.
+	PerUnit bool
 	// BackoffMin and BackoffMax bound how long a unit that did not answer
 	// is left alone (doubling from BackoffMin; defaults 1s and 1m), and how
 	// long to wait before reopening a link that failed to open.
@@ -61,6 +80,9 @@ type PollConfig struct {
 	Unit      uint8
 	Period    time.Duration
 	Registers []Register
+	// MaxRegisters and MaxBits lower the bus's request limits for this
+	// poller's device (0: the bus's).
+	MaxRegisters, MaxBits int
 }
 
 // Result is the outcome of one poll.
@@ -89,43 +111,46 @@ type UnitStats struct {
 	Failures    int64 // polls without an answer
 	Requests    int64
 	Exceptions  int64
+	Retries     int64
 	LastLatency time.Duration // of the last successful poll
 	LastError   string
 	// BackoffUntil is when the unit is tried again, zero when it is fine.
 	BackoffUntil time.Time
+	// MaxRegisters and MaxBits are the request sizes the unit was found
+	// to accept after refusing bigger ones (0: not limited so far).
+	MaxRegisters, MaxBits int
 }
 
-// Bus polls and writes units over one link, one request at a time.
+// Bus polls and writes units over one link, one request at a time (or one
+// per unit at a time with PerUnit).
 type Bus struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	scheme string
 
-	writes chan *writeJob
-	wake   chan struct{}
-
-	mu      sync.Mutex
-	pollers map[int]*poller
-	nextID  int
-	units   map[uint8]*unitState
-	started bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
-	linkErr error
-	open    bool
-
-	// owned by the run goroutine
-	client    *mb.ModbusClient
-	linkUntil time.Time
-	linkFails int
+	mu       sync.Mutex
+	pollers  map[int]*poller
+	nextID   int
+	units    map[uint8]*unitState
+	lanes    map[int]*lane
+	watchers map[int]func(up bool, err error)
+	started  bool
+	closed   bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	done     chan struct{}
+	linkErr  error
+	linkUp   bool
 }
 
 type poller struct {
-	id   int
-	conf PollConfig
-	reqs []Request
-	fn   func(Result)
-	next time.Time
+	id    int
+	conf  PollConfig
+	reqs  []Request
+	limit [2]int // the register and bit limits reqs were planned with
+	fn    func(Result)
+	next  time.Time
 }
 
 type unitState struct {
@@ -133,12 +158,16 @@ type unitState struct {
 	fails int
 }
 
-type writeJob struct {
+// job is a write or a read on demand, queued ahead of polls.
+type job struct {
 	unit  uint8
 	reg   Register
 	words []uint16
 	coil  bool
+	coils []bool
 	value any
+	read  []Register // a read on demand when set
+	res   Result
 	done  chan error
 }
 
@@ -149,9 +178,12 @@ func NewBus(cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("modbus url %q: want tcp://host:port, rtuovertcp://host:port or rtu:///dev/tty…", cfg.URL)
 	}
 	switch scheme {
-	case "tcp", "rtuovertcp", "rtu":
+	case "tcp", "tcp+tls", "udp", "rtuovertcp", "rtuoverudp", "rtu", "ascii", "asciiovertcp":
 	default:
 		return nil, fmt.Errorf("modbus url %q: unknown scheme %q", cfg.URL, scheme)
+	}
+	if cfg.PerUnit && scheme != "tcp" && scheme != "tcp+tls" && scheme != "udp" {
+		return nil, fmt.Errorf("modbus url %q: a connection per unit needs tcp, tcp+tls or udp (a serial line is one link)", cfg.URL)
 	}
 	switch cfg.Parity {
 	case "", "none", "even", "odd":
@@ -167,25 +199,28 @@ func NewBus(cfg Config) (*Bus, error) {
 	if cfg.BackoffMax < cfg.BackoffMin {
 		cfg.BackoffMax = max(time.Minute, cfg.BackoffMin)
 	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	return &Bus{
-		cfg: cfg, log: lg,
-		writes:  make(chan *writeJob),
-		wake:    make(chan struct{}, 1),
-		pollers: map[int]*poller{},
-		units:   map[uint8]*unitState{},
+		cfg: cfg, log: lg, scheme: scheme,
+		pollers:  map[int]*poller{},
+		units:    map[uint8]*unitState{},
+		lanes:    map[int]*lane{},
+		watchers: map[int]func(bool, error){},
 	}, nil
 }
 
 // Config returns the bus's configuration with defaults filled in.
 func (b *Bus) Config() Config { return b.cfg }
 
-// Start starts the bus goroutine. The link is opened by the first request
-// and reopened after network errors, so Start does not fail when the
-// device is unreachable. Start after Close fails with ErrClosed.
+// Start starts the bus. The link is opened by the first request and
+// reopened after network errors, so Start does not fail when the device
+// is unreachable. Start after Close fails with ErrClosed.
 func (b *Bus) Start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -196,9 +231,14 @@ func (b *Bus) Start() error {
 		return nil
 	}
 	b.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel, b.done = cancel, make(chan struct{})
-	go b.run(ctx)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.done = make(chan struct{})
+	if !b.cfg.PerUnit {
+		b.laneLocked(0)
+	}
+	for _, p := range b.pollers {
+		b.laneLocked(p.conf.Unit)
+	}
 	return nil
 }
 
@@ -217,6 +257,10 @@ func (b *Bus) Close(ctx context.Context) error {
 		return nil
 	}
 	cancel()
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -230,11 +274,27 @@ func (b *Bus) Close(ctx context.Context) error {
 func (b *Bus) Connected() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.open && !b.closed, b.linkErr
+	return b.linkUp && !b.closed, b.linkErr
+}
+
+// Watch calls fn each time the link opens (up, nil) or fails to open or
+// breaks (false, the error). fn runs on a bus goroutine: it must not block.
+// The returned function stops the calls.
+func (b *Bus) Watch(fn func(up bool, err error)) (remove func()) {
+	b.mu.Lock()
+	b.nextID++
+	id := b.nextID
+	b.watchers[id] = fn
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.watchers, id)
+		b.mu.Unlock()
+	}
 }
 
 // AddPoller polls pc.Registers of pc.Unit every pc.Period and calls fn
-// with each result. fn runs on the bus goroutine: it must not block (hand
+// with each result. fn runs on a bus goroutine: it must not block (hand
 // the result to a channel). The returned function removes the poller.
 func (b *Bus) AddPoller(pc PollConfig, fn func(Result)) (remove func(), err error) {
 	regs := append([]Register(nil), pc.Registers...)
@@ -245,19 +305,54 @@ func (b *Bus) AddPoller(pc PollConfig, fn func(Result)) (remove func(), err erro
 		return nil, errors.New("poll period must be positive")
 	}
 	pc.Registers = regs
-	p := &poller{conf: pc, fn: fn, reqs: Plan(regs, b.cfg.MaxGap, b.cfg.MaxRegisters, b.cfg.MaxBits), next: time.Now()}
+	p := &poller{conf: pc, fn: fn, next: time.Now()}
 	b.mu.Lock()
 	b.nextID++
 	p.id = b.nextID
+	b.replanLocked(p)
 	b.pollers[p.id] = p
 	b.unit(pc.Unit)
+	var l *lane
+	if b.started && !b.closed {
+		l = b.laneLocked(pc.Unit)
+	}
 	b.mu.Unlock()
-	b.poke()
+	if l != nil {
+		l.poke()
+	}
 	return func() {
 		b.mu.Lock()
 		delete(b.pollers, p.id)
 		b.mu.Unlock()
 	}, nil
+}
+
+// limits returns the request limits for a poller of unit: the bus's,
+// lowered by the poller's and by what the unit was found to accept.
+func (b *Bus) limitsLocked(pc *PollConfig) (regs, bits int) {
+	regs, bits = MaxRegisters, MaxBits
+	low := func(cur, v int) int {
+		if v > 0 && v < cur {
+			return v
+		}
+		return cur
+	}
+	regs, bits = low(regs, b.cfg.MaxRegisters), low(bits, b.cfg.MaxBits)
+	regs, bits = low(regs, pc.MaxRegisters), low(bits, pc.MaxBits)
+	if u := b.units[pc.Unit]; u != nil {
+		regs, bits = low(regs, u.stats.MaxRegisters), low(bits, u.stats.MaxBits)
+	}
+	return regs, bits
+}
+
+// replanLocked plans p's requests again when its limits changed.
+func (b *Bus) replanLocked(p *poller) {
+	r, bt := b.limitsLocked(&p.conf)
+	if p.reqs != nil && p.limit == [2]int{r, bt} {
+		return
+	}
+	p.limit = [2]int{r, bt}
+	p.reqs = Plan(p.conf.Registers, b.cfg.MaxGap, r, bt)
 }
 
 // Requests returns the read requests a poller of regs sends per poll on
@@ -284,11 +379,11 @@ func (b *Bus) Stats() []UnitStats {
 }
 
 // Write writes v to the entry r of unit, encoded as r says, ahead of any
-// poll waiting. Coils take a bool; holding registers any value Encode
-// accepts; a bit of a holding register is read, changed and written back.
-// A Modbus exception comes back as an error wrapping the library's
-// exception error (see IsException); a link that cannot be opened as one
-// wrapping ErrLinkDown.
+// poll waiting. Coils take a bool (a bits entry of coils a list of
+// bools); holding registers any value Encode accepts; a bit of a holding
+// register is read, changed and written back. A Modbus exception comes
+// back as an error wrapping the library's exception error (see
+// IsException); a link that cannot be opened as one wrapping ErrLinkDown.
 func (b *Bus) Write(ctx context.Context, unit uint8, r Register, v any) error {
 	if err := r.Check(); err != nil {
 		return err
@@ -296,9 +391,33 @@ func (b *Bus) Write(ctx context.Context, unit uint8, r Register, v any) error {
 	if !r.Function.Writable() {
 		return fmt.Errorf("writing %q: a %s is read-only", r.Key, r.Function)
 	}
-	j := &writeJob{unit: unit, reg: r, value: v, done: make(chan error, 1)}
+	j := &job{unit: unit, reg: r, value: v, done: make(chan error, 1)}
 	var err error
 	switch {
+	case r.Function == Coil && r.Type == Bits:
+		list, ok := v.([]any)
+		if !ok || len(list) > r.Length {
+			return fmt.Errorf("writing %q: want a list of at most %d bools", r.Key, r.Length)
+		}
+		j.coils = make([]bool, len(list))
+		var offs []int
+		if r.Compat == TBGateway {
+			// Written so that the Gateway's reading gives the list back.
+			j.coils = make([]bool, r.Length)
+			offs = gatewayCoilOffsets(r.Length)
+		}
+		for i, x := range list {
+			c, err := EncodeBool(&r, x)
+			if err != nil {
+				return err
+			}
+			switch {
+			case offs == nil:
+				j.coils[i] = c
+			case i < len(offs) && offs[i] >= 0:
+				j.coils[offs[i]] = c
+			}
+		}
 	case r.Function == Coil:
 		j.coil, err = EncodeBool(&r, v)
 	case r.Type == Bit:
@@ -309,16 +428,38 @@ func (b *Bus) Write(ctx context.Context, unit uint8, r Register, v any) error {
 	if err != nil {
 		return err
 	}
+	return b.submit(ctx, j)
+}
+
+// Read reads regs of unit now, ahead of any poll waiting (a read on
+// demand), and returns the result as a poll would. A unit that does not
+// answer, or a link that cannot be opened, is an error.
+func (b *Bus) Read(ctx context.Context, unit uint8, regs []Register) (Result, error) {
+	regs = append([]Register(nil), regs...)
+	if err := CheckMap(regs); err != nil {
+		return Result{}, err
+	}
+	if len(regs) == 0 {
+		return Result{}, errors.New("nothing to read")
+	}
+	j := &job{unit: unit, read: regs, done: make(chan error, 1)}
+	if err := b.submit(ctx, j); err != nil {
+		return j.res, err
+	}
+	return j.res, j.res.Err
+}
+
+func (b *Bus) submit(ctx context.Context, j *job) error {
 	b.mu.Lock()
-	running := b.started && !b.closed
-	done := b.done
-	b.mu.Unlock()
-	if !running {
+	if !b.started || b.closed {
+		b.mu.Unlock()
 		return ErrClosed
 	}
+	l := b.laneLocked(j.unit)
+	b.mu.Unlock()
 	select {
-	case b.writes <- j:
-	case <-done:
+	case l.jobs <- j:
+	case <-l.ctx.Done():
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
@@ -327,7 +468,7 @@ func (b *Bus) Write(ctx context.Context, unit uint8, r Register, v any) error {
 	case err := <-j.done:
 		return err
 	case <-ctx.Done():
-		// The write is on the wire already; its outcome is not waited for.
+		// The request is on the wire already; its outcome is not waited for.
 		return ctx.Err()
 	}
 }
@@ -351,384 +492,4 @@ func IsException(err error) bool {
 // timeout, or a gateway saying its target did not respond.
 func IsTimeout(err error) bool {
 	return errors.Is(err, mb.ErrRequestTimedOut) || errors.Is(err, mb.ErrGWTargetFailedToRespond) || errors.Is(err, mb.ErrGWPathUnavailable)
-}
-
-func (b *Bus) unit(id uint8) *unitState {
-	u := b.units[id]
-	if u == nil {
-		u = &unitState{stats: UnitStats{Unit: id}}
-		b.units[id] = u
-	}
-	return u
-}
-
-func (b *Bus) poke() {
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (b *Bus) run(ctx context.Context) {
-	defer close(b.done)
-	defer b.closeLink(nil)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-b.writes:
-			j.done <- b.write(ctx, j)
-			continue
-		default:
-		}
-		p, due := b.nextDue()
-		now := time.Now()
-		if p != nil && !due.After(now) {
-			b.poll(ctx, p, now)
-			continue
-		}
-		wait := time.Hour
-		if p != nil {
-			wait = due.Sub(now)
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-b.writes:
-			j.done <- b.write(ctx, j)
-		case <-b.wake:
-		case <-timer.C:
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-	}
-}
-
-// nextDue returns the poller due first: its own schedule, but not before
-// its unit's backoff ends.
-func (b *Bus) nextDue() (*poller, time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var best *poller
-	var bestDue time.Time
-	for _, p := range b.pollers {
-		due := p.next
-		if u := b.units[p.conf.Unit]; u != nil && u.stats.BackoffUntil.After(due) {
-			due = u.stats.BackoffUntil
-		}
-		if b.linkUntil.After(due) {
-			due = b.linkUntil
-		}
-		if best == nil || due.Before(bestDue) || (due.Equal(bestDue) && p.id < best.id) {
-			best, bestDue = p, due
-		}
-	}
-	return best, bestDue
-}
-
-// link opens the link if it is closed.
-func (b *Bus) link() (*mb.ModbusClient, error) {
-	if b.client != nil {
-		return b.client, nil
-	}
-	parity := mb.PARITY_NONE
-	switch b.cfg.Parity {
-	case "even":
-		parity = mb.PARITY_EVEN
-	case "odd":
-		parity = mb.PARITY_ODD
-	}
-	c, err := mb.NewClient(&mb.ClientConfiguration{
-		URL: b.cfg.URL, Speed: b.cfg.Speed, DataBits: b.cfg.DataBits, Parity: parity, StopBits: b.cfg.StopBits,
-		Timeout: b.cfg.Timeout,
-		Logger:  log.New(io.Discard, "", 0),
-	})
-	if err == nil {
-		err = c.Open()
-	}
-	if err != nil {
-		b.linkFails++
-		b.linkUntil = time.Now().Add(b.backoff(b.linkFails))
-		err = fmt.Errorf("%w: opening %s: %v", ErrLinkDown, b.cfg.URL, err)
-		b.setLinkErr(err)
-		return nil, err
-	}
-	if b.linkFails > 0 {
-		b.log.Info("modbus link open again", "url", b.cfg.URL, "after_failures", b.linkFails)
-	}
-	b.linkFails, b.linkUntil = 0, time.Time{}
-	b.client = c
-	b.mu.Lock()
-	b.open, b.linkErr = true, nil
-	b.mu.Unlock()
-	return c, nil
-}
-
-func (b *Bus) setLinkErr(err error) {
-	b.mu.Lock()
-	b.linkErr = err
-	b.mu.Unlock()
-}
-
-// closeLink drops the link after a network error; the next request
-// reopens it.
-func (b *Bus) closeLink(cause error) {
-	if b.client == nil {
-		return
-	}
-	_ = b.client.Close()
-	b.client = nil
-	b.mu.Lock()
-	b.open = false
-	b.mu.Unlock()
-	if cause != nil {
-		b.log.Warn("modbus link closed after an error", "url", b.cfg.URL, "err", cause)
-		b.setLinkErr(cause)
-	}
-}
-
-func (b *Bus) backoff(fails int) time.Duration {
-	d := b.cfg.BackoffMin
-	for i := 1; i < fails && d < b.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	return min(d, b.cfg.BackoffMax)
-}
-
-// isLinkError tells errors that leave the link in an unknown state (so it
-// must be reopened) from timeouts and exceptions, after which it is fine.
-func isLinkError(err error) bool {
-	return err != nil && !IsException(err) && !IsTimeout(err)
-}
-
-func (b *Bus) pause(ctx context.Context) {
-	if b.cfg.Delay <= 0 {
-		return
-	}
-	t := time.NewTimer(b.cfg.Delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// read sends one read request.
-func (b *Bus) read(c *mb.ModbusClient, unit uint8, r Request) (words []uint16, bits []bool, err error) {
-	_ = c.SetUnitId(unit)
-	switch r.Function {
-	case Coil:
-		bits, err = c.ReadCoils(r.Address, r.Count)
-	case Discrete:
-		bits, err = c.ReadDiscreteInputs(r.Address, r.Count)
-	case Holding:
-		words, err = c.ReadRegisters(r.Address, r.Count, mb.HOLDING_REGISTER)
-	case Input:
-		words, err = c.ReadRegisters(r.Address, r.Count, mb.INPUT_REGISTER)
-	}
-	return words, bits, err
-}
-
-func (b *Bus) poll(ctx context.Context, p *poller, now time.Time) {
-	// Schedule the next poll first: a slow poll does not make the next
-	// ones pile up, missed periods are skipped.
-	p.next = p.next.Add(p.conf.Period)
-	if p.next.Before(now) {
-		p.next = now.Add(p.conf.Period)
-	}
-	res := Result{Unit: p.conf.Unit, Time: now, Values: map[string]any{}}
-	c, err := b.link()
-	if err != nil {
-		res.Err = err
-		b.finish(p, &res)
-		return
-	}
-	regs := p.conf.Registers
-	// Full slice expression: only a split (appending parts) copies the
-	// plan, so an ordinary poll allocates no queue.
-	queue := p.reqs[:len(p.reqs):len(p.reqs)]
-	var split bool
-	for i := 0; i < len(queue); i++ {
-		if ctx.Err() != nil {
-			return
-		}
-		rq := queue[i]
-		start := time.Now()
-		words, bits, err := b.read(c, p.conf.Unit, rq)
-		res.Latency += time.Since(start)
-		res.Requests++
-		b.pause(ctx)
-		switch {
-		case err == nil:
-			for _, ri := range rq.Regs {
-				r := &regs[ri]
-				off := int(r.Address - rq.Address)
-				if r.Function.IsBit() {
-					if off < len(bits) {
-						res.Values[r.Key] = DecodeBit(r, bits[off])
-					} else {
-						res.setErr(r.Key, fmt.Errorf("reading %q: short answer", r.Key))
-					}
-					continue
-				}
-				if off+r.Count() > len(words) {
-					res.setErr(r.Key, fmt.Errorf("reading %q: short answer", r.Key))
-					continue
-				}
-				v, err := Decode(r, words[off:off+r.Count()])
-				if err != nil {
-					res.setErr(r.Key, err)
-					continue
-				}
-				res.Values[r.Key] = v
-			}
-		case IsException(err):
-			b.mu.Lock()
-			b.unit(p.conf.Unit).stats.Exceptions++
-			b.mu.Unlock()
-			if rq.Gaps && errors.Is(err, mb.ErrIllegalDataAddress) {
-				// The device refuses to read across unmapped addresses:
-				// read the entries without gaps from now on.
-				sub := make([]Register, len(rq.Regs))
-				for k, ri := range rq.Regs {
-					sub[k] = regs[ri]
-				}
-				parts := Plan(sub, 0, b.cfg.MaxRegisters, b.cfg.MaxBits)
-				for k := range parts {
-					for m, si := range parts[k].Regs {
-						parts[k].Regs[m] = rq.Regs[si]
-					}
-				}
-				b.log.Info("modbus unit refuses reads across gaps: splitting the request",
-					"unit", p.conf.Unit, "function", string(rq.Function), "address", rq.Address, "count", rq.Count, "requests", len(parts))
-				queue = append(queue, parts...)
-				split = true
-				continue
-			}
-			for _, ri := range rq.Regs {
-				res.setErr(regs[ri].Key, fmt.Errorf("reading %q (%s %d+%d): %w", regs[ri].Key, rq.Function, rq.Address, rq.Count, err))
-			}
-		default:
-			// No answer, or the link broke: the rest of this poll would
-			// fail the same way, so stop here and let the other units go.
-			res.Values = map[string]any{}
-			res.Errors = nil
-			res.Err = fmt.Errorf("unit %d: reading %s %d+%d: %w", p.conf.Unit, rq.Function, rq.Address, rq.Count, err)
-			if isLinkError(err) {
-				b.closeLink(err)
-			}
-			b.finish(p, &res)
-			return
-		}
-	}
-	if split {
-		p.reqs = dropRefused(queue, p.reqs)
-	}
-	b.finish(p, &res)
-}
-
-// dropRefused returns the plan after splitting: queue holds the original
-// requests followed by the parts of the ones split; the originals that
-// were split (those whose entries appear again in a later part) go.
-func dropRefused(queue, orig []Request) []Request {
-	again := map[int]bool{}
-	for _, rq := range queue[len(orig):] {
-		for _, ri := range rq.Regs {
-			again[ri] = true
-		}
-	}
-	var out []Request
-	for _, rq := range orig {
-		if len(rq.Regs) > 0 && again[rq.Regs[0]] {
-			continue
-		}
-		out = append(out, rq)
-	}
-	return append(out, queue[len(orig):]...)
-}
-
-func (r *Result) setErr(key string, err error) {
-	if r.Errors == nil {
-		r.Errors = map[string]error{}
-	}
-	r.Errors[key] = err
-}
-
-// finish updates the unit's counters and backoff and hands res over.
-func (b *Bus) finish(p *poller, res *Result) {
-	b.mu.Lock()
-	u := b.unit(p.conf.Unit)
-	u.stats.Requests += int64(res.Requests)
-	if res.Err != nil {
-		u.stats.Failures++
-		u.stats.LastError = res.Err.Error()
-		if !errors.Is(res.Err, ErrLinkDown) && !isLinkError(errors.Unwrap(res.Err)) {
-			u.fails++
-			u.stats.BackoffUntil = time.Now().Add(b.backoff(u.fails))
-		}
-	} else {
-		u.stats.Polls++
-		u.stats.LastLatency = res.Latency
-		u.stats.LastError = ""
-		u.fails = 0
-		u.stats.BackoffUntil = time.Time{}
-	}
-	fails := u.fails
-	_, alive := b.pollers[p.id]
-	b.mu.Unlock()
-	if res.Err != nil && fails > 0 {
-		b.log.Warn("modbus unit did not answer: backing off", "unit", p.conf.Unit, "failures", fails, "retry_in", b.backoff(fails), "err", res.Err)
-	}
-	if alive && p.fn != nil {
-		p.fn(*res)
-	}
-}
-
-// write performs one write job on the bus goroutine.
-func (b *Bus) write(ctx context.Context, j *writeJob) error {
-	c, err := b.link()
-	if err != nil {
-		return err
-	}
-	defer b.pause(ctx)
-	r := &j.reg
-	_ = c.SetUnitId(j.unit)
-	switch {
-	case r.Function == Coil:
-		err = c.WriteCoil(r.Address, j.coil)
-	case r.Type == Bit:
-		var cur uint16
-		cur, err = c.ReadRegister(r.Address, mb.HOLDING_REGISTER)
-		if err == nil {
-			var w uint16
-			if w, err = EncodeBit(r, cur, j.value); err == nil {
-				err = c.WriteRegister(r.Address, w)
-			}
-		}
-	case len(j.words) == 1:
-		err = c.WriteRegister(r.Address, j.words[0])
-	default:
-		err = c.WriteRegisters(r.Address, j.words)
-	}
-	b.mu.Lock()
-	u := b.unit(j.unit)
-	u.stats.Requests++
-	if IsException(err) {
-		u.stats.Exceptions++
-	}
-	b.mu.Unlock()
-	if err != nil {
-		if isLinkError(err) {
-			b.closeLink(err)
-		}
-		return fmt.Errorf("writing %q to unit %d (%s %d): %w", r.Key, j.unit, r.Function, r.Address, err)
-	}
-	return nil
 }

@@ -371,7 +371,7 @@ func TestBusWrite(t *testing.T) {
 }
 
 func TestNewBusRejects(t *testing.T) {
-	for _, cfg := range []modbus.Config{{URL: "127.0.0.1:502"}, {URL: "udp://x:1"}, {URL: "rtu:///dev/ttyS0", Parity: "mark"}} {
+	for _, cfg := range []modbus.Config{{URL: "127.0.0.1:502"}, {URL: "sctp://x:1"}, {URL: "rtu:///dev/ttyS0", Parity: "mark"}, {URL: "rtu:///dev/ttyS0", PerUnit: true}} {
 		if _, err := modbus.NewBus(cfg); err == nil {
 			t.Errorf("%+v accepted", cfg)
 		}

@@ -1,10 +1,11 @@
 package modbus
 
 import (
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"math/bits"
 	"sort"
 	"strconv"
@@ -47,10 +48,27 @@ const (
 	Float64 Type = "float64" // 4 registers, IEEE 754
 	String  Type = "string"  // Length registers, two ASCII bytes each
 	Bit     Type = "bit"     // one bit (Register.Bit, 0 = least significant) of a register
+	Int8    Type = "int8"    // the low byte of 1 register (after the byte order), signed
+	Uint8   Type = "uint8"   // the low byte of 1 register (after the byte order)
+	Float16 Type = "float16" // 1 register, IEEE 754 half precision
+	Bytes   Type = "bytes"   // Length registers as lowercase hex text
+	Bits    Type = "bits"    // Length bits as a list of bools: coils from Address, or register bits from bit 0 up
 )
 
 // Types lists the data types in a stable order.
-var Types = []Type{Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64, String, Bit}
+var Types = []Type{Bool, Int8, Uint8, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float16, Float32, Float64, String, Bytes, Bit, Bits}
+
+// Convention is how strings, bits and floats are read: "" is tbflow's own
+// (byte order applies to strings, bit n counts from the least
+// significant bit); TBGateway reads them as the ThingsBoard IoT Gateway and
+// pymodbus do (see compat.go).
+type Convention string
+
+// Conventions.
+const (
+	Native    Convention = ""
+	TBGateway Convention = "tb-gateway"
+)
 
 // Order is the byte and word order of a multi-byte value, named after
 // where the bytes A (most significant) to D of a 32-bit value arrive:
@@ -92,9 +110,17 @@ type Register struct {
 	Length int `json:"length,omitempty"`
 	// Bit is the bit number (0–15, 0 least significant) of a bit type.
 	Bit int `json:"bit,omitempty"`
-	// Scale multiplies the raw number (0 means 1); Offset is added after.
-	Scale  float64 `json:"scale,omitempty"`
-	Offset float64 `json:"offset,omitempty"`
+	// Scale multiplies the raw number (0 means 1), Divider divides it (0
+	// means 1), Offset is added after. The arithmetic is exact decimal
+	// arithmetic: raw 2301 with scale 0.1 is 230.1.
+	Scale   float64 `json:"scale,omitempty"`
+	Divider float64 `json:"divider,omitempty"`
+	Offset  float64 `json:"offset,omitempty"`
+	// Round, when set, rounds the result to that many decimals (half away
+	// from zero).
+	Round *int `json:"round,omitempty"`
+	// Compat selects the convention for strings, bits and floats.
+	Compat Convention `json:"compat,omitempty"`
 	// Labels turn raw integer values into names (and names back into
 	// values for writes); a raw value without a label stays a number.
 	Labels map[int64]string `json:"labels,omitempty"`
@@ -127,14 +153,23 @@ func (r *Register) Check() error {
 	default:
 		return fmt.Errorf("register %q: unknown order %q (want ABCD, CDAB, BADC or DCBA)", r.Key, r.Order)
 	}
-	if r.Function.IsBit() && r.Type != Bool {
-		return fmt.Errorf("register %q: a %s holds a bool, not %s", r.Key, r.Function, r.Type)
+	if r.Function.IsBit() && r.Type != Bool && r.Type != Bits && r.Type != Bit {
+		return fmt.Errorf("register %q: a %s holds a bool (or bits), not %s", r.Key, r.Function, r.Type)
+	}
+	switch r.Compat {
+	case Native, TBGateway:
+	default:
+		return fmt.Errorf("register %q: unknown convention %q (want tb-gateway or none)", r.Key, r.Compat)
 	}
 	switch r.Type {
-	case Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64:
-	case String:
+	case Bool, Int8, Uint8, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float16, Float32, Float64:
+	case String, Bytes:
 		if r.Length < 1 || r.Length > 123 {
-			return fmt.Errorf("register %q: a string needs a length of 1 to 123 registers", r.Key)
+			return fmt.Errorf("register %q: a %s needs a length of 1 to 123 registers", r.Key, r.Type)
+		}
+	case Bits:
+		if r.Length < 1 || (!r.Function.IsBit() && r.Length > 16*123) || r.Length > MaxBits {
+			return fmt.Errorf("register %q: bits needs a length (the number of bits) of 1 to %d", r.Key, MaxBits)
 		}
 	case Bit:
 		if r.Bit < 0 || r.Bit > 15 {
@@ -143,8 +178,13 @@ func (r *Register) Check() error {
 	default:
 		return fmt.Errorf("register %q: unknown type %q", r.Key, r.Type)
 	}
-	if math.IsNaN(r.Scale) || math.IsInf(r.Scale, 0) || math.IsNaN(r.Offset) || math.IsInf(r.Offset, 0) {
-		return fmt.Errorf("register %q: scale and offset must be finite", r.Key)
+	for _, x := range []float64{r.Scale, r.Offset, r.Divider} {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("register %q: scale, divider and offset must be finite", r.Key)
+		}
+	}
+	if r.Round != nil && (*r.Round < 0 || *r.Round > 15) {
+		return fmt.Errorf("register %q: round must be 0–15 decimals", r.Key)
 	}
 	if end := int(r.Address) + r.Count(); end > 0x10000 {
 		return fmt.Errorf("register %q: address %d + %d runs past 65535", r.Key, r.Address, r.Count())
@@ -159,8 +199,17 @@ func (r *Register) Count() int {
 		return 2
 	case Int64, Uint64, Float64:
 		return 4
-	case String:
+	case String, Bytes:
 		return r.Length
+	case Bits:
+		if r.Function.IsBit() {
+			return r.Length
+		}
+		return (r.Length + 15) / 16
+	case Bit:
+		if r.Function.IsBit() {
+			return max(r.Length, 1)
+		}
 	}
 	return 1
 }
@@ -172,7 +221,16 @@ func (r *Register) scale() float64 {
 	return r.Scale
 }
 
-func (r *Register) scaled() bool { return r.scale() != 1 || r.Offset != 0 }
+func (r *Register) divider() float64 {
+	if r.Divider == 0 {
+		return 1
+	}
+	return r.Divider
+}
+
+func (r *Register) scaled() bool {
+	return r.scale() != 1 || r.divider() != 1 || r.Offset != 0 || r.Round != nil
+}
 
 // CheckMap validates every register of a map (filling defaults) and
 // rejects duplicate keys.
@@ -235,7 +293,7 @@ func reorder(words []uint16, o Order, t Type) []uint16 {
 	n := len(words)
 	for i := range words {
 		w := words[i]
-		if o.wordSwap() && t != String {
+		if o.wordSwap() && t != String && t != Bytes && t != Bits {
 			w = words[n-1-i]
 		}
 		if o.byteSwap() {
@@ -247,35 +305,59 @@ func reorder(words []uint16, o Order, t Type) []uint16 {
 }
 
 // Decode turns the raw registers of r (len(words) == r.Count(), starting at
-// r.Address) into its value: bool, int64 (integers without scale or
-// offset; uint64 above the int64 range stays uint64), float64, or string;
-// a label replaces an integer that has one. Coils and discrete inputs use
-// DecodeBit. NaN and infinite floats are errors: they have no JSON form.
+// r.Address) into its value: bool, int64 (integers without scale, divider,
+// offset or round; uint64 above the int64 range stays uint64), float64,
+// string (string and bytes types) or []any of bools (bits); a label
+// replaces an integer that has one. Coils and discrete inputs use
+// DecodeBit or DecodeBits. NaN and infinite floats are errors: they have no
+// JSON form. With the tb-gateway convention some types read differently
+// (see compat.go).
 func Decode(r *Register, words []uint16) (any, error) {
 	if len(words) != r.Count() {
 		return nil, fmt.Errorf("decoding %q: got %d registers, want %d", r.Key, len(words), r.Count())
 	}
+	if r.Compat == TBGateway {
+		if v, ok, err := decodeGateway(r, words); ok {
+			return v, err
+		}
+	}
 	w := reorder(words, r.Order, r.Type)
 	var u uint64
-	for _, x := range w {
-		u = u<<16 | uint64(x)
+	if len(w) <= 4 {
+		for _, x := range w {
+			u = u<<16 | uint64(x)
+		}
 	}
 	switch r.Type {
 	case Bool:
 		return w[0] != 0, nil
 	case Bit:
 		return w[0]&(1<<uint(r.Bit)) != 0, nil
-	case String:
+	case Bits:
+		out := make([]any, r.Length)
+		for i := range out {
+			out[i] = w[i/16]&(1<<uint(i%16)) != 0
+		}
+		return out, nil
+	case String, Bytes:
 		b := make([]byte, 0, 2*len(w))
 		for _, x := range w {
 			b = append(b, byte(x>>8), byte(x))
+		}
+		if r.Type == Bytes {
+			return hex.EncodeToString(b), nil
 		}
 		if i := strings.IndexByte(string(b), 0); i >= 0 {
 			b = b[:i]
 		}
 		return strings.TrimRight(string(b), " "), nil
-	case Float32:
-		f := math.Float32frombits(uint32(u))
+	case Float16, Float32:
+		var f float32
+		if r.Type == Float16 {
+			f = halfToFloat32(w[0])
+		} else {
+			f = math.Float32frombits(uint32(u))
+		}
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
 			return nil, fmt.Errorf("decoding %q: %v has no JSON form", r.Key, f)
 		}
@@ -293,6 +375,10 @@ func Decode(r *Register, words []uint16) (any, error) {
 	var i int64
 	unsignedBig := false
 	switch r.Type {
+	case Int8:
+		i = int64(int8(u))
+	case Uint8:
+		i = int64(uint8(u))
 	case Int16:
 		i = int64(int16(u))
 	case Uint16, Uint32:
@@ -305,21 +391,55 @@ func Decode(r *Register, words []uint16) (any, error) {
 		i = int64(u)
 		unsignedBig = u > math.MaxInt64
 	}
+	return r.integer(i, u, unsignedBig), nil
+}
+
+// integer applies labels and scaling to a decoded integer.
+func (r *Register) integer(i int64, u uint64, unsignedBig bool) any {
 	if r.Labels != nil && !unsignedBig {
 		if l, ok := r.Labels[i]; ok {
-			return l, nil
+			return l
 		}
 	}
 	if r.scaled() {
+		var f float64
 		if unsignedBig {
-			return r.apply(float64(u)), nil
+			f = r.applyRat(new(big.Rat).SetFrac(new(big.Int).SetUint64(u), big.NewInt(1)))
+		} else {
+			f = r.applyRat(new(big.Rat).SetInt64(i))
 		}
-		return r.apply(float64(i)), nil
+		if r.Compat == TBGateway {
+			return gatewayScaled(r, f)
+		}
+		return f
 	}
 	if unsignedBig {
-		return u, nil
+		return u
 	}
-	return i, nil
+	return i
+}
+
+// DecodeBits returns the value of Length coils or discrete inputs read as
+// one bits entry (bits holds exactly r.Count() of them): a list of bools.
+func DecodeBits(r *Register, bits []bool) any {
+	if r.Compat == TBGateway {
+		return gatewayCoils(r, bits)
+	}
+	if r.Type == Bit && len(bits) > 0 {
+		// bit n of a run of Length coils
+		return DecodeBit(r, bits[min(r.Bit, len(bits)-1)])
+	}
+	if r.Type != Bits {
+		if len(bits) == 0 {
+			return nil
+		}
+		return DecodeBit(r, bits[0])
+	}
+	out := make([]any, len(bits))
+	for i, b := range bits {
+		out[i] = b
+	}
+	return out
 }
 
 // DecodeBit returns the value of a coil or discrete input: a bool, or its
@@ -341,263 +461,5 @@ func (r *Register) apply(v float64) float64 {
 	if !r.scaled() {
 		return v // keeps -0
 	}
-	return v*r.scale() + r.Offset
-}
-
-// Encode turns a value into the registers to write for r (holding
-// registers). Numbers (any Go number type, json.Number or numeric text)
-// are unscaled ((v - offset) / scale) and rounded for integer types; a
-// label name stands for its value; bools are 1 and 0. A value out of the
-// type's range is an error, never silently wrapped. Bit types need the
-// register's current value: use EncodeBit.
-func Encode(r *Register, v any) ([]uint16, error) {
-	if r.Function.IsBit() || r.Type == Bit {
-		return nil, fmt.Errorf("encoding %q: a %s %s is written with EncodeBit", r.Key, r.Function, r.Type)
-	}
-	var u uint64
-	switch r.Type {
-	case String:
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("encoding %q: want a string, got %T", r.Key, v)
-		}
-		if len(s) > 2*r.Length {
-			return nil, fmt.Errorf("encoding %q: %d bytes do not fit in %d registers", r.Key, len(s), r.Length)
-		}
-		b := make([]byte, 2*r.Length)
-		copy(b, s)
-		w := make([]uint16, r.Length)
-		for i := range w {
-			w[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
-		}
-		return reorder(w, r.Order, r.Type), nil
-	case Bool:
-		b, err := r.toBool(v)
-		if err != nil {
-			return nil, err
-		}
-		if b {
-			u = 1
-		}
-	default:
-		if x, ok := r.exactInt(v); ok {
-			// 64-bit integers do not survive a trip through float64.
-			u = x
-			break
-		}
-		f, err := r.toNumber(v)
-		if err != nil {
-			return nil, err
-		}
-		f = (f - r.Offset) / r.scale()
-		switch r.Type {
-		case Float32:
-			if math.IsInf(float64(float32(f)), 0) {
-				return nil, fmt.Errorf("encoding %q: %v is out of range for float32", r.Key, f)
-			}
-			u = uint64(math.Float32bits(float32(f)))
-		case Float64:
-			u = math.Float64bits(f)
-		default:
-			f = math.Round(f)
-			lo, hi := intRange(r.Type)
-			if f < lo || f > hi {
-				return nil, fmt.Errorf("encoding %q: %v is out of range for %s", r.Key, f, r.Type)
-			}
-			if r.Type == Uint64 {
-				u = uint64(f)
-			} else {
-				u = uint64(int64(f))
-			}
-		}
-	}
-	n := r.Count()
-	w := make([]uint16, n)
-	for i := n - 1; i >= 0; i-- {
-		w[i] = uint16(u)
-		u >>= 16
-	}
-	return reorder(w, r.Order, r.Type), nil
-}
-
-// EncodeBit returns the new register value with r's bit set from v, given
-// the register's current value (a read-modify-write).
-func EncodeBit(r *Register, current uint16, v any) (uint16, error) {
-	if r.Type != Bit {
-		return 0, fmt.Errorf("encoding %q: not a bit type", r.Key)
-	}
-	b, err := r.toBool(v)
-	if err != nil {
-		return 0, err
-	}
-	cur := reorder([]uint16{current}, r.Order, r.Type)[0]
-	if b {
-		cur |= 1 << uint(r.Bit)
-	} else {
-		cur &^= 1 << uint(r.Bit)
-	}
-	return reorder([]uint16{cur}, r.Order, r.Type)[0], nil
-}
-
-// EncodeBool converts a value for a coil.
-func EncodeBool(r *Register, v any) (bool, error) { return r.toBool(v) }
-
-// exactInt converts integer values for unscaled integer types without
-// going through float64; ok is false when v is not such a value (or is out
-// of range: the float path reports that).
-func (r *Register) exactInt(v any) (u uint64, ok bool) {
-	if r.scaled() {
-		return 0, false
-	}
-	var i int64
-	var pos uint64
-	signed := true
-	switch x := v.(type) {
-	case int:
-		i = int64(x)
-	case int64:
-		i = x
-	case int32:
-		i = int64(x)
-	case uint64:
-		pos, signed = x, false
-	case uint:
-		pos, signed = uint64(x), false
-	case uint32:
-		pos, signed = uint64(x), false
-	case json.Number:
-		return r.exactInt(string(x))
-	case string:
-		s := strings.TrimSpace(x)
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			i = n
-		} else if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-			pos, signed = n, false
-		} else {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	if signed && i >= 0 {
-		pos, signed = uint64(i), false
-	}
-	switch r.Type {
-	case Int16:
-		return uint64(i), signed && i >= math.MinInt16 || !signed && pos <= math.MaxInt16
-	case Uint16:
-		return pos, !signed && pos <= math.MaxUint16
-	case Int32:
-		return uint64(i), signed && i >= math.MinInt32 || !signed && pos <= math.MaxInt32
-	case Uint32:
-		return pos, !signed && pos <= math.MaxUint32
-	case Int64:
-		if signed {
-			return uint64(i), true
-		}
-		return pos, pos <= math.MaxInt64
-	case Uint64:
-		return pos, !signed
-	}
-	return 0, false
-}
-
-func intRange(t Type) (lo, hi float64) {
-	switch t {
-	case Int16:
-		return math.MinInt16, math.MaxInt16
-	case Uint16:
-		return 0, math.MaxUint16
-	case Int32:
-		return math.MinInt32, math.MaxInt32
-	case Uint32:
-		return 0, math.MaxUint32
-	case Int64:
-		// float64 cannot hold MaxInt64 exactly; 2^63 itself is out of range.
-		return math.MinInt64, math.Nextafter(math.MaxInt64, 0)
-	case Uint64:
-		return 0, math.Nextafter(math.MaxUint64, 0)
-	}
-	return 0, 0
-}
-
-func (r *Register) label(s string) (int64, bool) {
-	for k, v := range r.Labels {
-		if v == s {
-			return k, true
-		}
-	}
-	return 0, false
-}
-
-func (r *Register) toNumber(v any) (float64, error) {
-	switch x := v.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return 0, fmt.Errorf("encoding %q: %v is not a finite number", r.Key, x)
-		}
-		return x, nil
-	case float32:
-		return r.toNumber(float64(x))
-	case int:
-		return float64(x), nil
-	case int8:
-		return float64(x), nil
-	case int16:
-		return float64(x), nil
-	case int32:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case uint:
-		return float64(x), nil
-	case uint8:
-		return float64(x), nil
-	case uint16:
-		return float64(x), nil
-	case uint32:
-		return float64(x), nil
-	case uint64:
-		return float64(x), nil
-	case bool:
-		if x {
-			return 1, nil
-		}
-		return 0, nil
-	case json.Number:
-		return r.toNumber(string(x))
-	case string:
-		if n, ok := r.label(x); ok {
-			return float64(n), nil
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil {
-			return 0, fmt.Errorf("encoding %q: %q is neither a number nor a label", r.Key, x)
-		}
-		return r.toNumber(f)
-	}
-	return 0, fmt.Errorf("encoding %q: want a number, got %T", r.Key, v)
-}
-
-func (r *Register) toBool(v any) (bool, error) {
-	if s, ok := v.(string); ok {
-		if n, ok := r.label(s); ok {
-			return n != 0, nil
-		}
-		switch strings.ToLower(strings.TrimSpace(s)) {
-		case "true", "on", "1":
-			return true, nil
-		case "false", "off", "0":
-			return false, nil
-		}
-		return false, fmt.Errorf("encoding %q: %q is not true/false, on/off or 1/0", r.Key, s)
-	}
-	if b, ok := v.(bool); ok {
-		return b, nil
-	}
-	f, err := r.toNumber(v)
-	if err != nil {
-		return false, fmt.Errorf("encoding %q: want a bool, got %T", r.Key, v)
-	}
-	return f != 0, nil
+	return r.applyRat(decimalOf(v))
 }

@@ -48,6 +48,19 @@ var codecCases = []struct {
 	// Strings never reverse their registers: only the bytes swap.
 	{typ: String, length: 3, value: "AB-12", words: map[Order][]uint16{
 		ABCD: {0x4142, 0x2D31, 0x3200}, CDAB: {0x4142, 0x2D31, 0x3200}, BADC: {0x4241, 0x312D, 0x0032}, DCBA: {0x4241, 0x312D, 0x0032}}},
+	{typ: Int8, value: int64(-2), words: map[Order][]uint16{
+		ABCD: {0x00FE}, CDAB: {0x00FE}, BADC: {0xFE00}, DCBA: {0xFE00}}},
+	{typ: Uint8, value: int64(200), words: map[Order][]uint16{
+		ABCD: {0x00C8}, CDAB: {0x00C8}, BADC: {0xC800}, DCBA: {0xC800}}},
+	// 12.34375 is the half-precision 0x4A2C.
+	{typ: Float16, value: 12.34375, words: map[Order][]uint16{
+		ABCD: {0x4A2C}, CDAB: {0x4A2C}, BADC: {0x2C4A}, DCBA: {0x2C4A}}},
+	{typ: Bytes, length: 2, value: "0a0b0c0d", words: map[Order][]uint16{
+		ABCD: {0x0A0B, 0x0C0D}, CDAB: {0x0A0B, 0x0C0D}, BADC: {0x0B0A, 0x0D0C}, DCBA: {0x0B0A, 0x0D0C}}},
+	// bits list from bit 0 of the first register up.
+	{typ: Bits, length: 18, value: []any{true, false, true, false, false, false, false, false, false, false, false, false, false, false, false, true, false, true},
+		words: map[Order][]uint16{
+			ABCD: {0x8005, 0x0002}, CDAB: {0x8005, 0x0002}, BADC: {0x0580, 0x0200}, DCBA: {0x0580, 0x0200}}},
 	{typ: Bool, value: true, words: map[Order][]uint16{
 		ABCD: {0x0001}, CDAB: {0x0001}, BADC: {0x0100}, DCBA: {0x0100}}},
 	{typ: Bool, value: false, words: map[Order][]uint16{
@@ -189,7 +202,10 @@ func TestCheck(t *testing.T) {
 		{Key: "a", Function: Holding, Type: Bit, Bit: 16},
 		{Key: "a", Function: Holding, Order: "ABDC"},
 		{Key: "a", Function: Holding, Type: Float64, Address: 65533},
-		{Key: "a", Function: Holding, Type: "float16"},
+		{Key: "a", Function: Holding, Type: "float128"},
+		{Key: "a", Function: Holding, Type: Bits},
+		{Key: "a", Function: Holding, Type: Bytes},
+		{Key: "a", Function: Holding, Compat: "pymodbus2"},
 	}
 	for _, r := range bad {
 		if err := r.Check(); err == nil {
@@ -299,6 +315,13 @@ func FuzzDecode(f *testing.F) {
 		switch r.Type {
 		case Bool, Bit, String:
 			return
+		case Int8, Uint8:
+			// Only the low byte is the value: it survives.
+			back, err := Encode(&r, v)
+			if again, _ := Decode(&r, back); err != nil || again != v {
+				t.Fatalf("%s %s: %04X → %#v → %04X → %#v (%v)", r.Type, r.Order, words, v, back, again, err)
+			}
+			return
 		}
 		back, err := Encode(&r, v)
 		if err != nil {
@@ -311,4 +334,134 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("short input decoded")
 		}
 	})
+}
+
+func TestExactDecimalScaling(t *testing.T) {
+	two := 2
+	cases := []struct {
+		r    Register
+		raw  uint16
+		want any
+	}{
+		{Register{Scale: 0.1}, 2301, 230.1},
+		{Register{Divider: 10}, 2301, 230.1},
+		{Register{Scale: 0.01, Offset: -40}, 6523, 25.23},
+		{Register{Scale: 0.1, Offset: 0.2}, 1, 0.3},
+		{Register{Divider: 3, Round: &two}, 1, 0.33},
+		{Register{Scale: 0.001, Round: &two}, 12345, 12.35},
+		{Register{Type: Int16, Scale: 0.1, Round: &two}, 0xFFFB, -0.5},
+		{Register{Type: Float16, Scale: 0.1}, 0x4A2C, 1.234375},
+	}
+	for _, c := range cases {
+		r := c.r
+		r.Key, r.Function = "k", Holding
+		if err := r.Check(); err != nil {
+			t.Fatal(err)
+		}
+		v, err := Decode(&r, []uint16{c.raw})
+		if err != nil || v != c.want {
+			t.Errorf("%+v of %d: %#v (%v), want %v", c.r, c.raw, v, err, c.want)
+		}
+		if b, _ := json.Marshal(v); strings.Contains(string(b), "0000") {
+			t.Errorf("%+v: JSON %s", c.r, b)
+		}
+	}
+	// Writes reverse it exactly: 230.1 / 0.1 is 2301, not 2300.9999999999995.
+	r := Register{Key: "k", Function: Holding, Scale: 0.1}
+	_ = r.Check()
+	if w, err := Encode(&r, 230.1); err != nil || w[0] != 2301 {
+		t.Errorf("encode %v %v", w, err)
+	}
+}
+
+func TestGatewayConvention(t *testing.T) {
+	reg := func(typ Type, n, bit int) Register {
+		r := Register{Key: "k", Function: Holding, Type: typ, Length: n, Bit: bit, Order: DCBA, Compat: TBGateway}
+		if err := r.Check(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Strings ignore the byte order.
+	r := reg(String, 2, 0)
+	if v, _ := Decode(&r, []uint16{0x6162, 0x6364}); v != "abcd" {
+		t.Errorf("string %v", v)
+	}
+	// Register bits: the high byte's bits first, least significant first.
+	r = reg(Bits, 16, 0)
+	v, _ := Decode(&r, []uint16{0x0102})
+	l := v.([]any)
+	if l[0] != true || l[9] != true || l[1] != false || l[8] != false {
+		t.Errorf("bits %v", l)
+	}
+	r = reg(Bit, 16, 9)
+	if v, _ := Decode(&r, []uint16{0x0102}); v != int64(1) {
+		t.Errorf("bit 9 %v", v)
+	}
+	// Floats rounded to 6 decimals, integral ones kept floats.
+	r = reg(Float32, 0, 0)
+	if v, _ := Decode(&r, []uint16{0, 0}); v != json.Number("0.0") {
+		t.Errorf("0.0: %#v", v)
+	}
+	r = reg(Float16, 0, 0)
+	r.Order = ABCD
+	if v, _ := Decode(&r, []uint16{0x2C4A}); v != 0.067017 {
+		t.Errorf("float16 %#v", v)
+	}
+	// Coils: each byte's coils from the highest address down.
+	c := Register{Key: "c", Function: Coil, Type: Bits, Length: 16, Compat: TBGateway}
+	_ = c.Check()
+	bits := make([]bool, 16)
+	bits[0], bits[9] = true, true
+	got := DecodeBits(&c, bits).([]any)
+	if got[7] != true || got[14] != true || got[0] != false {
+		t.Errorf("coils %v", got)
+	}
+	if GatewayOrder("", "") != DCBA || GatewayOrder("big", "LITTLE") != CDAB || GatewayOrder("LITTLE", "BIG") != BADC {
+		t.Error("orders")
+	}
+}
+
+// TestGatewayConventionRoundTrip: what tbflow writes with the tb-gateway
+// convention reads back (the Gateway's way) as the value written.
+func TestGatewayConventionRoundTrip(t *testing.T) {
+	list := []any{false, true, false, true, true, false, true, true, true, true, false, true, false, false, true, true}
+	for _, n := range []int{16, 4, 1} {
+		r := Register{Key: "b", Function: Holding, Type: Bits, Length: n, Order: DCBA, Compat: TBGateway}
+		if err := r.Check(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := Encode(&r, list[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := Decode(&r, w)
+		if n == 1 {
+			if got != list[0] {
+				t.Errorf("1 bit: %v", got)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, list[:n]) {
+			t.Errorf("%d bits: wrote %v, read %v", n, list[:n], got)
+		}
+	}
+	for _, n := range []int{16, 5} {
+		r := Register{Key: "c", Function: Coil, Type: Bits, Length: n, Compat: TBGateway}
+		_ = r.Check()
+		coils := make([]bool, n)
+		for j, off := range gatewayCoilOffsets(n) {
+			if off >= 0 {
+				coils[off] = list[j].(bool)
+			}
+		}
+		if got := DecodeBits(&r, coils); !reflect.DeepEqual(got, list[:n]) {
+			t.Errorf("%d coils: wrote %v, read %v", n, list[:n], got)
+		}
+	}
+	s := Register{Key: "s", Function: Holding, Type: String, Length: 2, Order: DCBA, Compat: TBGateway}
+	_ = s.Check()
+	if w, _ := Encode(&s, "abcx"); w[0] != 0x6162 || w[1] != 0x6378 {
+		t.Errorf("string %04X", w)
+	}
 }

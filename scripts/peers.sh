@@ -22,6 +22,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Debian's pymodbus is the Modbus server nobody here wrote, for modbus/'s
 # read suite; its server module imports serial and serial_asyncio.
 /usr/bin/python3 -c 'import pymodbus.server, serial' >/dev/null 2>&1 || need+=(python3 python3-pymodbus python3-serial python3-serial-asyncio)
+# Modbus cross-checks: mbpoll (libmodbus) as a second client, socat for the
+# pseudo-terminal pairs that carry RTU and ASCII frames between the bus and
+# pymodbus's serial servers.
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 # Debian's chromium (the tests launch /usr/bin/chromium, not a downloaded
 # browser) renders the editor; DejaVu gives it text that measures the same
 # on every machine.
@@ -34,6 +39,13 @@ if ! command -v node >/dev/null 2>&1; then
 elif ! command -v npm >/dev/null 2>&1; then
   need+=(npm)
 fi
+# curl posts to the http-in connector in its tests, as a device would.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+# OPC UA and SNMP connectors: Debian's snmpd is the agent nodes/snmp polls and
+# snmp's snmptrap sends it traps; node-opcua (npm, below) is the OPC UA server.
+[ -x /usr/sbin/snmpd ] || command -v snmpd >/dev/null 2>&1 || need+=(snmpd)
+command -v snmptrap >/dev/null 2>&1 || need+=(snmp)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -60,6 +72,16 @@ stamp="$e2e/node_modules/.package-lock.json"
 if [ ! -f "$e2e/node_modules/playwright-core/package.json" ] || [ ! -f "$stamp" ] || [ "$e2e/package-lock.json" -nt "$stamp" ]; then
   echo "peers: npm ci in web/e2e" >&2
   (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  touch "$stamp"
+fi
+
+# node-opcua, pinned in peers/opcua/package-lock.json: the OPC UA server
+# (peers/opcua/server.js) the OPC UA connector's tests start.
+opcua="$root/peers/opcua"
+stamp="$opcua/node_modules/.package-lock.json"
+if [ ! -f "$opcua/node_modules/node-opcua/package.json" ] || [ ! -f "$stamp" ] || [ "$opcua/package-lock.json" -nt "$stamp" ]; then
+  echo "peers: npm ci in peers/opcua" >&2
+  (cd "$opcua" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
   touch "$stamp"
 fi
 

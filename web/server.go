@@ -196,6 +196,8 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /api/status", s.handleStatus)
 	mux.HandleFunc("GET /api/counters", s.handleCounters)
 	mux.HandleFunc("POST /api/inject/{id}", s.handleInject)
+	mux.HandleFunc("GET /api/nodes/{type}/actions", s.handleListActions)
+	mux.HandleFunc("POST /api/nodes/{type}/actions/{name}", s.handleNodeAction)
 	mux.HandleFunc("POST /api/login", s.handleLogin)
 	mux.HandleFunc("POST /api/logout", s.handleLogout)
 	mux.HandleFunc("GET /api/session", s.handleSession)

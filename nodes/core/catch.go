@@ -7,15 +7,15 @@ import (
 )
 
 var scopeFields = []engine.Field{
-	{Name: "scope", Kind: engine.KindEnum, Default: "all", Enum: []string{"all", "nodes"}, Help: "`all` nodes on this tab, or only the listed `nodes`."},
-	{Name: "nodes", Kind: engine.KindTable, Default: []any{}, Help: "The nodes to watch when scope is `nodes`.",
-		Fields: []engine.Field{{Name: "node", Kind: engine.KindString, Required: true, Help: "Node id."}}},
+	{Name: "scope", Kind: engine.KindEnum, Label: "Scope", Default: "all", Enum: []string{"all", "nodes"}, Help: "`all` nodes on this tab, or only the listed `nodes`."},
+	{Name: "nodes", Kind: engine.KindTable, Label: "Nodes to watch", ShowIf: map[string][]any{"scope": {"nodes"}}, Default: []any{}, Help: "The nodes to watch when scope is `nodes`.",
+		Fields: []engine.Field{{Name: "node", Kind: engine.KindString, Label: "Node id", Required: true, Help: "Node id."}}},
 }
 
 func init() {
 	engine.Register(engine.Type{
 		Name: "catch", Category: engine.CategoryCommon, Inputs: 0, Outputs: 1,
-		Label: "catch", Color: "#e49191", Icon: "alert",
+		Label: "catch", OutputLabels: []string{"error"}, Color: "#e49191", Icon: "alert",
 		Summary: "Receives errors reported by nodes on the same tab.",
 		Help: `Sends a message for every error a node on the same tab reports (with **scope** ` + "`nodes`" + `, only
 for the listed nodes). The message is a copy of the message that failed, when there was one, with an
@@ -28,7 +28,7 @@ node never blocks the failing node: if its queue is full the error only reaches 
 	})
 	engine.Register(engine.Type{
 		Name: "status", Category: engine.CategoryCommon, Inputs: 0, Outputs: 1,
-		Label: "status", Color: "#94c1d0", Icon: "status",
+		Label: "status", OutputLabels: []string{"status change"}, Color: "#94c1d0", Icon: "status",
 		Summary: "Receives status changes of nodes on the same tab.",
 		Help: `Sends a message whenever a node on the same tab (with **scope** ` + "`nodes`" + `, one of the listed
 nodes) changes its status, such as a connection going from ` + "`connecting`" + ` to ` + "`connected`" + `. The message has a

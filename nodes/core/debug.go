@@ -21,9 +21,9 @@ message property, with dots for nested fields (` + "`payload.temperature`" + `).
 the node without rewiring; turn **console** on to also write the value to the log as JSON text
 (useful with ` + "`tbflow run`" + `).`,
 		Fields: []engine.Field{
-			{Name: "property", Kind: engine.KindString, Default: "payload", Help: "Message property to show; `msg` shows the whole message."},
-			{Name: "active", Kind: engine.KindBool, Default: true, Help: "Publish debug events."},
-			{Name: "console", Kind: engine.KindBool, Default: false, Help: "Also log the value, as JSON text, at info level."},
+			{Name: "property", Kind: engine.KindString, Label: "Property to show", Default: "payload", Help: "Message property to show; `msg` shows the whole message."},
+			{Name: "active", Kind: engine.KindBool, Label: "Active", Default: true, Help: "Publish debug events."},
+			{Name: "console", Kind: engine.KindBool, Label: "Also log it", Default: false, Help: "Also log the value, as JSON text, at info level."},
 		},
 		New: engine.Construct(newDebug),
 	})

@@ -10,7 +10,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "delay", Category: engine.CategoryFunction, Inputs: 1, Outputs: 1,
-		Label: "delay", Color: "#e6e0f8", Icon: "timer",
+		Label: "delay", OutputLabels: []string{"delayed"}, Color: "#e6e0f8", Icon: "timer",
 		Summary: "Delays each message by a fixed time.",
 		Help: `Sends every message on **delay** after it arrived, keeping their order. Messages are delayed
 independently: a 1 s delay does not limit throughput. At most **maxQueued** messages wait inside the
@@ -18,22 +18,22 @@ node; when that many are waiting the node stops taking input and its sources slo
 (backpressure) instead of memory growing. Messages still waiting when the node is stopped or
 redeployed are dropped.`,
 		Fields: []engine.Field{
-			{Name: "delay", Kind: engine.KindDuration, Default: "1s", Help: "How long to hold each message."},
-			{Name: "maxQueued", Kind: engine.KindInt, Default: 1000, Min: engine.Float(1), Max: engine.Float(1_000_000), Help: "Messages that may wait inside the node.", Advanced: true},
+			{Name: "delay", Kind: engine.KindDuration, Label: "Delay", Default: "1s", Help: "How long to hold each message."},
+			{Name: "maxQueued", Kind: engine.KindInt, Label: "Most messages queued", Default: 1000, Min: engine.Float(1), Max: engine.Float(1_000_000), Help: "Messages that may wait inside the node.", Advanced: true},
 		},
 		New: engine.Construct(newDelay),
 	})
 	engine.Register(engine.Type{
 		Name: "rate-limit", Category: engine.CategoryFunction, Inputs: 1, Outputs: 1,
-		Label: "rate limit", Color: "#e6e0f8", Icon: "timer",
+		Label: "rate-limit", OutputLabels: []string{"passed"}, Color: "#e6e0f8", Icon: "timer",
 		Summary: "Lets at most N messages through per interval.",
 		Help: `Passes at most **rate** messages per **per** interval (a token bucket that allows bursts of
 **rate**). Excess messages wait (the default: the node slows its sources down, nothing is lost) or,
 with **drop** on, are discarded and counted in the node's status.`,
 		Fields: []engine.Field{
-			{Name: "rate", Kind: engine.KindInt, Default: 1, Min: engine.Float(1), Help: "Messages allowed per interval."},
-			{Name: "per", Kind: engine.KindDuration, Default: "1s", Help: "The interval."},
-			{Name: "drop", Kind: engine.KindBool, Default: false, Help: "Drop excess messages instead of waiting."},
+			{Name: "rate", Kind: engine.KindInt, Label: "Messages per interval", Default: 1, Min: engine.Float(1), Help: "Messages allowed per interval."},
+			{Name: "per", Kind: engine.KindDuration, Label: "Interval", Default: "1s", Help: "The interval."},
+			{Name: "drop", Kind: engine.KindBool, Label: "Drop excess messages", Default: false, Help: "Drop excess messages instead of waiting."},
 		},
 		New: engine.Construct(newRateLimit),
 	})

@@ -13,7 +13,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "inject", Category: engine.CategoryCommon, Inputs: 0, Outputs: 1,
-		Label: "inject", Color: "#a6bbcf", Icon: "inject",
+		Label: "inject", OutputLabels: []string{"message"}, Color: "#a6bbcf", Icon: "inject",
 		Summary: "Sends a message on a schedule, once at start, or when its button is pressed.",
 		Help: `Sends a message with the configured **payload** and **topic**:
 
@@ -27,14 +27,14 @@ The payload is built fresh for every message from **payloadType**: ` + "`timesta
 1970), ` + "`json`" + ` (the payload text parsed as JSON), ` + "`number`" + `, ` + "`string`" + ` or ` + "`boolean`" + `.
 Messages also carry ` + "`ts`" + `, the time they were sent in Unix milliseconds.`,
 		Fields: []engine.Field{
-			{Name: "payloadType", Kind: engine.KindEnum, Default: "timestamp", Enum: []string{"timestamp", "json", "number", "string", "boolean"},
+			{Name: "payloadType", Kind: engine.KindEnum, Label: "Payload type", Default: "timestamp", Enum: []string{"timestamp", "json", "number", "string", "boolean"},
 				Help: "How to build the payload."},
-			{Name: "payload", Kind: engine.KindString, Default: "", Help: "The payload text for json, number, string and boolean payloads.", Example: `{"temperature": 21.5}`},
-			{Name: "topic", Kind: engine.KindString, Default: "", Help: "The message topic."},
-			{Name: "interval", Kind: engine.KindDuration, Default: "0s", Help: "Send repeatedly at this interval; 0 turns it off."},
-			{Name: "schedule", Kind: engine.KindString, Default: "", Help: "Send on this cron schedule (5 fields, local time); empty turns it off.", Example: "*/5 * * * *"},
-			{Name: "once", Kind: engine.KindBool, Default: false, Help: "Send once after the flow starts."},
-			{Name: "onceDelay", Kind: engine.KindDuration, Default: "100ms", Help: "Wait this long after start before the first message.", Advanced: true},
+			{Name: "payload", Kind: engine.KindString, Label: "Payload", ShowIf: map[string][]any{"payloadType": {"json", "number", "string", "boolean"}}, Default: "", Help: "The payload text for json, number, string and boolean payloads.", Example: `{"temperature": 21.5}`},
+			{Name: "topic", Kind: engine.KindString, Label: "Topic", Default: "", Help: "The message topic."},
+			{Name: "interval", Kind: engine.KindDuration, Label: "Repeat every", Default: "0s", Help: "Send repeatedly at this interval; 0 turns it off."},
+			{Name: "schedule", Kind: engine.KindString, Label: "Cron schedule", Default: "", Help: "Send on this cron schedule (5 fields, local time); empty turns it off.", Example: "*/5 * * * *"},
+			{Name: "once", Kind: engine.KindBool, Label: "Send once at start", Default: false, Help: "Send once after the flow starts."},
+			{Name: "onceDelay", Kind: engine.KindDuration, Label: "Delay before the first message", Default: "100ms", Help: "Wait this long after start before the first message.", Advanced: true},
 		},
 		New: engine.Construct(newInject),
 	})

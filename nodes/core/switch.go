@@ -19,13 +19,13 @@ gets its own copy). A message no rule matches is dropped; add a last rule ` + "`
 
 Example rules: ` + "`payload > 50`" + `, ` + "`topic == \"alarm\"`" + `, ` + "`msg.device != nil`" + `.`,
 		Fields: []engine.Field{
-			{Name: "rules", Kind: engine.KindTable, Min: engine.Float(1), Help: "Conditions, one output each.",
+			{Name: "rules", Kind: engine.KindTable, Label: "Rules", Min: engine.Float(1), Help: "Conditions, one output each.",
 				Default: []any{map[string]any{"condition": "true", "label": "otherwise"}},
 				Fields: []engine.Field{
-					{Name: "condition", Kind: engine.KindExpr, Required: true, Help: "Boolean expression."},
-					{Name: "label", Kind: engine.KindString, Default: "", Help: "Output label shown in the editor."},
+					{Name: "condition", Kind: engine.KindExpr, Label: "Condition", Required: true, Help: "Boolean expression."},
+					{Name: "label", Kind: engine.KindString, Label: "Output label", Default: "", Help: "Output label shown in the editor."},
 				}},
-			{Name: "mode", Kind: engine.KindEnum, Default: "first", Enum: []string{"first", "all"}, Help: "Stop at the first match or send to all matches."},
+			{Name: "mode", Kind: engine.KindEnum, Label: "Mode", Default: "first", Enum: []string{"first", "all"}, Help: "Stop at the first match or send to all matches."},
 		},
 		New: engine.Construct(newSwitch),
 	})

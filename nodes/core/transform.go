@@ -10,7 +10,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "transform", Category: engine.CategoryFunction, Inputs: 1, Outputs: 1,
-		Label: "transform", Color: "#fdd0a2", Icon: "function",
+		Label: "transform", OutputLabels: []string{"result"}, Color: "#fdd0a2", Icon: "function",
 		Summary: "Computes a new payload (or a whole new message) with an expression.",
 		Help: `Evaluates **expression** ([expr language](https://expr-lang.org/docs/language-definition)) for
 every message. The expression is compiled once, when the flow is deployed; a syntax error stops the
@@ -26,8 +26,8 @@ becomes the whole message (keep ` + "`_msgid`" + ` by including it, or a new id 
 Examples: ` + "`payload * 0.1`" + `, ` + "`{\"temperature\": payload.t / 10, \"ts\": timestamp()}`" + `,
 ` + "`{\"payload\": payload, \"topic\": \"meter/\" + topic, \"device\": \"Meter A\"}`" + ` (target msg).`,
 		Fields: []engine.Field{
-			{Name: "expression", Kind: engine.KindExpr, Required: true, Help: "The expression to evaluate.", Example: "payload * 0.1"},
-			{Name: "target", Kind: engine.KindEnum, Default: "payload", Enum: []string{"payload", "msg"}, Help: "What the result replaces."},
+			{Name: "expression", Kind: engine.KindExpr, Label: "Expression", Required: true, Help: "The expression to evaluate.", Example: "payload * 0.1"},
+			{Name: "target", Kind: engine.KindEnum, Label: "Result replaces", Default: "payload", Enum: []string{"payload", "msg"}, Help: "What the result replaces."},
 		},
 		New: engine.Construct(newTransform),
 	})

@@ -55,7 +55,10 @@ func TestConformance(t *testing.T) {
 	t.Run("modbus-connection", func(t *testing.T) {
 		enginetest.Conformance(t, "modbus-connection", enginetest.ConformanceOptions{Settings: map[string]any{"port": 1.0}})
 	})
-	for _, typ := range []string{"modbus-in", "modbus-write"} {
+	t.Run("modbus-server", func(t *testing.T) {
+		enginetest.Conformance(t, "modbus-server", enginetest.ConformanceOptions{Settings: map[string]any{"host": "127.0.0.1", "port": float64(peers.FreePort(t))}})
+	})
+	for _, typ := range []string{"modbus-in", "modbus-read", "modbus-write"} {
 		t.Run(typ, func(t *testing.T) {
 			in := engine.NewMsg(1.0)
 			in.Topic = "value"

@@ -13,7 +13,7 @@ import (
 
 func init() {
 	engine.Register(engine.Type{
-		Name: "modbus-write", Category: category, Inputs: 1, Outputs: 1,
+		Name: "modbus-write", Category: category, Inputs: 1, Outputs: 1, OutputLabels: []string{"written"},
 		Label: "modbus write", Color: color, Icon: "modbus",
 		Summary: "Writes msg.payload to a mapped coil or holding register and passes the message on when the device confirmed it.",
 		Help: `Writes to **unit** over the **connection**, encoding the value with the row of **registers** it names
@@ -33,14 +33,14 @@ as ` + "`msg.rpc`" + ` are kept, so it can go straight to ` + "`tb-rpc-out`" + `
 device failure, …), a timeout or a bad value is an error for ` + "`catch`" + ` nodes, with the message attached. While the
 link cannot be opened the engine retries the message.
 
-Status: ` + "`connected`" + ` after a write, or the error (red).`,
+Status: ` + "`connected`" + ` after a write, or the error (red); while the connection's link is down, the link error.`,
 		Fields: []engine.Field{
-			{Name: "connection", Kind: engine.KindConfigRef, Ref: "modbus-connection", Required: true, Help: "The Modbus link to use."},
-			{Name: "unit", Kind: engine.KindInt, Default: 1, Min: engine.Float(0), Max: engine.Float(255), Help: "Unit id (slave address) of the device."},
+			{Name: "connection", Label: "Connection", Kind: engine.KindConfigRef, Ref: "modbus-connection", Required: true, Help: "The Modbus link to use."},
+			{Name: "unit", Label: "Unit id", Kind: engine.KindInt, Default: 1, Min: engine.Float(0), Max: engine.Float(255), Help: "Unit id (slave address) of the device."},
 			registersField("The writable rows: coils and holding registers.", []any{
 				map[string]any{"key": "value", "function": "holding", "address": 0.0, "type": "uint16"},
-			}),
-			{Name: "key", Kind: engine.KindString, Default: "", Help: "Always write this row; empty takes the row named by msg.topic, or the payload's properties."},
+			}, false),
+			{Name: "key", Label: "Fixed key", Kind: engine.KindString, Default: "", Help: "Always write this row; empty takes the row named by msg.topic, or the payload's properties."},
 		},
 		New: engine.Construct(newWrite),
 	})
@@ -55,7 +55,7 @@ type writeConfig struct {
 
 // Validate checks the register map and the fixed key.
 func (c *writeConfig) Validate() error {
-	regs, err := toRegisters(c.Registers)
+	regs, _, err := toRegisters(polledRows(c.Registers), rowDefaults{})
 	if err != nil {
 		return err
 	}
@@ -84,19 +84,20 @@ type writeNode struct {
 	regs  map[string]modbus.Register
 	order []string
 
-	mu     sync.Mutex
-	status string
+	mu      sync.Mutex
+	status  string
+	unwatch func()
 }
 
 func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	regs, _ := toRegisters(c.Registers)
 	conn, err := engine.ConfigNodeAs[*Connection](nc, c.Connection)
 	if err != nil {
 		return nil, err
 	}
+	regs, _, _ := toRegisters(polledRows(c.Registers), conn.conf.defaults())
 	n := &writeNode{nc: nc, conn: conn, conf: c, regs: map[string]modbus.Register{}}
 	for _, r := range regs {
 		n.regs[r.Key] = r
@@ -105,8 +106,35 @@ func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
 	return n, nil
 }
 
-func (n *writeNode) Start(context.Context) error { return nil }
-func (n *writeNode) Stop(context.Context) error  { return nil }
+// Start follows the link's state for the status.
+func (n *writeNode) Start(context.Context) error {
+	n.unwatch = watchLink(n.conn, n.setStatus)
+	return nil
+}
+
+// Stop stops following the link.
+func (n *writeNode) Stop(context.Context) error {
+	if n.unwatch != nil {
+		n.unwatch()
+		n.unwatch = nil
+	}
+	return nil
+}
+
+// watchLink shows the link's outages (and its return) in a node's status.
+func watchLink(conn *Connection, set func(engine.Status)) func() {
+	bus, err := conn.Bus()
+	if err != nil {
+		return nil
+	}
+	return bus.Watch(func(up bool, err error) {
+		if up {
+			set(engine.StatusConnected)
+		} else if err != nil {
+			set(engine.StatusError(err))
+		}
+	})
+}
 
 func (n *writeNode) setStatus(s engine.Status) {
 	n.mu.Lock()

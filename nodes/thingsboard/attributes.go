@@ -16,7 +16,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "tb-attr-out", Category: category, Inputs: 1, Outputs: 0,
-		Label: "attributes out", Color: color, Icon: "thingsboard",
+		Label: "tb-attr-out", Color: color, Icon: "thingsboard",
 		Summary: "Sends msg.payload to ThingsBoard as client attributes.",
 		Help: `Sends ` + "`msg.payload`" + ` (an object, ` + "`{\"serial\": \"A-1\", \"firmware\": \"2.3\"}`" + `) as client-side attributes of the
 connection's device, or in gateway mode of the device named by **device** or ` + "`msg.device`" + `.
@@ -27,13 +27,13 @@ server's acknowledgement instead. A payload that is not an object is an error fo
 		Fields: []engine.Field{
 			connField(),
 			deviceField("Gateway mode: the device to send for; empty uses `msg.device`. Ignored in device mode."),
-			{Name: "waitAck", Kind: engine.KindBool, Default: false, Help: "Wait for the server to acknowledge each message before taking the next.", Advanced: true},
+			{Name: "waitAck", Kind: engine.KindBool, Label: "Wait for acknowledgement", Default: false, Help: "Wait for the server to acknowledge each message before taking the next.", Advanced: true},
 		},
 		New: engine.Construct(newAttrOut),
 	})
 	engine.Register(engine.Type{
 		Name: "tb-attr-in", Category: category, Inputs: 1, Outputs: 2,
-		Label: "attributes in", Color: color, Icon: "thingsboard",
+		Label: "tb-attr-in", OutputLabels: []string{"shared-attribute updates", "request answers"}, Color: color, Icon: "thingsboard",
 		Summary: "Emits shared-attribute updates from ThingsBoard, and answers attribute requests.",
 		Help: `**Output 1: shared-attribute updates.** Every change of the shared attributes named in **keys**
 (all of them when empty) of the connection's device — in gateway mode of **device** — comes out as
@@ -56,9 +56,9 @@ other fields tell which request it answers. The keys asked for are ` + "`msg.pay
 connection's **requestTimeout** is an error for ` + "`catch`" + `.`,
 		Fields: []engine.Field{
 			connField(),
-			{Name: "keys", Kind: engine.KindString, Default: "", Help: "Shared attributes to watch and request, comma-separated; empty means all.", Example: "interval,mode"},
-			{Name: "clientKeys", Kind: engine.KindString, Default: "", Help: "Client attributes an input message requests, comma-separated.", Example: "serial"},
-			{Name: "initial", Kind: engine.KindBool, Default: true, Help: "Emit the current values at start and what changed while offline after every reconnect."},
+			{Name: "keys", Kind: engine.KindString, Label: "Shared attribute keys", Default: "", Help: "Shared attributes to watch and request, comma-separated; empty means all.", Example: "interval,mode"},
+			{Name: "clientKeys", Kind: engine.KindString, Label: "Client attribute keys", Default: "", Help: "Client attributes an input message requests, comma-separated.", Example: "serial"},
+			{Name: "initial", Kind: engine.KindBool, Label: "Emit current values", Default: true, Help: "Emit the current values at start and what changed while offline after every reconnect."},
 			deviceField("Gateway mode: the device whose attributes to watch (required for requests and `initial`); empty watches every device's pushed updates."),
 		},
 		New: engine.Construct(newAttrIn),

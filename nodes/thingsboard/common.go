@@ -19,12 +19,12 @@ const (
 )
 
 func connField() engine.Field {
-	return engine.Field{Name: "connection", Kind: engine.KindConfigRef, Ref: "tb-connection", Required: true,
+	return engine.Field{Name: "connection", Kind: engine.KindConfigRef, Label: "Connection", Ref: "tb-connection", Required: true,
 		Help: "The `tb-connection` to use; nodes naming the same connection share one MQTT session."}
 }
 
 func deviceField(help string) engine.Field {
-	return engine.Field{Name: "device", Kind: engine.KindString, Default: "", Help: help, Example: "Meter A"}
+	return engine.Field{Name: "device", Kind: engine.KindString, Label: "Device name", Default: "", Help: help, Example: "Meter A"}
 }
 
 // user is what every node using a connection does on Start and Stop: show

@@ -17,6 +17,9 @@ const (
 	modeGateway = "gateway"
 )
 
+// tlsOnly marks the fields that apply only with TLS on.
+var tlsOnly = map[string][]any{"tls": {true}}
+
 func init() {
 	engine.Register(engine.Type{
 		Name: "tb-connection", Category: engine.CategoryConfig, ConfigNode: true,
@@ -46,27 +49,27 @@ connects the gateway's devices again and re-reads watched shared attributes.
 Server-side RPCs are shared out to the ` + "`tb-rpc-in`" + ` and ` + "`gw-device`" + ` nodes using the connection; a request
 that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 		Fields: []engine.Field{
-			{Name: "host", Kind: engine.KindString, Default: "127.0.0.1", Required: true, Help: "Host name or IP address of the ThingsBoard MQTT transport.", Example: "thingsboard.example.com"},
-			{Name: "port", Kind: engine.KindInt, Default: 0, Min: engine.Float(0), Max: engine.Float(65535), Help: "MQTT port; 0 means 1883, or 8883 with TLS."},
-			{Name: "mode", Kind: engine.KindEnum, Default: modeDevice, Enum: []string{modeDevice, modeGateway}, Help: "`device`: the session is one ThingsBoard device. `gateway`: a gateway that sends for many devices."},
-			{Name: "accessToken", Kind: engine.KindSecret, Help: "The device's access token (its MQTT user name). Leave empty for MQTT basic or X.509 credentials.", Example: "${TB_TOKEN}"},
-			{Name: "clientId", Kind: engine.KindString, Help: "MQTT basic credentials: client id.", Advanced: true},
-			{Name: "username", Kind: engine.KindString, Help: "MQTT basic credentials: user name.", Advanced: true},
-			{Name: "password", Kind: engine.KindSecret, Help: "MQTT basic credentials: password.", Advanced: true},
-			{Name: "tls", Kind: engine.KindBool, Default: false, Help: "Connect with TLS 1.2 or newer."},
-			{Name: "caFile", Kind: engine.KindString, Help: "PEM file of the CAs to trust; empty uses the system's.", Advanced: true},
-			{Name: "certFile", Kind: engine.KindString, Help: "PEM client certificate, for X.509 authentication.", Advanced: true},
-			{Name: "keyFile", Kind: engine.KindString, Help: "PEM private key of the client certificate.", Advanced: true},
-			{Name: "serverName", Kind: engine.KindString, Help: "Name to check in the server certificate (default: host).", Advanced: true},
-			{Name: "insecure", Kind: engine.KindBool, Default: false, Help: "Do not verify the server certificate. Only for lab set-ups.", Advanced: true},
-			{Name: "qos", Kind: engine.KindInt, Default: 1, Min: engine.Float(0), Max: engine.Float(1), Help: "MQTT QoS of telemetry and attributes: 1 (kept in the outbox until acknowledged) or 0 (fire and forget; fails while offline). Gateways always use 1."},
-			{Name: "outboxPath", Kind: engine.KindString, Default: "", Help: "File of the durable outbox; empty keeps it in memory (lost on restart).", Example: "/var/lib/tbflow/site-outbox.db"},
-			{Name: "outboxMaxBytes", Kind: engine.KindInt, Default: 64 << 20, Min: engine.Float(1024), Help: "Most bytes the outbox holds.", Advanced: true},
-			{Name: "outboxFull", Kind: engine.KindEnum, Default: "block", Enum: []string{"block", "reject", "drop-oldest"}, Help: "When the outbox is full: `block` holds the flow until there is room, `reject` fails the message (to `catch`), `drop-oldest` evicts the oldest messages.", Advanced: true},
-			{Name: "reconnectMin", Kind: engine.KindDuration, Default: "500ms", Help: "Shortest wait before reconnecting.", Advanced: true},
-			{Name: "reconnectMax", Kind: engine.KindDuration, Default: "30s", Help: "Longest wait between reconnection attempts (the wait doubles up to it, with jitter).", Advanced: true},
-			{Name: "requestTimeout", Kind: engine.KindDuration, Default: "30s", Help: "How long attribute requests and client-side RPCs wait for the answer.", Advanced: true},
-			{Name: "rpcTimeout", Kind: engine.KindDuration, Default: "30s", Help: "How long a server-side RPC waits for the flow's `tb-rpc-out` reply before it expires.", Advanced: true},
+			{Name: "host", Kind: engine.KindString, Label: "Host", Default: "127.0.0.1", Required: true, Help: "Host name or IP address of the ThingsBoard MQTT transport.", Example: "thingsboard.example.com"},
+			{Name: "port", Kind: engine.KindInt, Label: "Port", Default: 0, Min: engine.Float(0), Max: engine.Float(65535), Help: "MQTT port; 0 means 1883, or 8883 with TLS."},
+			{Name: "mode", Kind: engine.KindEnum, Label: "Mode", Default: modeDevice, Enum: []string{modeDevice, modeGateway}, Help: "`device`: the session is one ThingsBoard device. `gateway`: a gateway that sends for many devices."},
+			{Name: "accessToken", Kind: engine.KindSecret, Label: "Access token", Help: "The device's access token (its MQTT user name). Leave empty for MQTT basic or X.509 credentials.", Example: "${TB_TOKEN}"},
+			{Name: "clientId", Kind: engine.KindString, Label: "Client id", Help: "MQTT basic credentials: client id.", Advanced: true},
+			{Name: "username", Kind: engine.KindString, Label: "User name", Help: "MQTT basic credentials: user name.", Advanced: true},
+			{Name: "password", Kind: engine.KindSecret, Label: "Password", Help: "MQTT basic credentials: password.", Advanced: true},
+			{Name: "tls", Kind: engine.KindBool, Label: "Use TLS", Default: false, Help: "Connect with TLS 1.2 or newer."},
+			{Name: "caFile", Kind: engine.KindString, Label: "CA file", ShowIf: tlsOnly, Help: "PEM file of the CAs to trust; empty uses the system's.", Advanced: true},
+			{Name: "certFile", Kind: engine.KindString, Label: "Client certificate file", ShowIf: tlsOnly, Help: "PEM client certificate, for X.509 authentication.", Advanced: true},
+			{Name: "keyFile", Kind: engine.KindString, Label: "Client key file", ShowIf: tlsOnly, Help: "PEM private key of the client certificate.", Advanced: true},
+			{Name: "serverName", Kind: engine.KindString, Label: "Server name", ShowIf: tlsOnly, Help: "Name to check in the server certificate (default: host).", Advanced: true},
+			{Name: "insecure", Kind: engine.KindBool, Label: "Skip certificate check", ShowIf: tlsOnly, Default: false, Help: "Do not verify the server certificate. Only for lab set-ups.", Advanced: true},
+			{Name: "qos", Kind: engine.KindInt, Label: "QoS", Default: 1, Min: engine.Float(0), Max: engine.Float(1), Help: "MQTT QoS of telemetry and attributes: 1 (kept in the outbox until acknowledged) or 0 (fire and forget; fails while offline). Gateways always use 1."},
+			{Name: "outboxPath", Kind: engine.KindString, Label: "Outbox file", Default: "", Help: "File of the durable outbox; empty keeps it in memory (lost on restart).", Example: "/var/lib/tbflow/site-outbox.db"},
+			{Name: "outboxMaxBytes", Kind: engine.KindInt, Label: "Outbox size limit (bytes)", Default: 64 << 20, Min: engine.Float(1024), Help: "Most bytes the outbox holds.", Advanced: true},
+			{Name: "outboxFull", Kind: engine.KindEnum, Label: "When the outbox is full", Default: "block", Enum: []string{"block", "reject", "drop-oldest"}, Help: "When the outbox is full: `block` holds the flow until there is room, `reject` fails the message (to `catch`), `drop-oldest` evicts the oldest messages.", Advanced: true},
+			{Name: "reconnectMin", Kind: engine.KindDuration, Label: "Shortest reconnect wait", Default: "500ms", Help: "Shortest wait before reconnecting.", Advanced: true},
+			{Name: "reconnectMax", Kind: engine.KindDuration, Label: "Longest reconnect wait", Default: "30s", Help: "Longest wait between reconnection attempts (the wait doubles up to it, with jitter).", Advanced: true},
+			{Name: "requestTimeout", Kind: engine.KindDuration, Label: "Request timeout", Default: "30s", Help: "How long attribute requests and client-side RPCs wait for the answer.", Advanced: true},
+			{Name: "rpcTimeout", Kind: engine.KindDuration, Label: "RPC reply timeout", Default: "30s", Help: "How long a server-side RPC waits for the flow's `tb-rpc-out` reply before it expires.", Advanced: true},
 		},
 		New: engine.Construct(newConnection),
 	})

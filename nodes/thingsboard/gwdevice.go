@@ -11,7 +11,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "gw-device", Category: category, Inputs: 1, Outputs: 3,
-		Label: "gateway device", Color: color, Icon: "thingsboard",
+		Label: "gw-device", OutputLabels: []string{"through (msg.device set)", "rpc requests", "shared-attribute updates"}, Color: color, Icon: "thingsboard",
 		Summary: "One field device behind a ThingsBoard gateway: stamps msg.device, emits its RPCs and shared-attribute updates.",
 		Help: `Represents one field device behind a **gateway** ` + "`tb-connection`" + `. Many ` + "`gw-device`" + ` nodes share one gateway
 connection (one MQTT session).
@@ -37,10 +37,10 @@ Removing the node does not disconnect the device from the gateway session (the s
 until the connection restarts), so that a redeploy does not make ThingsBoard see it go away.`,
 		Fields: []engine.Field{
 			connField(),
-			{Name: "device", Kind: engine.KindString, Default: "", Help: "The device's name in ThingsBoard; empty takes it from `msg.device`.", Example: "Meter A"},
-			{Name: "deviceType", Kind: engine.KindString, Default: "default", Help: "The device profile ThingsBoard creates the device with."},
-			{Name: "keys", Kind: engine.KindString, Default: "", Help: "Shared attributes to emit on output 3, comma-separated; empty means all.", Example: "interval"},
-			{Name: "initial", Kind: engine.KindBool, Default: true, Help: "Emit the current shared attributes at start and after every reconnect (needs keys)."},
+			{Name: "device", Kind: engine.KindString, Label: "Device name", Default: "", Help: "The device's name in ThingsBoard; empty takes it from `msg.device`.", Example: "Meter A"},
+			{Name: "deviceType", Kind: engine.KindString, Label: "Device profile", Default: "default", Help: "The device profile ThingsBoard creates the device with."},
+			{Name: "keys", Kind: engine.KindString, Label: "Shared attribute keys", Default: "", Help: "Shared attributes to emit on output 3, comma-separated; empty means all.", Example: "interval"},
+			{Name: "initial", Kind: engine.KindBool, Label: "Emit current values", Default: true, Help: "Emit the current shared attributes at start and after every reconnect (needs keys)."},
 		},
 		New: engine.Construct(newGWDevice),
 	})

@@ -13,7 +13,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "tb-rpc-in", Category: category, Inputs: 0, Outputs: 1,
-		Label: "rpc in", Color: color, Icon: "thingsboard",
+		Label: "tb-rpc-in", OutputLabels: []string{"rpc request"}, Color: color, Icon: "thingsboard",
 		Summary: "Emits each server-side RPC request; answer it with tb-rpc-out.",
 		Help: `Emits every server-side RPC that ThingsBoard sends to the connection's device (in gateway mode:
 to its devices, or to the one named in **device**) as a message:
@@ -33,14 +33,14 @@ request's device before one for any device, a node with a method filter before o
 ` + "`tb-rpc-in`" + ` before a ` + "`gw-device`" + ` for the same device; among equals the one started first). A request that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 		Fields: []engine.Field{
 			connField(),
-			{Name: "method", Kind: engine.KindString, Default: "", Help: "Only take requests of this method; empty takes every method no more specific node takes.", Example: "setRelay"},
+			{Name: "method", Kind: engine.KindString, Label: "Method", Default: "", Help: "Only take requests of this method; empty takes every method no more specific node takes.", Example: "setRelay"},
 			deviceField("Gateway mode: only take requests for this device; empty takes requests for every device (and the gateway's own)."),
 		},
 		New: engine.Construct(newRPCIn),
 	})
 	engine.Register(engine.Type{
 		Name: "tb-rpc-out", Category: category, Inputs: 1, Outputs: 0,
-		Label: "rpc out", Color: color, Icon: "thingsboard",
+		Label: "tb-rpc-out", Color: color, Icon: "thingsboard",
 		Summary: "Replies to the server-side RPC named by msg.rpc with msg.payload.",
 		Help: `Sends ` + "`msg.payload`" + ` as the reply to the server-side RPC referenced by ` + "`msg.rpc`" + ` (set by ` + "`tb-rpc-in`" + ` or
 ` + "`gw-device`" + `): on ` + "`v1/devices/me/rpc/response/{id}`" + ` in device mode, as the ` + "`{device, id, data}`" + ` envelope in gateway
@@ -51,13 +51,13 @@ A message without ` + "`msg.rpc`" + `, or a reply to a request that is unknown, 
 the connection's **rpcTimeout**) is an error for ` + "`catch`" + `.`,
 		Fields: []engine.Field{
 			connField(),
-			{Name: "sendErrors", Kind: engine.KindBool, Default: true, Help: "When the message carries `msg.error` (for example from a `catch` node), reply `{\"error\": message}` instead of the payload."},
+			{Name: "sendErrors", Kind: engine.KindBool, Label: "Reply with errors", Default: true, Help: "When the message carries `msg.error` (for example from a `catch` node), reply `{\"error\": message}` instead of the payload."},
 		},
 		New: engine.Construct(newRPCOut),
 	})
 	engine.Register(engine.Type{
 		Name: "tb-rpc-call", Category: category, Inputs: 1, Outputs: 2,
-		Label: "rpc call", Color: color, Icon: "thingsboard",
+		Label: "tb-rpc-call", OutputLabels: []string{"response", "error"}, Color: color, Icon: "thingsboard",
 		Summary: "Calls a client-side RPC on ThingsBoard and emits the response, or the error on output 2.",
 		Help: `Makes a client-side RPC: the device (or in gateway mode the gateway itself) calls **method** (or
 ` + "`msg.method`" + ` when the node's method is empty) with ` + "`msg.payload`" + ` as params, and waits for the server's
@@ -70,8 +70,8 @@ response (at most **timeout**).
 The call is sent again after a reconnect. Calls are made one at a time, in message order.`,
 		Fields: []engine.Field{
 			connField(),
-			{Name: "method", Kind: engine.KindString, Default: "", Help: "Method to call; empty uses `msg.method`.", Example: "getCurrentTime"},
-			{Name: "timeout", Kind: engine.KindDuration, Default: "10s", Min: engine.Float(0.001), Help: "How long to wait for the response."},
+			{Name: "method", Kind: engine.KindString, Label: "Method", Default: "", Help: "Method to call; empty uses `msg.method`.", Example: "getCurrentTime"},
+			{Name: "timeout", Kind: engine.KindDuration, Label: "Timeout", Default: "10s", Min: engine.Float(0.001), Help: "How long to wait for the response."},
 		},
 		New: engine.Construct(newRPCCall),
 	})

@@ -14,7 +14,7 @@ import (
 func init() {
 	engine.Register(engine.Type{
 		Name: "tb-telemetry-out", Category: category, Inputs: 1, Outputs: 0,
-		Label: "telemetry out", Color: color, Icon: "thingsboard",
+		Label: "tb-telemetry-out", Color: color, Icon: "thingsboard",
 		Summary: "Sends msg.payload to ThingsBoard as telemetry, batching what arrives together.",
 		Help: `Sends ` + "`msg.payload`" + ` as telemetry of the connection's device, or in gateway mode of the device named
 by the node's **device** or ` + "`msg.device`" + ` (a ` + "`gw-device`" + ` node sets it).
@@ -45,9 +45,9 @@ A payload that is not telemetry (a string, an empty object, …) is an error for
 		Fields: []engine.Field{
 			connField(),
 			deviceField("Gateway mode: the device to send for; empty uses `msg.device`. Ignored in device mode."),
-			{Name: "linger", Kind: engine.KindDuration, Default: "5ms", Min: engine.Float(0), Max: engine.Float(60), Help: "How long to wait for more messages to send together; 0 sends each message at once."},
-			{Name: "maxBatch", Kind: engine.KindInt, Default: 100, Min: engine.Float(1), Max: engine.Float(10000), Help: "Most messages sent in one batch.", Advanced: true},
-			{Name: "waitAck", Kind: engine.KindBool, Default: false, Help: "Wait for the server to acknowledge each message before taking the next (backpressure from the server; no batching).", Advanced: true},
+			{Name: "linger", Kind: engine.KindDuration, Label: "Batch wait", Default: "5ms", Min: engine.Float(0), Max: engine.Float(60), Help: "How long to wait for more messages to send together; 0 sends each message at once."},
+			{Name: "maxBatch", Kind: engine.KindInt, Label: "Most messages per batch", Default: 100, Min: engine.Float(1), Max: engine.Float(10000), Help: "Most messages sent in one batch.", Advanced: true},
+			{Name: "waitAck", Kind: engine.KindBool, Label: "Wait for acknowledgement", Default: false, Help: "Wait for the server to acknowledge each message before taking the next (backpressure from the server; no batching).", Advanced: true},
 		},
 		New: engine.Construct(newTelemetryOut),
 	})

@@ -217,5 +217,5 @@ export function createActions({ model, view }) {
     return { ids: out.map((n) => n.id), tabs: newTabs.map((t) => t.id), unknown };
   }
 
-  return { addNode, deleteSelection, copy, cut, paste, selectAll, nudge, insertNodes };
+  return { addNode, deleteSelection, copy, cut, paste, canPaste: () => !!clipboard, selectAll, nudge, insertNodes };
 }

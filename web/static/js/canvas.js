@@ -2,19 +2,26 @@
 // by id, redrawn only when what they show changes), selected by click,
 // shift/ctrl-click and rubber band, moved by dragging, wired by dragging
 // from a port; the view pans (scroll, middle button or space + drag) and
-// zooms.
+// zooms. Dragging near an edge scrolls the view; positions snap to the
+// grid while grid snap is on; a node dragged over a wire (from the palette,
+// or an unwired node on the canvas) highlights it and, dropped, is spliced
+// into it. Right-click opens the context menu, Ctrl+click on empty canvas
+// the quick-add search.
 
-import { $, s } from './dom.js';
+import { $, s, h } from './dom.js';
 import { describe, draw, geometry, origin } from './nodeview.js';
 import { renderWires, startWireDrag } from './wires.js';
+import { createDragAids } from './dragaids.js';
 import { drawGroup } from './nodered.js';
 
 const WIDTH = 6000;
 const HEIGHT = 4000;
 const DRAG_THRESHOLD = 3;
 const ZOOMS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 1.75, 2];
+export const GRID = 20;
+const GRID_KEY = 'tbflow.gridSnap';
 
-export function createCanvas({ model, view, statuses, problems, onEdit, onInject, onDrop }) {
+export function createCanvas({ model, view, statuses, problems, onEdit, onInject, onDrop, onMenu = () => {}, onQuickAdd = () => {} }) {
   const svg = $('#canvas');
   const viewport = $('#viewport');
   const nodesLayer = $('#nodes-layer');
@@ -28,6 +35,19 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
   let drag = null;
   let spaceHeld = false;
   let frame = 0;
+  let snap = false;
+  try {
+    snap = localStorage.getItem(GRID_KEY) === '1';
+  } catch {
+    /* storage blocked: off */
+  }
+  const tip = h('div', { id: 'port-tip', class: 'port-tip', hidden: true });
+  document.body.append(tip);
+
+  const snapV = (v) => (snap ? Math.round(v / GRID) * GRID : Math.round(v));
+
+  const aids = createDragAids({ model, wrap, wiresLayer, els });
+  const { autoScroll, stopAuto, wireAt, markSplice, spliceable, loose, splice, ensureVisible } = aids;
 
   function toCanvas(clientX, clientY) {
     const m = viewport.getScreenCTM();
@@ -99,12 +119,12 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     if (e.button !== 0) return;
     const t = e.target;
     const g = t.closest('g.node');
-    if (t.closest('.inject-button')) return;
+    if (t.closest('.inject-button, .debug-button')) return;
     const port = t.closest('.port');
     if (port && g) {
       e.preventDefault();
       const reverse = port.classList.contains('in');
-      startWireDrag({ model, overlay, toCanvas, svg }, e, g.dataset.id, Number(port.dataset.port || 0), reverse);
+      startWireDrag({ model, overlay, toCanvas, svg, autoScroll, stopAuto }, e, g.dataset.id, Number(port.dataset.port || 0), reverse);
       return;
     }
     if (g) {
@@ -125,6 +145,35 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       const g = btn.closest('g.node');
       if (g) onInject(g.dataset.id);
     }
+    const dbg = e.target.closest('.debug-button');
+    if (dbg) {
+      const n = model.get(dbg.closest('g.node')?.dataset.id);
+      if (n) model.update('edit', (ops) => ops.patch(n.id, { active: n.active === false }));
+    }
+  });
+
+  svg.addEventListener('contextmenu', (e) => {
+    e.preventDefault();
+    const g = e.target.closest('g.node');
+    const wire = e.target.closest('.wire-group');
+    if (g && !view.isSelected(g.dataset.id)) view.select([g.dataset.id]);
+    if (!g && wire) view.selectWire(wire.dataset.key);
+    const p = toCanvas(e.clientX, e.clientY);
+    onMenu({ clientX: e.clientX, clientY: e.clientY, x: snapV(p.x), y: snapV(p.y), node: g?.dataset.id || null, wire: !g && wire ? wire.dataset.key : null });
+  });
+
+  // Output port labels, as Node-RED shows them, on hover.
+  svg.addEventListener('pointerover', (e) => {
+    const port = e.target.closest?.('.port.out[data-label]');
+    if (!port) return;
+    const b = port.getBoundingClientRect();
+    tip.textContent = port.getAttribute('data-label');
+    tip.hidden = false;
+    tip.style.left = `${b.right + 6}px`;
+    tip.style.top = `${b.top + b.height / 2}px`;
+  });
+  svg.addEventListener('pointerout', (e) => {
+    if (e.target.closest?.('.port.out')) tip.hidden = true;
   });
 
   svg.addEventListener('dblclick', (e) => {
@@ -157,21 +206,35 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     }
     const start = toCanvas(e.clientX, e.clientY);
     const ids = new Set(view.selectedNodes());
+    const grabbed = model.get(id);
+    const canSplice = ids.size === 1 && loose(id);
     let moved = false;
+    const onMove = (clientX, clientY) => {
+      const p = toCanvas(clientX, clientY);
+      let dx = p.x - start.x;
+      let dy = p.y - start.y;
+      if (!moved && Math.hypot(dx, dy) * zoom < DRAG_THRESHOLD) return;
+      moved = true;
+      if (snap && grabbed) {
+        dx = snapV((Number(grabbed.x) || 0) + dx) - (Number(grabbed.x) || 0);
+        dy = snapV((Number(grabbed.y) || 0) + dy) - (Number(grabbed.y) || 0);
+      }
+      drag = { ids, dx: Math.round(dx), dy: Math.round(dy) };
+      svg.classList.add('moving');
+      if (canSplice) markSplice(wireAt(p, id));
+      renderSoon();
+    };
     track(
       (ev) => {
-        const p = toCanvas(ev.clientX, ev.clientY);
-        const dx = p.x - start.x;
-        const dy = p.y - start.y;
-        if (!moved && Math.hypot(dx, dy) * zoom < DRAG_THRESHOLD) return;
-        moved = true;
-        drag = { ids, dx: Math.round(dx), dy: Math.round(dy) };
-        svg.classList.add('moving');
-        renderSoon();
+        onMove(ev.clientX, ev.clientY);
+        if (moved) autoScroll(ev.clientX, ev.clientY, onMove);
       },
       (ev) => {
+        stopAuto();
         svg.classList.remove('moving');
         const d = drag;
+        const key = aids.spliceKey;
+        markSplice(null);
         drag = null;
         if (moved && d && ev.type === 'pointerup' && (d.dx || d.dy)) {
           model.update('move', (ops) => {
@@ -179,7 +242,10 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
               const n = model.get(nid);
               if (n) ops.patch(nid, { x: Math.max(0, Math.round((Number(n.x) || 0) + d.dx)), y: Math.max(0, Math.round((Number(n.y) || 0) + d.dy)) });
             }
+            if (key && canSplice) splice(ops, id, key);
           });
+          render();
+          ensureVisible([...d.ids]);
         } else if (!moved && !add && wasSelected && view.selectedNodes().length > 1) {
           view.select([id]);
         }
@@ -193,9 +259,18 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     const start = toCanvas(e.clientX, e.clientY);
     const rect = s('rect', { class: 'lasso', x: start.x, y: start.y, width: 0, height: 0 });
     let active = false;
+    const onMove = (clientX, clientY) => {
+      const p = toCanvas(clientX, clientY);
+      if (!active) return;
+      rect.setAttribute('x', Math.min(start.x, p.x));
+      rect.setAttribute('y', Math.min(start.y, p.y));
+      rect.setAttribute('width', Math.abs(p.x - start.x));
+      rect.setAttribute('height', Math.abs(p.y - start.y));
+    };
     track(
       (ev) => {
         const p = toCanvas(ev.clientX, ev.clientY);
+        if (active) autoScroll(ev.clientX, ev.clientY, onMove);
         if (!active && Math.hypot(p.x - start.x, p.y - start.y) * zoom < DRAG_THRESHOLD) return;
         if (!active) {
           active = true;
@@ -207,8 +282,13 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
         rect.setAttribute('height', Math.abs(p.y - start.y));
       },
       (ev) => {
+        stopAuto();
         rect.remove();
         if (!active) {
+          if ((e.ctrlKey || e.metaKey) && ev.type === 'pointerup') {
+            onQuickAdd({ clientX: ev.clientX, clientY: ev.clientY, x: snapV(start.x), y: snapV(start.y) });
+            return;
+          }
           if (!add) view.clear();
           return;
         }
@@ -299,6 +379,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     { passive: false },
   );
 
+  $('#grid-snap')?.addEventListener('click', () => api.setSnap(!snap));
   svg.setAttribute('width', WIDTH);
   svg.setAttribute('height', HEIGHT);
 
@@ -320,7 +401,7 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     if (view.tab) scrolls.set(view.tab, { left: wrap.scrollLeft, top: wrap.scrollTop });
   });
 
-  return {
+  const api = {
     render,
     toCanvas,
     zoomIn: () => step(1),
@@ -333,9 +414,53 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       const hit = document.elementFromPoint(clientX, clientY);
       return !!hit && (hit === svg || svg.contains(hit) || hit === wrap || hit === emptyHint);
     },
+    /** A palette drag over the page: scrolls at the edges and highlights the wire a drop would splice into. */
+    dragOver(type, clientX, clientY) {
+      const over = this.isOver(clientX, clientY);
+      autoScroll(clientX, clientY, (x, y) => markSplice(spliceable(type) && this.isOver(x, y) ? wireAt(toCanvas(x, y), null) : null));
+      markSplice(over && spliceable(type) ? wireAt(toCanvas(clientX, clientY), null) : null);
+    },
+    /** Ends a palette drag without a drop. */
+    dragEnd() {
+      stopAuto();
+      markSplice(null);
+    },
     drop(type, clientX, clientY) {
       const p = toCanvas(clientX, clientY);
-      onDrop(type, Math.max(20, Math.round(p.x)), Math.max(20, Math.round(p.y)));
+      const key = spliceable(type) ? wireAt(p, null) : null;
+      stopAuto();
+      markSplice(null);
+      let id = null;
+      model.update('add', (ops) => {
+        id = onDrop(type, Math.max(20, snapV(p.x)), Math.max(20, snapV(p.y)));
+        if (id && key) splice(ops, id, key);
+      });
+      render();
+      if (id) ensureVisible([id]);
+      return id;
+    },
+    /** Adds a node at a canvas point (quick-add, context menu). */
+    addAt(type, x, y) {
+      let id = null;
+      model.update('add', (ops) => {
+        id = onDrop(type, Math.max(20, snapV(x)), Math.max(20, snapV(y)));
+      });
+      render();
+      if (id) ensureVisible([id]);
+      return id;
+    },
+    get snap() {
+      return snap;
+    },
+    setSnap(on) {
+      snap = !!on;
+      try {
+        localStorage.setItem(GRID_KEY, snap ? '1' : '0');
+      } catch {
+        /* not remembered */
+      }
+      $('#grid-snap')?.classList.toggle('active', snap);
+      $('#grid-snap')?.setAttribute('aria-pressed', String(snap));
     },
     /** A free spot near the top left of what is visible, in canvas coordinates. */
     visibleOrigin() {
@@ -364,4 +489,6 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
       setTimeout(() => rec.el.classList.remove('highlight'), 2200);
     },
   };
+  api.setSnap(snap);
+  return api;
 }

@@ -6,13 +6,17 @@
 
 import { h, clear, clone } from './dom.js';
 import { inline } from './markdown.js';
-import { typeLabel, nodeLabel } from './types.js';
+import { typeLabel, nodeLabel, applies } from './types.js';
 
 export const SECRET = '__SECRET__';
 const ADD_NEW = '__add_new__';
 const NUMBER_RE = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
-const example = (f) => (f.example === undefined ? undefined : typeof f.example === 'string' ? f.example : JSON.stringify(f.example));
+// An example is shown as "e.g. …" so that it does not read like a value.
+const example = (f) => (f.example === undefined || f.example === '' ? undefined : `e.g. ${typeof f.example === 'string' ? f.example : JSON.stringify(f.example)}`);
+
+/** A placeholder for a table cell left empty: its default, marked as one. */
+const defaultHint = (f) => (f.default === undefined || f.default === '' || f.default === null ? undefined : `default ${typeof f.default === 'string' ? f.default : JSON.stringify(f.default)}`);
 
 function display(v) {
   if (v === undefined || v === null) return '';
@@ -31,7 +35,7 @@ function autoGrow(ta, min = 1, max = 14) {
 /** A control for one value (no label): used for fields and table cells. */
 function control(f, value, ctx, { cell = false } = {}) {
   const name = f.name;
-  const ph = example(f);
+  const ph = (cell && value === undefined ? defaultHint(f) : undefined) || example(f);
   switch (f.kind) {
     case 'bool': {
       const input = h('input', { type: 'checkbox', name, checked: value === true || (value === undefined && f.default === true) });
@@ -89,7 +93,7 @@ function control(f, value, ctx, { cell = false } = {}) {
     case 'config-ref':
       return refControl(f, value, ctx);
     case 'duration': {
-      const input = h('input', { type: 'text', name, value: display(value), placeholder: ph || (f.default !== undefined ? String(f.default) : 'e.g. 5s, 500ms, 1m'), autocomplete: 'off', spellcheck: 'false', class: 'duration' });
+      const input = h('input', { type: 'text', name, value: display(value), placeholder: ph || (f.default !== undefined && f.default !== '' ? `default ${f.default}` : 'e.g. 5s, 500ms, 1m'), autocomplete: 'off', spellcheck: 'false', class: 'duration' });
       return { input, el: input, get: () => ({ value: input.value.trim() === '' ? undefined : input.value.trim() }) };
     }
     default: {
@@ -259,7 +263,7 @@ function tableEditor(f, value, ctx) {
       'tr',
       null,
       h('th', { class: 'row-num' }),
-      cols.map((c) => h('th', { title: c.help || '', 'data-col': c.name }, c.label || c.name, c.required ? h('span', { class: 'required', text: '*' }) : null)),
+      cols.map((c) => h('th', { title: c.help || '', 'data-col': c.name, class: c === cols[0] ? 'key-col' : null }, c.label || c.name, c.required ? h('span', { class: 'required', text: '*' }) : null)),
       h('th', { class: 'row-actions' }),
     ),
   );
@@ -284,12 +288,13 @@ function tableEditor(f, value, ctx) {
   function addRow(data, orig) {
     const controls = new Map();
     const tds = cols.map((c) => {
-      const ctl = control(c, data[c.name] !== undefined ? data[c.name] : clone(c.default), ctx, { cell: true });
+      const ctl = control(c, data[c.name], ctx, { cell: true });
       ctl.input.dataset.col = c.name;
       ctl.input.setAttribute('aria-label', c.label || c.name);
       if (c.help) ctl.input.title = c.help;
       controls.set(c.name, ctl);
-      return h('td', { 'data-col': c.name, class: `kind-${c.kind}` }, ctl.el);
+      ctl.td = h('td', { 'data-col': c.name, class: [`kind-${c.kind}`, c === cols[0] && 'key-col'] }, ctl.el);
+      return ctl.td;
     });
     const num = h('td', { class: 'row-num' });
     const up = h('button', { type: 'button', class: 'row-up icon-button', title: 'Move up', 'aria-label': 'Move row up', text: '↑' });
@@ -306,7 +311,30 @@ function tableEditor(f, value, ctx) {
     });
     rows.push(r);
     tbody.append(tr);
+    if (cols.some((c) => c.showIf)) {
+      const refresh = () => rowShowIf(r);
+      tr.addEventListener('input', refresh);
+      tr.addEventListener('change', refresh);
+      refresh();
+    }
     return r;
+  }
+
+  /** Cells whose column does not apply to the row (its showIf) are greyed out and locked. */
+  function rowShowIf(r) {
+    const values = {};
+    for (const [name, ctl] of r.controls) {
+      const g = ctl.get();
+      if (!g.error) values[name] = g.value;
+    }
+    for (const c of cols) {
+      if (!c.showIf) continue;
+      const ctl = r.controls.get(c.name);
+      const on = applies(c, values, cols);
+      ctl.td.classList.toggle('not-applicable', !on);
+      ctl.input.disabled = !on;
+      ctl.td.title = on ? c.help || '' : `Does not apply to this row (${Object.keys(c.showIf).join(', ')})`;
+    }
   }
 
   function move(r, dir) {
@@ -322,9 +350,9 @@ function tableEditor(f, value, ctx) {
   }
 
   addBtn.addEventListener('click', () => {
-    const data = {};
-    for (const c of cols) if (c.default !== undefined) data[c.name] = clone(c.default);
-    const r = addRow(data, null);
+    // A new row leaves every cell at its default (shown as such), so
+    // that a cell that does not apply carries no made-up value.
+    const r = addRow({}, null);
     renumber();
     r.controls.values().next().value?.input.focus();
   });
@@ -335,6 +363,7 @@ function tableEditor(f, value, ctx) {
   return {
     name: f.name,
     el: row,
+    table,
     focus: () => (rows[0]?.controls.values().next().value?.input || addBtn).focus(),
     get() {
       const out = [];

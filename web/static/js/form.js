@@ -6,17 +6,70 @@
 // config-ref field ("add new…" or "edit") stacks its own form on top.
 
 import { $, h, clear, clone, canonical } from './dom.js';
-import { getType, typeLabel, nodeLabel, defaultsFor } from './types.js';
+import { getType, typeLabel, nodeLabel, defaultsFor, applies } from './types.js';
 import { fieldEditor } from './fields.js';
 import { newId } from './ids.js';
 import { inline } from './markdown.js';
 import { hasErrors } from './problems.js';
+import { attachNodeActions } from './nodeactions.js';
 
 const FIELD_PATH = /^([^[.]+)(?:\[(\d+)\](?:\.([^[.]+))?)?/;
+
+const WIDTH_KEY = 'tbflow.formWidth';
+const MIN_WIDTH = 360;
 
 export function createForms({ model, problems, confirm }) {
   const host = $('#node-form');
   const stack = [];
+  const handle = h('div', { id: 'form-resize', class: 'form-resize', role: 'separator', 'aria-orientation': 'vertical', title: 'Drag to resize the form' });
+
+  // The tray leaves the palette in view (as Node-RED's does).
+  const maxWidth = () => Math.max(MIN_WIDTH, (host.parentElement?.clientWidth || window.innerWidth) - Math.max(120, document.getElementById('palette')?.offsetWidth || 0) - 16);
+  function savedWidth() {
+    const v = Number(localStorage.getItem(WIDTH_KEY));
+    return Number.isFinite(v) && v >= MIN_WIDTH ? v : 0;
+  }
+  /** The tray's width: as the user left it, else wide enough for the form's tables. */
+  function fitWidth(panel) {
+    let w = savedWidth();
+    if (!w) {
+      w = 580;
+      for (const t of panel.querySelectorAll('table.table-edit')) {
+        const old = t.style.width;
+        t.style.width = 'min-content';
+        w = Math.max(w, t.offsetWidth + 48);
+        t.style.width = old;
+      }
+    }
+    host.style.width = `${Math.min(w, maxWidth())}px`;
+  }
+  handle.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    e.preventDefault();
+    const right = host.getBoundingClientRect().right;
+    document.body.classList.add('resizing');
+    const move = (ev) => {
+      host.style.width = `${Math.max(MIN_WIDTH, Math.min(maxWidth(), Math.round(right - ev.clientX)))}px`;
+    };
+    const up = () => {
+      window.removeEventListener('pointermove', move);
+      window.removeEventListener('pointerup', up);
+      window.removeEventListener('pointercancel', up);
+      document.body.classList.remove('resizing');
+      try {
+        localStorage.setItem(WIDTH_KEY, String(parseInt(host.style.width, 10)));
+      } catch {
+        /* not remembered */
+      }
+    };
+    window.addEventListener('pointermove', move);
+    window.addEventListener('pointerup', up);
+    window.addEventListener('pointercancel', up);
+  });
+  handle.addEventListener('dblclick', () => {
+    localStorage.removeItem(WIDTH_KEY);
+    if (top()) fitWidth(top().panel);
+  });
 
   function top() {
     return stack[stack.length - 1];
@@ -24,14 +77,16 @@ export function createForms({ model, problems, confirm }) {
 
   function mount() {
     for (const el of [...host.children]) el.remove();
+    host.style.width = '';
     const s = top();
     if (!s) {
       host.hidden = true;
       document.body.classList.remove('form-open');
       return;
     }
-    host.append(s.panel);
+    host.append(handle, s.panel);
     host.hidden = false;
+    fitWidth(s.panel);
     host.classList.toggle('stacked', stack.length > 1);
     document.body.classList.add('form-open');
   }
@@ -49,7 +104,7 @@ export function createForms({ model, problems, confirm }) {
     const done = h('button', { type: 'button', id: 'form-done', class: 'primary', text: isNew ? 'Add' : 'Done' });
     const general = h('div', { class: 'form-problems', hidden: true });
 
-    const nameEditor = fieldEditor({ name: 'name', kind: 'string', help: isConfig ? 'A name to pick this connection by.' : 'Shown on the canvas instead of the type.', example: isConfig ? '' : typeLabel(node.type) }, node.name ?? '', ctx);
+    const nameEditor = fieldEditor({ name: 'name', kind: 'string', label: 'Name', help: isConfig ? 'A name to pick this connection by.' : 'Shown on the canvas instead of the type.', example: isConfig ? '' : typeLabel(node.type) }, node.name ?? '', ctx);
     sess.editors.push({ spec: { name: 'name', kind: 'string' }, ed: nameEditor });
 
     const main = h('div', { class: 'form-fields' }, nameEditor.el);
@@ -60,6 +115,19 @@ export function createForms({ model, problems, confirm }) {
       sess.editors.push({ spec: f, ed });
       (f.advanced ? advancedBox : main).append(ed.el);
     }
+    // Fields that apply only to some values of others (their spec's
+    // showIf) are hidden while they do not apply.
+    const refreshShowIf = () => {
+      const values = {};
+      for (const { spec, ed } of sess.editors) {
+        const g = ed.get();
+        if (!g.error) values[spec.name] = g.value;
+      }
+      for (const { spec, ed } of sess.editors) {
+        if (spec.showIf) ed.el.hidden = !applies(spec, values, fields);
+      }
+    };
+    sess.refreshShowIf = refreshShowIf;
     const advanced = fields.some((f) => f.advanced) ? h('details', { class: 'form-advanced' }, h('summary', { text: 'Advanced' }), advancedBox) : null;
 
     let enabled = null;
@@ -86,6 +154,10 @@ export function createForms({ model, problems, confirm }) {
       ),
     );
     sess.general = general;
+    sess.panel.addEventListener('input', refreshShowIf);
+    sess.panel.addEventListener('change', refreshShowIf);
+    refreshShowIf();
+    attachNodeActions(sess, { flows: () => flowsWith(collect(sess).node) });
     sess.done = done;
     sess.advanced = advanced;
 

@@ -4,7 +4,7 @@
 
 import { $, h, clear } from './dom.js';
 import { bus } from './events.js';
-import { getType, typeLabel, nodeLabel } from './types.js';
+import { getType, typeLabel, nodeLabel, outputLabels } from './types.js';
 import { markdown, inline } from './markdown.js';
 
 function fmtDefault(v) {
@@ -22,6 +22,7 @@ function fieldList(fields, nested = false) {
       h(
         'dt',
         null,
+        f.label && f.label !== f.name ? h('span', { class: 'help-label', text: f.label }) : null,
         h('code', { text: f.name }),
         h('span', { class: 'help-kind', text: f.kind === 'config-ref' ? `→ ${typeLabel(f.ref)}` : f.kind }),
         f.required ? h('span', { class: 'help-required', text: 'required' }) : null,
@@ -32,6 +33,7 @@ function fieldList(fields, nested = false) {
         null,
         f.help ? inline(f.help) : null,
         f.enum ? h('div', { class: 'help-enum' }, 'One of ', f.enum.map((e, i) => [i ? ', ' : '', h('code', { text: e })])) : null,
+        f.showIf ? h('div', { class: 'help-showif' }, 'Only when ', Object.entries(f.showIf).map(([k, vs], i) => [i ? ' and ' : '', h('code', { text: k }), vs.length > 1 ? ' is one of ' : ' is ', vs.map((v, j) => [j ? ', ' : '', h('code', { text: typeof v === 'string' ? v : JSON.stringify(v) })])])) : null,
         f.default !== undefined && f.kind !== 'table' ? h('div', { class: 'help-default' }, 'Default ', h('code', { text: fmtDefault(f.default) })) : null,
         f.kind === 'table' && f.fields?.length ? fieldList(f.fields, true) : null,
       ),
@@ -50,7 +52,14 @@ export function createHelp({ model, view }) {
       'div',
       { class: 'help-header' },
       h('span', { class: 'help-swatch', style: { background: t?.color || '#ddd' } }),
-      h('div', null, h('div', { class: 'help-title', text: node ? nodeLabel(node) : typeLabel(typeName) }), h('div', { class: 'help-sub' }, h('code', { text: typeName }), t?.category ? ` · ${t.category}` : '')),
+      h(
+        'div',
+        null,
+        h('div', { class: 'help-title', text: node ? nodeLabel(node) : typeLabel(typeName) }),
+        // One name per node type: the palette's. The type name is added
+        // only where it differs from it.
+        h('div', { class: 'help-sub' }, node && node.name ? [h('span', { class: 'help-type', text: typeLabel(typeName) }), ' '] : null, typeLabel(typeName) !== typeName ? h('code', { text: typeName }) : null, t?.category ? `${node?.name || typeLabel(typeName) !== typeName ? ' · ' : ''}${t.category}` : ''),
+      ),
     );
     root.append(header);
     if (node) root.append(h('div', { class: 'help-node-id' }, 'node ', h('code', { text: node.id })));
@@ -62,6 +71,8 @@ export function createHelp({ model, view }) {
     if (!t.configNode && !t.builtin) {
       const outs = t.outputsField ? `one output per row of ${t.outputsField}` : `${t.outputs || 0} output${t.outputs === 1 ? '' : 's'}`;
       root.append(h('p', { class: 'help-ports', text: `${t.inputs > 0 ? '1 input' : 'no input'} · ${outs}` }));
+      const labels = node ? outputLabels(node) : t.outputLabels || [];
+      if (labels.length) root.append(h('ol', { class: 'help-outputs' }, labels.map((l) => h('li', { text: l }))));
     }
     if (node?.info && node.type !== 'comment') root.append(h('div', { class: 'help-info' }, markdown(node.info)));
     if (node?.type === 'comment' && node.info) root.append(h('div', { class: 'help-body' }, markdown(node.info)));

@@ -3,7 +3,7 @@
 
 import { typingTarget } from './dom.js';
 
-export function bindKeys({ actions, history, forms, deploy, importExport, canvas, view, onEdit }) {
+export function bindKeys({ actions, history, forms, deploy, importExport, canvas, view, onEdit, search, shortcuts }) {
   const ctrlMap = {
     z: (e) => (e.shiftKey ? history.redo() : history.undo()),
     y: () => history.redo(),
@@ -18,6 +18,7 @@ export function bindKeys({ actions, history, forms, deploy, importExport, canvas
     '+': () => canvas.zoomIn(),
     '-': () => canvas.zoomOut(),
     0: () => canvas.zoomReset(),
+    f: () => search.open(),
   };
   const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
@@ -45,6 +46,11 @@ export function bindKeys({ actions, history, forms, deploy, importExport, canvas
       return;
     }
     if (e.altKey) return;
+    if (e.key === '?') {
+      e.preventDefault();
+      shortcuts.open();
+      return;
+    }
     if (e.key === 'Delete' || e.key === 'Backspace') {
       if (actions.deleteSelection()) e.preventDefault();
       return;

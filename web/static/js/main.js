@@ -2,7 +2,7 @@
 // connects, loads node types and the deployed flow, and keeps statuses,
 // problems and the connection indicator current.
 
-import { $, $$ } from './dom.js';
+import { $ } from './dom.js';
 import { bus } from './events.js';
 import { createComms } from './comms.js';
 import { createModel } from './model.js';
@@ -26,6 +26,11 @@ import { confirmDialog } from './dialogs.js';
 import { getSession, authorized, showLogin, logout } from './login.js';
 import { setTypes, nodeLabel } from './types.js';
 import { newId } from './ids.js';
+import { createPanels } from './panels.js';
+import { createQuickAdd } from './quickadd.js';
+import { createSearch } from './search.js';
+import { createShortcuts } from './shortcuts.js';
+import { createContextMenu } from './menu.js';
 
 const comms = createComms();
 const model = createModel();
@@ -36,6 +41,9 @@ const actions = createActions({ model, view });
 const forms = createForms({ model, problems, confirm: confirmDialog });
 const history = createHistory(model, { currentTab: () => view.tab, showTab: (id) => view.setTab(id) });
 
+const panels = createPanels();
+let menu = null;
+let quickAdd = null;
 const canvas = createCanvas({
   model,
   view,
@@ -44,7 +52,12 @@ const canvas = createCanvas({
   onEdit: (id) => forms.open(id),
   onInject: inject,
   onDrop: (type, x, y) => actions.addNode(type, x, y),
+  onMenu: (at) => menu.open(at),
+  onQuickAdd: (at) => quickAdd.open(at),
 });
+quickAdd = createQuickAdd({ canvas });
+const search = createSearch({ model });
+const shortcuts = createShortcuts();
 const palette = createPalette({ canvas, onAdd: (type, x, y) => actions.addNode(type, x, y) });
 createTabs({ model, view, confirm: confirmDialog });
 createHelp({ model, view });
@@ -52,7 +65,8 @@ createDebug({ model, view, comms });
 const deploy = createDeploy({ model, comms, problems, reload, nameOf });
 const importExport = createImportExport({ model, view, actions, canvas, notify });
 createConfigPanel({ model, forms });
-bindKeys({ actions, history, forms, deploy, importExport, canvas, view, onEdit: (id) => forms.open(id) });
+bindKeys({ actions, history, forms, deploy, importExport, canvas, view, onEdit: (id) => forms.open(id), search, shortcuts });
+menu = createContextMenu({ model, view, actions, canvas, forms, quickAdd, search, shortcuts, panels, onInject: inject });
 
 function nameOf(p) {
   const n = p.id && model.get(p.id);
@@ -182,13 +196,6 @@ comms.on('state', (state, info) => {
   el.querySelector('.conn-text').textContent = text;
 });
 $('#conn-state').addEventListener('click', () => comms.retryNow());
-
-for (const b of $$('#sidebar-tabs button')) {
-  b.addEventListener('click', () => {
-    for (const o of $$('#sidebar-tabs button')) o.classList.toggle('active', o === b);
-    for (const p of $$('#sidebar .sidebar-panel')) p.classList.toggle('active', p.id === (b.dataset.panel === 'config' ? 'config-nodes' : b.dataset.panel));
-  });
-}
 
 $('#logout').addEventListener('click', logout);
 

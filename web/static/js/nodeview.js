@@ -80,6 +80,8 @@ export function describe(node, { status, changed, problems }) {
     icon: t?.icon || '',
     disabled: node.d === true,
     inject: node.type === 'inject',
+    debugButton: node.type === 'debug' && !!t,
+    debugActive: node.active !== false,
     portLabels: outputLabels(node),
     status: status || null,
     changed: !!changed,
@@ -106,7 +108,7 @@ export function draw(el, node, d) {
   }
   for (let i = 0; i < g.outputs; i++) {
     const port = s('rect', { class: 'port out', 'data-port': i, x: g.w - PORT / 2, y: portY(g, i) - PORT / 2, width: PORT, height: PORT, rx: 3, ry: 3 });
-    if (d.portLabels[i]) port.append(s('title', { text: d.portLabels[i] }));
+    if (d.portLabels[i]) port.setAttribute('data-label', d.portLabels[i]);
     el.append(port);
   }
   if (d.inject) {
@@ -117,6 +119,17 @@ export function draw(el, node, d) {
         s('title', { text: 'Inject now' }),
         s('rect', { x: 0, y: 0, width: 20, height: 22, rx: 4, ry: 4, fill: d.color }),
         s('path', { d: 'M7.5 6.5 13.5 11 7.5 15.5Z' }),
+      ),
+    );
+  }
+  if (d.debugButton) {
+    el.append(
+      s(
+        'g',
+        { class: ['debug-button', d.debugActive ? 'on' : 'off'], transform: `translate(${g.w + 6} ${g.h / 2 - 11})`, role: 'button', 'aria-pressed': String(d.debugActive), 'aria-label': 'Debug messages on or off' },
+        s('title', { text: d.debugActive ? 'Showing messages: click to switch off' : 'Switched off: click to show messages' }),
+        s('rect', { x: 0, y: 0, width: 20, height: 22, rx: 4, ry: 4, fill: d.color }),
+        s('rect', { class: 'debug-button-fill', x: 5, y: 6, width: 10, height: 10, rx: 2, ry: 2 }),
       ),
     );
   }

@@ -106,6 +106,7 @@ export function createPalette({ canvas, onAdd }) {
       ghost.style.left = `${ev.clientX - 20}px`;
       ghost.style.top = `${ev.clientY - 14}px`;
       ghost.classList.toggle('over-canvas', canvas.isOver(ev.clientX, ev.clientY));
+      canvas.dragOver(type, ev.clientX, ev.clientY);
     };
     const up = (ev) => {
       window.removeEventListener('pointermove', move);
@@ -115,6 +116,7 @@ export function createPalette({ canvas, onAdd }) {
       const dragged = !!ghost;
       ghost?.remove();
       if (dragged && ev.type === 'pointerup' && canvas.isOver(ev.clientX, ev.clientY)) canvas.drop(type, ev.clientX, ev.clientY);
+      else canvas.dragEnd();
     };
     window.addEventListener('pointermove', move);
     window.addEventListener('pointerup', up);

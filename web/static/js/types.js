@@ -87,10 +87,11 @@ export function outputCount(node) {
   return t.outputs || 0;
 }
 
-/** Labels of a node's outputs, when its type has per-row outputs. */
+/** Labels of a node's outputs: the type's port labels, or per row of its outputs table. */
 export function outputLabels(node) {
   const t = registry.get(node.type);
-  if (!t?.outputsField) return [];
+  if (!t) return [];
+  if (!t.outputsField) return Array.isArray(t.outputLabels) ? t.outputLabels : [];
   const rows = node[t.outputsField];
   if (!Array.isArray(rows)) return [];
   return rows.map((r, i) => {
@@ -116,4 +117,20 @@ export function secretFields(name) {
 /** Names of a type's config-ref fields with the type they point to. */
 export function refFields(name) {
   return (registry.get(name)?.fields || []).filter((f) => f.kind === 'config-ref').map((f) => ({ name: f.name, ref: f.ref }));
+}
+
+/**
+ * Whether a field applies given the values of its siblings (a node's
+ * fields or a table row): its spec's showIf names sibling fields and the
+ * values they must have; an absent sibling counts as its default.
+ */
+export function applies(f, values, siblings = []) {
+  if (!f?.showIf) return true;
+  for (const [k, allowed] of Object.entries(f.showIf)) {
+    let v = values?.[k];
+    if (v === undefined || v === null) v = siblings.find((x) => x.name === k)?.default;
+    const key = JSON.stringify(v);
+    if (!(allowed || []).some((a) => JSON.stringify(a) === key)) return false;
+  }
+  return true;
 }

@@ -81,7 +81,7 @@ export function renderWires(layer, model, view, tab, offsetOf) {
  * reverse is true when the drag started on an input port.
  */
 export function startWireDrag(ctx, event, nodeId, port, reverse) {
-  const { model, overlay, toCanvas, svg } = ctx;
+  const { model, overlay, toCanvas, svg, autoScroll = () => {}, stopAuto = () => {} } = ctx;
   const node = model.get(nodeId);
   if (!node) return;
   const start = reverse ? inPoint(node) : outPoint(node, port);
@@ -89,11 +89,16 @@ export function startWireDrag(ctx, event, nodeId, port, reverse) {
   overlay.append(line);
   svg.classList.add('wiring');
 
-  const move = (e) => {
-    const p = toCanvas(e.clientX, e.clientY);
+  const draw = (clientX, clientY) => {
+    const p = toCanvas(clientX, clientY);
     line.setAttribute('d', reverse ? wirePath(p.x, p.y, start.x, start.y) : wirePath(start.x, start.y, p.x, p.y));
   };
+  const move = (e) => {
+    draw(e.clientX, e.clientY);
+    autoScroll(e.clientX, e.clientY, draw);
+  };
   const finish = (e) => {
+    stopAuto();
     window.removeEventListener('pointermove', move);
     window.removeEventListener('pointerup', finish);
     window.removeEventListener('pointercancel', finish);
@@ -118,5 +123,5 @@ export function startWireDrag(ctx, event, nodeId, port, reverse) {
   window.addEventListener('pointermove', move);
   window.addEventListener('pointerup', finish);
   window.addEventListener('pointercancel', finish);
-  move(event);
+  draw(event.clientX, event.clientY);
 }

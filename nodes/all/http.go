@@ -1,0 +1,5 @@
+package all
+
+import (
+	_ "github.com/tbflow/tbflow/nodes/http" // http-in, http-request
+)
