@@ -93,6 +93,8 @@ export function outputLabels(node) {
   if (!t) return [];
   if (!t.outputsField) return Array.isArray(t.outputLabels) ? t.outputLabels : [];
   const rows = node[t.outputsField];
+  // A number of outputs (a function's "outputs"): the type's labels, then "output n".
+  if (typeof rows === 'number') return Array.from({ length: rows }, (_, i) => t.outputLabels?.[i] || `output ${i + 1}`);
   if (!Array.isArray(rows)) return [];
   return rows.map((r, i) => {
     if (r && typeof r === 'object') return r.label || r.condition || r.name || r.key || `output ${i + 1}`;
