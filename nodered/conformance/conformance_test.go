@@ -2,8 +2,8 @@ package conformance
 
 import (
 	"context"
-	"flag"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
