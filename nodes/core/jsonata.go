@@ -7,6 +7,9 @@ import (
 	"github.com/tbflow/tbflow/engine"
 )
 
+// maxJSONataOut bounds the expression a conversion writes.
+const maxJSONataOut = 20_000
+
 // jsonataFuncs maps the JSONata functions that have an expr equivalent.
 var jsonataFuncs = map[string]string{
 	"$string": "string", "$number": "float", "$floor": "floor", "$ceil": "ceil", "$abs": "abs",
@@ -116,6 +119,9 @@ func jsonataTerm(s string) (string, bool) {
 				}
 			}
 			lhs := string(b.Bytes()[atom:])
+			if b.Len()+2*len(lhs) > maxJSONataOut {
+				return "", false // each % doubles its left side: a chain of them would grow exponentially
+			}
 			b.Truncate(atom)
 			b.WriteString("(" + lhs + " - " + rhs + " * int(" + lhs + " / " + rhs + "))")
 			i = k
