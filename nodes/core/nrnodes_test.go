@@ -250,3 +250,33 @@ func TestTemplateYAML(t *testing.T) {
 		t.Fatalf("yaml = %s", got)
 	}
 }
+
+func TestTriggerPerTopicAndRepeat(t *testing.T) {
+	n := enginetest.RunNode(t, enginetest.Options{}, "trigger", map[string]any{"op1": "", "op1type": "pay", "op2": "done", "op2type": "str", "duration": 40.0, "bytopic": "topic"})
+	for _, tp := range []string{"a", "b", "a"} {
+		m := engine.NewMsg(tp)
+		m.Topic = tp
+		n.Send(m)
+	}
+	r := engine.NewMsg(nil)
+	r.Topic = "b"
+	r.Set("reset", true)
+	n.Send(r)
+	time.Sleep(100 * time.Millisecond)
+	if got := outPayloads(n.Out(0)); got != `"a","b","done"` {
+		t.Fatalf("per topic = %s", got)
+	}
+	rep := enginetest.RunNode(t, enginetest.Options{}, "trigger", map[string]any{"op1": "tick", "op1type": "str", "op2type": "nul", "duration": -10.0})
+	rep.Send(engine.NewMsg("go"))
+	rep.WaitOut(0, 3)
+	stop := engine.NewMsg(nil)
+	stop.Set("reset", true)
+	rep.Send(stop)
+	rep.WaitIdle()
+	time.Sleep(30 * time.Millisecond)
+	k := len(rep.Out(0))
+	time.Sleep(50 * time.Millisecond)
+	if len(rep.Out(0)) != k {
+		t.Fatalf("repeat did not stop on reset: %d then %d", k, len(rep.Out(0)))
+	}
+}

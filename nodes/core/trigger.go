@@ -172,11 +172,15 @@ func (n *triggerNode) Handle(ctx context.Context, m *engine.Msg) error {
 	n.mu.Lock()
 	_, reset := m.Get("reset")
 	if reset || (n.c.Reset != "" && toString(m.Payload) == n.c.Reset) {
-		if s := n.states[key]; s != nil && s.timer != nil {
-			s.timer.Stop()
-		}
-		if n.c.Bytopic == "topic" && key != "_none" || n.c.Bytopic != "topic" {
-			delete(n.states, key)
+		// A reset ends the wait of its topic (per-topic mode) or all of them.
+		for k, s := range n.states {
+			if n.c.Bytopic == "topic" && key != "_none" && k != key {
+				continue
+			}
+			if s.timer != nil {
+				s.timer.Stop()
+			}
+			delete(n.states, k)
 		}
 		n.mu.Unlock()
 		return nil
