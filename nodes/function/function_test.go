@@ -218,3 +218,29 @@ func TestCyclicResultIsRefused(t *testing.T) {
 		t.Fatalf("errors = %+v", errs)
 	}
 }
+
+func TestAwaitedRunsKeepTheirMessages(t *testing.T) {
+	n := run(t, map[string]any{"func": `
+const wait = msg.payload === "slow" ? 40 : 5;
+await new Promise(r => setTimeout(r, wait));
+if (msg.payload === "bad") throw new Error("bad after await");
+msg.topic = "done-" + msg.payload;
+return msg;`})
+	slow, fast, bad := engine.NewMsg("slow"), engine.NewMsg("fast"), engine.NewMsg("bad")
+	n.Send(slow)
+	n.Send(fast)
+	n.Send(bad)
+	out := n.WaitOut(0, 2)
+	time.Sleep(20 * time.Millisecond)
+	byID := map[string]string{}
+	for _, m := range n.Out(0) {
+		byID[m.ID] = m.Topic
+	}
+	if byID[slow.ID] != "done-slow" || byID[fast.ID] != "done-fast" || len(out) != 2 {
+		t.Fatalf("outputs %v", byID)
+	}
+	errs := n.Errors()
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "bad after await") || errs[0].Msg == nil || errs[0].Msg.Payload != "bad" {
+		t.Fatalf("errors = %+v", errs)
+	}
+}

@@ -37,13 +37,6 @@ type jsRuntime struct {
 	curID  string
 	curCtx context.Context
 
-	// settlement of the current message's promise
-	settled  bool
-	result   goja.Value
-	failure  error
-	okFn     goja.Value
-	failFn   goja.Value
-	asyncMsg *engine.Msg
 
 	budgetMu    sync.Mutex
 	deadline    time.Time
@@ -76,35 +69,31 @@ func newJSRuntime(n *fnNode) (*jsRuntime, error) {
 	}
 	js.fn = v
 	js.call, _ = goja.AssertFunction(v)
-	// One pair of settlement callbacks serves every message: the
-	// synchronous case settles before run returns; later settlements
-	// (after an await on a timer) go to asyncMsg.
-	js.okFn = vm.ToValue(func(c goja.FunctionCall) goja.Value {
-		js.settle(c.Argument(0), nil)
-		return goja.Undefined()
-	})
-	js.failFn = vm.ToValue(func(c goja.FunctionCall) goja.Value {
-		js.settle(nil, jsError(c.Argument(0)))
-		return goja.Undefined()
-	})
 	return js, nil
 }
 
-// settle records the outcome of a message's promise; when the run that
-// started it is already over, the outcome is delivered now.
-func (js *jsRuntime) settle(v goja.Value, err error) {
-	if !js.settled {
-		js.settled, js.result, js.failure = true, v, err
+// asyncRun is one message's run of an async script: its promise settles
+// during the call (the outcome is returned from Handle) or later, after an
+// await (the outcome is sent, or reported with the message, then).
+type asyncRun struct {
+	js      *jsRuntime
+	msg     *engine.Msg
+	late    bool // the call has returned
+	settled bool
+	result  goja.Value
+	failure error
+}
+
+func (r *asyncRun) settle(v goja.Value, err error) {
+	if !r.late {
+		r.settled, r.result, r.failure = true, v, err
 		return
 	}
-	// A late settlement of an earlier message (it awaited something).
-	ctx := js.n.life
+	if err == nil {
+		err = r.js.sendResults(r.js.n.life, v, r.msg.ID)
+	}
 	if err != nil {
-		js.n.nc.Error(err, nil)
-		return
-	}
-	if err := js.sendResults(ctx, v, ""); err != nil {
-		js.n.nc.Error(err, nil)
+		r.js.n.nc.Error(err, r.msg)
 	}
 }
 
@@ -166,7 +155,6 @@ func (js *jsRuntime) handle(ctx context.Context, m *engine.Msg) error {
 	jm := js.msgToJS(m)
 	js.curID, js.curCtx = m.ID, ctx
 	defer func() { js.curID, js.curCtx = "", nil }()
-	js.settled, js.result, js.failure = false, nil, nil
 	if !js.n.async {
 		var res goja.Value
 		err := js.timed(func() error {
@@ -179,23 +167,25 @@ func (js *jsRuntime) handle(ctx context.Context, m *engine.Msg) error {
 		}
 		return js.sendResults(ctx, res, m.ID)
 	}
+	run := &asyncRun{js: js, msg: m}
+	ok := js.vm.ToValue(func(c goja.FunctionCall) goja.Value { run.settle(c.Argument(0), nil); return goja.Undefined() })
+	fail := js.vm.ToValue(func(c goja.FunctionCall) goja.Value { run.settle(nil, jsError(c.Argument(0))); return goja.Undefined() })
 	err := js.timed(func() error {
-		_, err := js.run(goja.Undefined(), js.fn, jm, js.nop, js.nop, js.okFn, js.failFn)
+		_, err := js.run(goja.Undefined(), js.fn, jm, js.nop, js.nop, ok, fail)
 		return err
 	})
+	run.late = true
 	if err != nil {
-		js.settled = true // a late settlement of this run is dropped
+		run.settled = true
 		return err
 	}
-	if !js.settled {
-		// Waiting on a timer or another promise: the outcome arrives later.
-		js.settled = true
-		return nil
+	if !run.settled {
+		return nil // awaiting a timer or another promise: the outcome comes later
 	}
-	if js.failure != nil {
-		return js.failure
+	if run.failure != nil {
+		return run.failure
 	}
-	return js.sendResults(ctx, js.result, m.ID)
+	return js.sendResults(ctx, run.result, m.ID)
 }
 
 // runStart runs On Start code. When it returns a pending promise, the
