@@ -37,7 +37,6 @@ type jsRuntime struct {
 	curID  string
 	curCtx context.Context
 
-
 	budgetMu    sync.Mutex
 	deadline    time.Time
 	budgetOn    bool
