@@ -53,6 +53,8 @@ type nodeRED struct {
 	log  *bytes.Buffer
 	ws   *websocket.Conn
 
+	logMu sync.Mutex // guards log, written by the process's output copier
+
 	mu    sync.Mutex
 	debug []debugMsg
 	rest  string // partial websocket text
@@ -98,8 +100,7 @@ func startNodeRED(t testing.TB) *nodeRED {
 	n := &nodeRED{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
 	n.cmd = exec.Command("node", filepath.Join(dir, "node-red", "red.js"), "--userDir", user, "--settings", settings, "--port", strconv.Itoa(port))
 	n.cmd.Env = append(os.Environ(), "NODE_RED_ENABLE_PROJECTS=false", "GREETING=hello from env")
-	var logMu sync.Mutex
-	n.cmd.Stdout = writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return n.log.Write(p) })
+	n.cmd.Stdout = writerFunc(func(p []byte) (int, error) { n.logMu.Lock(); defer n.logMu.Unlock(); return n.log.Write(p) })
 	n.cmd.Stderr = n.cmd.Stdout
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("starting Node-RED: %v", err)
@@ -121,8 +122,7 @@ func startNodeRED(t testing.TB) *nodeRED {
 			}
 		}
 		if time.Now().After(deadline) {
-			logMu.Lock()
-			t.Fatalf("Node-RED did not start:\n%s", n.log.String())
+			t.Fatalf("Node-RED did not start:\n%s", n.logText())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -230,7 +230,11 @@ func (n *nodeRED) debugSeen() []debugMsg {
 }
 
 // logText returns what Node-RED printed.
-func (n *nodeRED) logText() string { return n.log.String() }
+func (n *nodeRED) logText() string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.String()
+}
 
 // decodeDebug turns Node-RED's encoded debug value back into a JSON-like
 // value: strings, numbers, booleans, null (also for undefined), objects
