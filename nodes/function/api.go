@@ -183,12 +183,12 @@ func (js *jsRuntime) store(s *engine.ContextStore) *goja.Object {
 			ks, _ := keys.([]any)
 			out := make([]any, len(ks))
 			for i, k := range ks {
-				v, _ := s.Get(fmt.Sprint(k))
+				v, _ := ctxGet(s, fmt.Sprint(k))
 				out[i] = js.toJS(engine.CloneValue(v))
 			}
 			return vm.NewArray(out...)
 		}
-		v, ok := s.Get(key.String())
+		v, ok := ctxGet(s, key.String())
 		if !ok {
 			return goja.Undefined()
 		}
@@ -209,7 +209,9 @@ func (js *jsRuntime) store(s *engine.ContextStore) *goja.Object {
 		if err != nil {
 			panic(vm.NewGoError(fmt.Errorf("context value: %w", err)))
 		}
-		s.Set(c.Argument(0).String(), val)
+		if err := ctxSet(s, c.Argument(0).String(), val); err != nil {
+			panic(vm.NewGoError(err))
+		}
 		if cb, ok := callback(c); ok && len(c.Arguments) > 2 {
 			if _, err := cb(goja.Undefined(), goja.Null()); err != nil {
 				panic(err)

@@ -30,7 +30,8 @@ message is ` + "`msg`" + `; ` + "`return msg`" + ` sends it, ` + "`return [a, b]
 
 Available: ` + "`node.send(msg)`" + `, ` + "`node.done()`" + `, ` + "`node.warn`" + ` / ` + "`node.error(err, msg)`" + ` / ` + "`node.log`" + `,
 ` + "`node.status({fill, shape, text})`" + `, ` + "`node.id`" + `, ` + "`node.name`" + `; ` + "`context`" + `, ` + "`flow`" + ` and
-` + "`global`" + ` with ` + "`get(key)`" + `, ` + "`set(key, value)`" + ` and ` + "`keys()`" + ` (memory store: values stay across
+` + "`global`" + ` with ` + "`get(key)`" + `, ` + "`set(key, value)`" + ` and ` + "`keys()`" + ` (keys may be paths such as
+` + "`device.readings[0]`" + `; memory store: values stay across
 deploys while tbflow runs; they are copies, so ` + "`set`" + ` again after changing an object you got);
 ` + "`env.get(\"NAME\")`" + `; ` + "`setTimeout`" + ` / ` + "`clearTimeout`" + ` / ` + "`setInterval`" + ` / ` + "`clearInterval`" + `;
 ` + "`RED.util.cloneMessage`" + `; ` + "`await`" + ` on promises.

@@ -244,3 +244,16 @@ return msg;`})
 		t.Fatalf("errors = %+v", errs)
 	}
 }
+
+func TestContextPaths(t *testing.T) {
+	n := run(t, map[string]any{"func": `
+flow.set("dev", {name: "m1", readings: [1, 2]});
+flow.set("dev.readings[1]", 5);
+flow.set("dev.site.id", "north");
+msg.payload = [flow.get("dev.name"), flow.get("dev.readings[1]"), flow.get("dev.site"), flow.get("dev.none")];
+return msg;`})
+	n.Send(engine.NewMsg(nil))
+	if got := payloads(n.WaitOut(0, 1)); got != `["m1",5,{"id":"north"},null]` {
+		t.Fatalf("got %s", got)
+	}
+}
