@@ -4,7 +4,7 @@ PKGS     ?= ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all build test unit peers lint fmt bench faults e2e clean
+.PHONY: all build test unit peers lint fmt bench faults hostile e2e clean
 
 all: build
 
@@ -38,6 +38,12 @@ bench: peers
 ## faults: the fault suite (broker outages, kill -9, a stalled link, a vanishing Modbus unit, malformed replies)
 faults: peers
 	TBFLOW_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestFault' ./faults/
+
+## hostile: hostile inputs (flows, expressions, WebSocket frames, MQTT packets, RPC bodies, Modbus
+## replies) against the real components; prints tried / accepted / clear errors / crashed / hung /
+## leaked per kind. It is part of `make test` too.
+hostile:
+	$(GO) test -race -count=1 -timeout 5m -v -run 'TestHostile$$' ./hostile/
 
 ## e2e: the editor's end-to-end tests in Debian's chromium (playwright-core)
 e2e: peers

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +103,7 @@ func (e *Engine) build(f *Flow, mode DeployMode) (*plan, error) {
 			log: e.log.With("node_id", n.ID, "node_type", n.Type),
 		}
 		var msgs []string
-		conf, err := resolveConfig(t, n, e.lookup, nil, func(field string, sev Severity, msg string) {
+		conf, err := resolveConfig(t, n, resolveCtx{lookup: e.lookup, dataDir: e.dataDir}, nil, func(field string, sev Severity, msg string) {
 			if sev == SeverityError {
 				msgs = append(msgs, field+": "+msg)
 			}
@@ -118,7 +119,7 @@ func (e *Engine) build(f *Flow, mode DeployMode) (*plan, error) {
 		}
 		node, err := t.New.New(r.nc, conf)
 		if err != nil {
-			return err
+			return errors.New(newRedactor(t, n, guardLookup(e.lookup)).apply(err.Error()))
 		}
 		if node == nil {
 			return fmt.Errorf("constructor of %s returned no node", t.Name)
@@ -310,37 +311,59 @@ func topoOrder(rs map[string]*runner, f *Flow) []*runner {
 			}
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return pos[ids[i]] < pos[ids[j]] })
-	var order []*runner
-	done := map[string]bool{}
-	for len(order) < len(ids) {
-		progressed := false
-		for _, id := range ids {
-			if done[id] || indeg[id] > 0 {
-				continue
-			}
-			done[id] = true
-			progressed = true
-			r := rs[id]
-			order = append(order, r)
-			for _, port := range r.def.Wires {
-				for _, t := range port {
-					if _, ok := indeg[t]; ok {
-						indeg[t]--
-					}
-				}
-			}
+	// Kahn's algorithm with the ready nodes in a heap by file position:
+	// O(n log n) however the wires run.
+	ready := &posHeap{pos: pos}
+	for _, id := range ids {
+		if indeg[id] == 0 {
+			heap.Push(ready, id)
 		}
-		if !progressed { // a cycle: validation prevents it; keep file order
+	}
+	order := make([]*runner, 0, len(ids))
+	done := make(map[string]bool, len(ids))
+	for len(order) < len(ids) {
+		if ready.Len() == 0 { // a cycle: validation prevents it; keep file order
+			sort.Slice(ids, func(i, j int) bool { return pos[ids[i]] < pos[ids[j]] })
 			for _, id := range ids {
 				if !done[id] {
 					done[id] = true
 					order = append(order, rs[id])
 				}
 			}
+			break
+		}
+		id := heap.Pop(ready).(string)
+		done[id] = true
+		r := rs[id]
+		order = append(order, r)
+		for _, port := range r.def.Wires {
+			for _, t := range port {
+				if _, ok := indeg[t]; ok && !done[t] {
+					indeg[t]--
+					if indeg[t] == 0 {
+						heap.Push(ready, t)
+					}
+				}
+			}
 		}
 	}
 	return order
+}
+
+// posHeap is a min-heap of node ids by file position.
+type posHeap struct {
+	ids []string
+	pos map[string]int
+}
+
+func (h *posHeap) Len() int           { return len(h.ids) }
+func (h *posHeap) Less(i, j int) bool { return h.pos[h.ids[i]] < h.pos[h.ids[j]] }
+func (h *posHeap) Swap(i, j int)      { h.ids[i], h.ids[j] = h.ids[j], h.ids[i] }
+func (h *posHeap) Push(x any)         { h.ids = append(h.ids, x.(string)) }
+func (h *posHeap) Pop() any {
+	x := h.ids[len(h.ids)-1]
+	h.ids = h.ids[:len(h.ids)-1]
+	return x
 }
 
 // discard stops fresh runners that were constructed but never launched.

@@ -47,7 +47,12 @@ type Options struct {
 	// Store persists deployed flows; nil keeps them in memory only.
 	Store Store
 	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
+	// Variables starting with ReservedEnvPrefix are never resolved.
 	LookupEnv LookupEnv
+	// DataDir is where files nodes write (Field.DataPath, an outbox) must
+	// be: relative paths resolve in it and paths outside it are refused.
+	// Empty leaves paths as written (only ".." is refused).
+	DataDir string
 	// InboxSize is each node's inbox capacity (default 64). Together with
 	// the number of nodes it bounds the messages in flight.
 	InboxSize int
@@ -64,14 +69,15 @@ type Options struct {
 // a user interface needs are Types, Flows, Validate, Deploy, Inject and
 // Subscribe; the Engine is also a prometheus.Collector.
 type Engine struct {
-	reg    *Registry
-	log    *slog.Logger
-	store  Store
-	lookup LookupEnv
-	inbox  int
-	stopTO time.Duration
-	rmin   time.Duration
-	rmax   time.Duration
+	reg     *Registry
+	log     *slog.Logger
+	store   Store
+	lookup  LookupEnv
+	dataDir string
+	inbox   int
+	stopTO  time.Duration
+	rmin    time.Duration
+	rmax    time.Duration
 
 	mu      sync.Mutex // serialises Deploy and Stop
 	flow    *Flow      // deployed flow, secrets included
@@ -79,6 +85,9 @@ type Engine struct {
 	stopped bool
 
 	graph atomic.Pointer[graph]
+	// shown is what readers see of the deployed flow, replaced after each
+	// deploy, so reading never waits for a deploy in progress.
+	shown atomic.Pointer[shownFlow]
 
 	slotsMu sync.Mutex
 	slots   map[string]*slot
@@ -89,7 +98,7 @@ type Engine struct {
 // New returns an engine with nothing deployed.
 func New(opts Options) *Engine {
 	e := &Engine{
-		reg: opts.Registry, log: opts.Logger, store: opts.Store, lookup: opts.LookupEnv,
+		reg: opts.Registry, log: opts.Logger, store: opts.Store, lookup: opts.LookupEnv, dataDir: opts.DataDir,
 		inbox: opts.InboxSize, stopTO: opts.StopTimeout, rmin: opts.RetryMin, rmax: opts.RetryMax,
 		flow: &Flow{}, slots: map[string]*slot{},
 	}
@@ -115,8 +124,21 @@ func New(opts Options) *Engine {
 		e.rmax = max(30*time.Second, e.rmin)
 	}
 	e.rev = e.flow.Revision()
+	e.publishShown()
 	e.graph.Store(&graph{runners: map[string]*runner{}})
 	return e
+}
+
+// shownFlow is a deployed flow as readers get it.
+type shownFlow struct {
+	redacted *Flow
+	rev      string
+	secrets  Credentials
+}
+
+// publishShown records the deployed flow for readers; e.mu is held.
+func (e *Engine) publishShown() {
+	e.shown.Store(&shownFlow{redacted: Redact(e.flow, e.reg), rev: e.rev, secrets: secretsOf(e.flow, e.reg)})
 }
 
 // Registry returns the engine's registry.
@@ -128,26 +150,29 @@ func (e *Engine) Types() []*Type { return e.reg.Types() }
 // Flows returns the deployed flow for the browser, secrets replaced by
 // [SecretPlaceholder], and its revision.
 func (e *Engine) Flows() (*Flow, string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Redact(e.flow, e.reg), e.rev
+	s := e.shown.Load()
+	return s.redacted.Clone(), s.rev
 }
 
 // Rev returns the deployed revision.
 func (e *Engine) Rev() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rev
+	return e.shown.Load().rev
 }
 
 // Validate checks f without deploying it. Secret placeholders are resolved
 // against the deployed flow first, as Deploy does.
 func (e *Engine) Validate(f *Flow) Problems {
+	return e.ValidateContext(context.Background(), f)
+}
+
+// ValidateContext is Validate that stops once ctx ends (see
+// [Registry.ValidateContext]).
+func (e *Engine) ValidateContext(ctx context.Context, f *Flow) Problems {
 	f = f.Clone()
-	e.mu.Lock()
-	keepSecrets(f, secretsOf(e.flow, e.reg))
-	e.mu.Unlock()
-	return e.reg.Validate(f, e.lookup)
+	shown := e.shown.Load()
+	ps := retargetProblems(e.reg, f, shown.redacted, shown.secrets)
+	keepSecrets(f, shown.secrets)
+	return append(ps, e.reg.validate(ctx, f, e.lookup, e.dataDir)...)
 }
 
 // Start deploys the flow held by the store, if there is one. An engine
@@ -189,8 +214,10 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 		return "", fmt.Errorf("unknown deploy mode %q (want %q or %q)", mode, DeployModified, DeployFull)
 	}
 	f = f.Clone()
-	keepSecrets(f, secretsOf(e.flow, e.reg))
-	if ps := e.reg.Validate(f, e.lookup); ps.HasErrors() {
+	stored := secretsOf(e.flow, e.reg)
+	ps := retargetProblems(e.reg, f, e.flow, stored)
+	keepSecrets(f, stored)
+	if ps = append(ps, e.reg.validate(context.Background(), f, e.lookup, e.dataDir)...); ps.HasErrors() {
 		return "", ps.Err()
 	}
 	p, err := e.build(f, mode)
@@ -206,6 +233,7 @@ func (e *Engine) Deploy(ctx context.Context, f *Flow, rev string, mode DeployMod
 	data := e.apply(ctx, p)
 	e.flow = f
 	e.rev = f.Revision()
+	e.publishShown()
 	data.Rev, data.Mode = e.rev, mode
 	e.log.Info("flow deployed", "rev", e.rev, "mode", string(mode),
 		"started", len(data.Started), "stopped", len(data.Stopped), "kept", len(data.Kept))
@@ -397,7 +425,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 // conformance suite and tools use it; the caller owns the instances and
 // must Stop them.
 func (e *Engine) Construct(f *Flow) (map[string]Node, error) {
-	if ps := e.reg.Validate(f, e.lookup); ps.HasErrors() {
+	if ps := e.reg.validate(context.Background(), f, e.lookup, e.dataDir); ps.HasErrors() {
 		return nil, ps.Err()
 	}
 	e.mu.Lock()

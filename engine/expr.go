@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -23,7 +24,15 @@ const MaxExprNodes = 2000
 //   - payload and topic: shortcuts for msg.payload and msg.topic
 //   - helpers: expr's built-ins (now(), duration(), len(), upper(),
 //     toJSON(), fromJSON(), round(), ...) plus timestamp() (Unix
-//     milliseconds) and env("NAME") (an environment variable, "" if unset).
+//     milliseconds) and env("NAME") (an environment variable, "" if unset;
+//     tbflow's own TBFLOW_AUTH_* variables read as "").
+//
+// Every evaluation runs under [ExprLimits]: built-ins whose result can
+// outgrow their arguments (repeat, join, replace, toJSON, string +, ...)
+// charge a memory budget before they allocate, ranges and collections
+// count against an element budget, and a time budget is checked on every
+// predicate iteration. An evaluation over budget fails with an error
+// wrapping [ErrExprMemory] or [ErrExprTime].
 //
 // An Expr is safe for concurrent use.
 type Expr struct {
@@ -47,6 +56,7 @@ type exprEnv struct {
 	Msg     map[string]any `expr:"msg"`
 	Payload any            `expr:"payload"`
 	Topic   string         `expr:"topic"`
+	State   *evalState     `expr:"_st"`
 }
 
 var exprOptions = []expr.Option{
@@ -57,6 +67,9 @@ var exprOptions = []expr.Option{
 	}, new(func() int64)),
 	expr.Function("env", func(params ...any) (any, error) {
 		name, _ := params[0].(string)
+		if strings.HasPrefix(strings.ToUpper(name), "TBFLOW_AUTH_") {
+			return "", nil // the editor's own credentials
+		}
 		return os.Getenv(name), nil
 	}, new(func(string) string)),
 }
@@ -66,39 +79,80 @@ func CompileExpr(src string) (*Expr, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &ExprError{Line: 1, Column: 1, Msg: "empty expression"}
 	}
-	prog, err := expr.Compile(src, exprOptions...)
+	// The plain compile reports type errors as written; the budgeted one
+	// is what runs (its rewrites are typed loosely).
+	if _, err := expr.Compile(src, exprOptions...); err != nil {
+		return nil, compileError(err)
+	}
+	prog, err := expr.Compile(src, budgetedOptions...)
 	if err != nil {
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			return nil, &ExprError{Line: max(fe.Line, 1), Column: fe.Column + 1, Msg: fe.Message}
-		}
-		return nil, &ExprError{Line: 1, Column: 1, Msg: err.Error()}
+		return nil, compileError(err)
 	}
 	return &Expr{src: src, prog: prog}, nil
+}
+
+var budgetedOptions = append(append([]expr.Option{}, exprOptions...), budgetOptions()...)
+
+func compileError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return &ExprError{Line: max(fe.Line, 1), Column: fe.Column + 1, Msg: fe.Message}
+	}
+	return &ExprError{Line: 1, Column: 1, Msg: err.Error()}
 }
 
 // String returns the source text.
 func (e *Expr) String() string { return e.src }
 
-// Eval evaluates the expression against msg.
+// Eval evaluates the expression against msg under the current
+// [ExprLimits].
 func (e *Expr) Eval(msg *Msg) (any, error) {
-	env := exprEnv{Msg: msg.Map(), Payload: msg.Payload, Topic: msg.Topic}
-	v, err := expr.Run(e.prog, env)
+	return e.EvalContext(context.Background(), msg)
+}
+
+// EvalContext is Eval that also stops soon after ctx ends (a node being
+// stopped passes its context).
+func (e *Expr) EvalContext(ctx context.Context, msg *Msg) (any, error) {
+	lim := CurrentExprLimits()
+	st := newEvalState(ctx, lim)
+	env := exprEnv{Msg: msg.Map(), Payload: msg.Payload, Topic: msg.Topic, State: st}
+	machine := vm.VM{MemoryBudget: uint(lim.Elements)}
+	v, err := machine.Run(e.prog, env)
 	if err != nil {
-		return nil, fmt.Errorf("evaluating %q: %w", e.src, err)
+		if st.err != nil {
+			return nil, fmt.Errorf("evaluating %s: %w", e.short(), st.err)
+		}
+		if strings.Contains(err.Error(), "memory budget exceeded") {
+			return nil, fmt.Errorf("evaluating %s: %w (%d elements)", e.short(), ErrExprMemory, lim.Elements)
+		}
+		return nil, fmt.Errorf("evaluating %s: %w", e.short(), err)
 	}
 	return v, nil
 }
 
+// short quotes the source, cut to a readable length.
+func (e *Expr) short() string {
+	const max = 200
+	if len(e.src) <= max {
+		return fmt.Sprintf("%q", e.src)
+	}
+	return fmt.Sprintf("%q…", e.src[:max])
+}
+
 // EvalBool evaluates the expression and requires a boolean result.
 func (e *Expr) EvalBool(msg *Msg) (bool, error) {
-	v, err := e.Eval(msg)
+	return e.EvalBoolContext(context.Background(), msg)
+}
+
+// EvalBoolContext is EvalBool with a context, as EvalContext.
+func (e *Expr) EvalBoolContext(ctx context.Context, msg *Msg) (bool, error) {
+	v, err := e.EvalContext(ctx, msg)
 	if err != nil {
 		return false, err
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, fmt.Errorf("evaluating %q: result is %s, want boolean", e.src, jsonKind(v))
+		return false, fmt.Errorf("evaluating %s: result is %s, want boolean", e.short(), jsonKind(v))
 	}
 	return b, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"maps"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // NodeDef is one object of a flow document: a tab, a config node or a node.
@@ -210,6 +212,7 @@ func lineCol(data []byte, off int64) (int, int) {
 		off = int64(len(data))
 	}
 	line, col := 1, 1
+	lineScan.Add(off)
 	for _, c := range data[:off] {
 		if c == '\n' {
 			line++
@@ -221,10 +224,57 @@ func lineCol(data []byte, off int64) (int, int) {
 	return line, col
 }
 
+// lineCounter converts increasing byte offsets into lines and columns in
+// one pass over the document.
+type lineCounter struct {
+	data      []byte
+	off       int
+	line, col int
+}
+
+func newLineCounter(data []byte) *lineCounter { return &lineCounter{data: data, line: 1, col: 1} }
+
+// at returns the line and column of off, which must not be below the
+// previous call's.
+func (lc *lineCounter) at(off int64) (int, int) {
+	if off > int64(len(lc.data)) {
+		off = int64(len(lc.data))
+	}
+	if int(off) < lc.off {
+		return lineCol(lc.data, off)
+	}
+	lineScan.Add(off - int64(lc.off))
+	for _, c := range lc.data[lc.off:off] {
+		if c == '\n' {
+			lc.line++
+			lc.col = 1
+		} else {
+			lc.col++
+		}
+	}
+	lc.off = int(off)
+	return lc.line, lc.col
+}
+
+// lineScan counts the bytes scanned for line numbers (tests check that
+// loading a flow scans each byte once).
+var lineScan atomic.Int64
+
+// utf8BOM is the byte order mark some editors put at the start of a file.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // ParseFlow parses a flow document: Node-RED's flat array, or the
 // {"flows":[...],"rev":"..."} object of Node-RED's API. JSON syntax errors
-// come back as a *SyntaxError with line and column.
+// come back as a *SyntaxError with line and column. A UTF-8 byte order
+// mark is skipped. Parsing takes time linear in the document's size.
 func ParseFlow(data []byte) (*Flow, error) {
+	return ParseFlowContext(context.Background(), data)
+}
+
+// ParseFlowContext is ParseFlow that gives up with ctx's error once ctx
+// ends (a client that went away, an interrupted command).
+func ParseFlowContext(ctx context.Context, data []byte) (*Flow, error) {
+	data = bytes.TrimPrefix(data, utf8BOM)
 	var probe any
 	if err := json.Unmarshal(data, &probe); err != nil {
 		var se *json.SyntaxError
@@ -260,14 +310,18 @@ func ParseFlow(data []byte) (*Flow, error) {
 		return nil, &SyntaxError{Msg: err.Error()}
 	}
 	f := &Flow{}
-	for dec.More() {
+	lc := newLineCounter(orig)
+	for i := 0; dec.More(); i++ {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		off := dec.InputOffset()
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, &SyntaxError{Msg: err.Error()}
 		}
 		start := off + max(int64(bytes.IndexAny(data[off:], "{[\"0123456789tfn-")), 0)
-		line, col := lineCol(orig, base+start)
+		line, col := lc.at(base + start)
 		n, err := parseNodeDef(raw)
 		if err != nil {
 			return nil, &SyntaxError{Line: line, Column: col, Msg: err.Error()}
@@ -342,12 +396,17 @@ func parseNodeDef(raw []byte) (*NodeDef, error) {
 				continue
 			}
 			port := make([]string, 0, len(ids))
+			seen := make(map[string]bool, len(ids))
 			for _, id := range ids {
 				s, ok := id.(string)
 				if !ok {
 					bad = append(bad, "\"wires\" must be an array of arrays of node ids")
 					continue
 				}
+				if seen[s] {
+					continue // a second wire to the same node would deliver twice
+				}
+				seen[s] = true
 				port = append(port, s)
 			}
 			n.Wires = append(n.Wires, port)

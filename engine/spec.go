@@ -74,6 +74,15 @@ type Field struct {
 	Max *float64 `json:"max,omitempty"`
 	// Secret keeps the value out of flow files, exports and the browser.
 	Secret bool `json:"secret,omitempty"`
+	// Identity marks a field that says which server a config node talks
+	// to (host, port, TLS settings). A deploy that changes one keeps no
+	// stored secret of the node: the secrets must be entered again, so a
+	// token is never sent to a server it was not entered for.
+	Identity bool `json:"identity,omitempty"`
+	// DataPath marks a file the node writes (an outbox). It must be a
+	// relative path without "..", or an absolute path inside the engine's
+	// data directory ([Options.DataDir]), where relative paths resolve.
+	DataPath bool `json:"dataPath,omitempty"`
 	// Ref names the config-node type a KindConfigRef field points to.
 	Ref string `json:"ref,omitempty"`
 	// Fields are the columns of a KindTable field.

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +141,11 @@ func (s *FileStore) CredentialsPath() string {
 // Load reads the flow and merges the credentials file when there is one.
 // JSON syntax errors come back as a *SyntaxError.
 func (s *FileStore) Load() (*Flow, error) {
+	return s.LoadContext(context.Background())
+}
+
+// LoadContext is Load that gives up once ctx ends.
+func (s *FileStore) LoadContext(ctx context.Context) (*Flow, error) {
 	data, err := os.ReadFile(s.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Flow{}, nil
@@ -146,11 +153,12 @@ func (s *FileStore) Load() (*Flow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading flow: %w", err)
 	}
-	f, err := ParseFlow(data)
+	f, err := ParseFlowContext(ctx, data)
 	if err != nil {
 		return nil, err
 	}
 	cdata, err := os.ReadFile(s.CredentialsPath())
+	cdata = bytes.TrimPrefix(cdata, utf8BOM)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:

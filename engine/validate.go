@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,19 +154,42 @@ func IsEnvRef(s string) bool {
 // not compile. lookup resolves ${NAME} references (nil means the process
 // environment); an undefined variable is a warning.
 func (r *Registry) Validate(f *Flow, lookup LookupEnv) Problems {
+	return r.validate(context.Background(), f, lookup, "")
+}
+
+// ValidateContext is Validate that stops once ctx ends; the problems then
+// end with one saying so, and ctx.Err() tells the caller.
+func (r *Registry) ValidateContext(ctx context.Context, f *Flow, lookup LookupEnv) Problems {
+	return r.validate(ctx, f, lookup, "")
+}
+
+// validate is Validate with data-path fields resolved against dataDir
+// (see [Field.DataPath]); "" leaves them relative.
+func (r *Registry) validate(ctx context.Context, f *Flow, lookup LookupEnv, dataDir string) Problems {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	v := validator{reg: r, flow: f, lookup: lookup, byID: map[string]*NodeDef{}}
+	v := validator{reg: r, flow: f, rc: resolveCtx{lookup: lookup, dataDir: dataDir}, byID: map[string]*NodeDef{}, ctx: ctx}
 	return v.run()
 }
 
+// cancelled reports, every 1024 nodes, whether the caller gave up.
+func (v *validator) cancelled(i int) bool {
+	if i%1024 != 0 || v.ctx.Err() == nil {
+		return false
+	}
+	v.out = append(v.out, Problem{Severity: SeverityError, Message: "validation stopped: " + v.ctx.Err().Error()})
+	return true
+}
+
 type validator struct {
-	reg    *Registry
-	flow   *Flow
-	lookup LookupEnv
-	byID   map[string]*NodeDef
-	out    Problems
+	reg  *Registry
+	flow *Flow
+	rc   resolveCtx
+	byID map[string]*NodeDef
+	pos  map[string]int // file position by id, for cycles
+	out  Problems
+	ctx  context.Context
 }
 
 func (v *validator) add(n *NodeDef, field string, sev Severity, format string, args ...any) {
@@ -188,11 +212,17 @@ func (v *validator) run() Problems {
 		}
 		v.byID[n.ID] = n
 	}
-	for _, n := range v.flow.Nodes {
+	for i, n := range v.flow.Nodes {
+		if v.cancelled(i) {
+			return v.out
+		}
 		if n.ID == "" || v.byID[n.ID] != n {
 			continue
 		}
 		v.node(n)
+	}
+	if v.cancelled(0) {
+		return v.out
 	}
 	v.cycles()
 	return v.out
@@ -216,7 +246,7 @@ func (v *validator) node(n *NodeDef) {
 			v.add(n, "z", SeverityError, "tab %q does not exist", n.Z)
 		}
 	}
-	if _, err := resolveConfig(t, n, v.lookup, v.refCheck(n), func(field string, sev Severity, msg string) {
+	if _, err := resolveConfig(t, n, v.rc, v.refCheck(n), func(field string, sev Severity, msg string) {
 		v.add(n, field, sev, "%s", msg)
 	}); err != nil {
 		v.add(n, "", SeverityError, "%s", err.Error())
@@ -363,12 +393,15 @@ func (v *validator) cycles() {
 // cyclePath orders a strongly connected component along its wires,
 // starting at the node that comes first in the file.
 func (v *validator) cyclePath(comp []string) []string {
-	pos := map[string]int{}
-	for i, n := range v.flow.Nodes {
-		if _, seen := pos[n.ID]; !seen {
-			pos[n.ID] = i
+	if v.pos == nil {
+		v.pos = map[string]int{}
+		for i, n := range v.flow.Nodes {
+			if _, seen := v.pos[n.ID]; !seen {
+				v.pos[n.ID] = i
+			}
 		}
 	}
+	pos := v.pos
 	in := map[string]bool{}
 	for _, c := range comp {
 		in[c] = true
@@ -406,16 +439,24 @@ func (v *validator) cyclePath(comp []string) []string {
 // against its field spec, unknown fields rejected, config references checked
 // with ref, and the struct's Validator called. Problems go to report; the
 // returned error is non-nil when the config could not be decoded.
-func resolveConfig(t *Type, n *NodeDef, lookup LookupEnv, ref func(Field, string) string, report func(field string, sev Severity, msg string)) (any, error) {
-	if lookup == nil {
-		lookup = os.LookupEnv
+func resolveConfig(t *Type, n *NodeDef, rc resolveCtx, ref func(Field, string) string, report func(field string, sev Severity, msg string)) (_ any, err error) {
+	if rc.lookup == nil {
+		rc.lookup = os.LookupEnv
 	}
+	rc.lookup = guardLookup(rc.lookup)
+	// No message names a value that came from the environment or a secret.
+	rd := newRedactor(t, n, rc.lookup)
+	defer func() {
+		if err != nil {
+			err = errors.New(rd.apply(err.Error()))
+		}
+	}()
 	failed := false
 	rep := func(field string, sev Severity, msg string) {
 		if sev == SeverityError {
 			failed = true
 		}
-		report(field, sev, msg)
+		report(field, sev, rd.apply(msg))
 	}
 	keys := make([]string, 0, len(n.Fields))
 	for k := range n.Fields {
@@ -439,7 +480,7 @@ func resolveConfig(t *Type, n *NodeDef, lookup LookupEnv, ref func(Field, string
 			raw, present = nil, false
 			f.Required = false
 		}
-		val, ok := resolveValue(f, raw, present, f.Name, lookup, ref, rep)
+		val, ok := resolveValue(f, raw, present, f.Name, rc, ref, rep)
 		if ok {
 			values[f.Name] = val
 		}
@@ -489,7 +530,7 @@ func suggest(name string, fields []Field) string {
 
 // resolveValue checks one value (or applies the default) and returns the
 // value to decode.
-func resolveValue(f Field, raw any, present bool, path string, lookup LookupEnv, ref func(Field, string) string, rep func(string, Severity, string)) (any, bool) {
+func resolveValue(f Field, raw any, present bool, path string, rc resolveCtx, ref func(Field, string) string, rep func(string, Severity, string)) (any, bool) {
 	if !present || raw == nil {
 		if f.Required {
 			rep(path, SeverityError, "required")
@@ -501,8 +542,12 @@ func resolveValue(f Field, raw any, present bool, path string, lookup LookupEnv,
 		return CloneValue(f.Default), true
 	}
 	if s, ok := raw.(string); ok && strings.Contains(s, "${") {
-		exp, missing := expandEnv(s, lookup)
+		exp, missing := expandEnv(s, rc.lookup)
 		for _, m := range missing {
+			if reservedEnv(m) {
+				rep(path, SeverityError, fmt.Sprintf("environment variable %q is reserved for the editor's own credentials", m))
+				continue
+			}
 			rep(path, SeverityWarning, fmt.Sprintf("environment variable %q is not set", m))
 		}
 		if len(missing) > 0 {
@@ -525,6 +570,14 @@ func resolveValue(f Field, raw any, present bool, path string, lookup LookupEnv,
 	if s, ok := raw.(string); ok && s == SecretPlaceholder && f.isSecret() {
 		rep(path, SeverityError, "secret has no value (the placeholder was not replaced)")
 		return nil, false
+	}
+	if f.DataPath {
+		p, msg := dataPath(raw, rc.dataDir)
+		if msg != "" {
+			rep(path, SeverityError, msg)
+			return nil, false
+		}
+		raw = p
 	}
 	ps := checkValue(f, raw, ref)
 	for _, p := range ps {
@@ -550,7 +603,7 @@ func resolveValue(f Field, raw any, present bool, path string, lookup LookupEnv,
 					sv, present = nil, false
 					sub.Required = false
 				}
-				val, good := resolveValue(sub, sv, present, fmt.Sprintf("%s[%d].%s", path, i, sub.Name), lookup, ref, rep)
+				val, good := resolveValue(sub, sv, present, fmt.Sprintf("%s[%d].%s", path, i, sub.Name), rc, ref, rep)
 				if good {
 					res[sub.Name] = val
 				}

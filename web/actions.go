@@ -62,7 +62,7 @@ func (s *Server) handleNodeAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(`"flows" and "node" are required`))
 		return
 	}
-	f, aerr := parseFlow(body.Flows)
+	f, aerr := parseFlow(r.Context(), body.Flows)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

@@ -22,6 +22,7 @@ const (
 	codeNotFound       = "not_found"
 	codeUnauthorized   = "unauthorized"
 	codeForbidden      = "forbidden"
+	codeMisdirected    = "misdirected"
 	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )
@@ -98,15 +99,24 @@ func (s *Server) counters() map[string]any {
 
 // parseFlow parses a flow sent by a client. A document that is not a flow
 // is an invalid flow whose problems carry the line and column.
-func parseFlow(raw []byte) (*engine.Flow, *apiError) {
+func parseFlow(ctx context.Context, raw []byte) (*engine.Flow, *apiError) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return nil, badRequest(`"flows" is required: a JSON array of nodes`)
 	}
-	f, err := engine.ParseFlow(raw)
+	f, err := engine.ParseFlowContext(ctx, raw)
+	if ctx.Err() != nil {
+		return nil, gone(ctx)
+	}
 	if err != nil {
 		return nil, invalidError(err)
 	}
 	return f, nil
+}
+
+// gone is the answer to a request whose client went away (nobody reads
+// it) or a server shutting down.
+func gone(ctx context.Context) *apiError {
+	return &apiError{Code: codeInternal, Message: "request abandoned: " + ctx.Err().Error(), status: http.StatusServiceUnavailable}
 }
 
 func invalidError(err error) *apiError {
@@ -123,13 +133,14 @@ func parseMode(m string) (engine.DeployMode, *apiError) {
 	return "", badRequest(`deploy mode "` + m + `": want "nodes" or "full"`)
 }
 
-// deploy parses and deploys a flow. ctx bounds stopping replaced nodes.
-func (s *Server) deploy(ctx context.Context, raw []byte, rev, mode string) (string, *apiError) {
+// deploy parses and deploys a flow. Parsing stops when parseCtx ends (the
+// client went away); ctx bounds stopping replaced nodes.
+func (s *Server) deploy(parseCtx, ctx context.Context, raw []byte, rev, mode string) (string, *apiError) {
 	m, aerr := parseMode(mode)
 	if aerr != nil {
 		return "", aerr
 	}
-	f, aerr := parseFlow(raw)
+	f, aerr := parseFlow(parseCtx, raw)
 	if aerr != nil {
 		return "", aerr
 	}
@@ -152,15 +163,25 @@ func (s *Server) deploy(ctx context.Context, raw []byte, rev, mode string) (stri
 
 // validate returns every problem of a flow; a document that is not a flow
 // gives its syntax problem.
-func (s *Server) validate(raw []byte) (engine.Problems, *apiError) {
-	f, aerr := parseFlow(raw)
+func (s *Server) validate(ctx context.Context, raw []byte) (engine.Problems, *apiError) {
+	f, aerr := parseFlow(ctx, raw)
 	if aerr != nil {
 		if aerr.Code == codeInvalid {
 			return aerr.Problems, nil
 		}
 		return nil, aerr
 	}
-	ps := s.eng.Validate(f)
+	var ps engine.Problems
+	if v, ok := s.eng.(interface {
+		ValidateContext(context.Context, *engine.Flow) engine.Problems
+	}); ok {
+		ps = v.ValidateContext(ctx, f)
+	} else {
+		ps = s.eng.Validate(f)
+	}
+	if ctx.Err() != nil {
+		return nil, gone(ctx)
+	}
 	if ps == nil {
 		ps = engine.Problems{}
 	}
@@ -235,7 +256,7 @@ func (s *Server) handlePostFlows(w http.ResponseWriter, r *http.Request) {
 		mode = r.Header.Get("Node-RED-Deployment-Type")
 	}
 	// A client that goes away does not cut the deploy short.
-	newRev, aerr := s.deploy(context.WithoutCancel(r.Context()), flows, rev, mode)
+	newRev, aerr := s.deploy(r.Context(), context.WithoutCancel(r.Context()), flows, rev, mode)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -249,7 +270,7 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	ps, aerr := s.validate(flows)
+	ps, aerr := s.validate(r.Context(), flows)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

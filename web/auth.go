@@ -26,6 +26,8 @@ const SessionCookie = "tbflow_session"
 const (
 	loginBurst  = 10
 	loginRefill = 3 * time.Second
+	// maxLimited bounds the addresses the limiter remembers.
+	maxLimited = 10000
 )
 
 // identity is who a request authenticated as.
@@ -116,30 +118,43 @@ func (a *authenticator) checkPassword(user, password string) bool {
 	return true
 }
 
-// allow reports whether addr may try a password now.
-func (a *authenticator) allow(addr string) bool {
+// reserve takes one attempt from addr's budget before a credential is
+// checked, atomically, so parallel guesses cannot all pass a check made
+// before any of them failed. It reports false when the budget is spent.
+func (a *authenticator) reserve(addr string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.refill(addr, time.Now())
-	return b.tokens >= 1
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
-// failed takes one attempt from addr's budget.
-func (a *authenticator) failed(addr string) {
+// refund gives a reserved attempt back: the credential was right.
+func (a *authenticator) refund(addr string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.refill(addr, time.Now())
-	b.tokens = max(b.tokens-1, 0)
+	b.tokens = min(b.tokens+1, loginBurst)
 }
 
 func (a *authenticator) refill(addr string, now time.Time) *bucket {
 	b := a.limits[addr]
 	if b == nil {
-		if len(a.limits) >= 10000 {
+		if len(a.limits) >= maxLimited {
 			for k, v := range a.limits {
 				if now.Sub(v.last) > loginBurst*loginRefill {
 					delete(a.limits, k)
 				}
+			}
+			// Still full: forget any one, so the table stays bounded.
+			for k := range a.limits {
+				if len(a.limits) < maxLimited {
+					break
+				}
+				delete(a.limits, k)
 			}
 		}
 		b = &bucket{tokens: loginBurst, last: now}
@@ -213,36 +228,64 @@ func (a *authenticator) cookieSession(r *http.Request) (key [32]byte, expires ti
 	return key, s.expires, true
 }
 
+// authResult is the outcome of checking a request's credential.
+type authResult int
+
+const (
+	authNone    authResult = iota // no valid credential
+	authOK                        // a valid credential
+	authLimited                   // too many failures from this address
+)
+
 // identify checks a request's credential: a bearer token, basic
-// credentials or a session cookie.
-func (a *authenticator) identify(r *http.Request) (identity, bool) {
+// credentials or a session cookie. Bearer tokens and basic credentials
+// take an attempt from the client address's budget before they are
+// checked and give it back when they are right.
+func (a *authenticator) identify(r *http.Request) (identity, authResult) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		if tok, ok := strings.CutPrefix(h, "Bearer "); ok && a.checkToken(strings.TrimSpace(tok)) {
-			return identity{}, true
-		}
-		if u, p, ok := r.BasicAuth(); ok {
+		tok, bearer := strings.CutPrefix(h, "Bearer ")
+		u, p, basic := r.BasicAuth()
+		if bearer || basic {
 			addr := remoteHost(r)
-			if !a.allow(addr) {
-				return identity{}, false
+			if !a.reserve(addr) {
+				return identity{}, authLimited
 			}
-			if a.checkPassword(u, p) {
-				return identity{User: u}, true
+			switch {
+			case bearer && a.checkToken(strings.TrimSpace(tok)):
+				a.refund(addr)
+				return identity{}, authOK
+			case basic && a.checkPassword(u, p):
+				a.refund(addr)
+				return identity{User: u}, authOK
 			}
-			a.failed(addr)
 		}
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		return a.session(c.Value)
+		if id, ok := a.session(c.Value); ok {
+			return id, authOK
+		}
 	}
-	return identity{}, false
+	return identity{}, authNone
 }
 
+// remoteHost is the client's address as the rate limits count it: an IPv4
+// address, or the /64 network of an IPv6 address (one host can use every
+// address of its /64).
 func remoteHost(r *http.Request) string {
 	h, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		h = r.RemoteAddr
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return h
+}
+
+// tooMany is the answer to a client over its attempt budget.
+func tooMany(w http.ResponseWriter, what string) {
+	w.Header().Set("Retry-After", fmt.Sprint(int(loginRefill/time.Second)))
+	writeError(w, &apiError{Code: codeTooMany, Message: "too many failed " + what + ": wait and try again", status: http.StatusTooManyRequests})
 }
 
 // handleLogin checks {"token"} or {"user","password"} and sets a session
@@ -254,9 +297,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := remoteHost(r)
-	if !a.allow(addr) {
-		w.Header().Set("Retry-After", fmt.Sprint(int(loginRefill/time.Second)))
-		writeError(w, &apiError{Code: codeTooMany, Message: "too many failed logins: wait and try again", status: http.StatusTooManyRequests})
+	if !a.reserve(addr) {
+		tooMany(w, "logins")
 		return
 	}
 	var body struct {
@@ -265,6 +307,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
+		a.refund(addr) // not a guess
 		writeError(w, badRequest(`login body: want {"token": "…"} or {"user": "…", "password": "…"}`))
 		return
 	}
@@ -278,11 +321,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		id.User = body.User
 	}
 	if !ok {
-		a.failed(addr)
 		s.log.Warn("login refused", "remote", addr, "user", body.User)
 		writeError(w, &apiError{Code: codeUnauthorized, Message: "wrong credentials", status: http.StatusUnauthorized})
 		return
 	}
+	a.refund(addr)
 	val, err := a.newSession(id)
 	if err != nil {
 		writeError(w, &apiError{Code: codeInternal, Message: "creating a session: " + err.Error(), status: http.StatusInternalServerError})

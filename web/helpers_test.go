@@ -154,6 +154,10 @@ func (s *apiServer) do(method, path string, body string, hdr ...string) (int, ht
 		s.t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := s.hs.Client().Do(req)

@@ -75,8 +75,17 @@ type Options struct {
 	// AllowOrigins lists further origins ("https://ops.example.com") whose
 	// pages may use the API besides the server's own.
 	AllowOrigins []string
-	// MaxFrame bounds a WebSocket frame and a request body (default 16 MiB).
+	// AllowedHosts lists the Host names (or addresses) the server answers
+	// besides loopback ones: "tbflow.example.com", "*.example.com",
+	// "192.0.2.10", or "*" for any. A request naming another host is
+	// refused with 421, which defeats DNS rebinding.
+	AllowedHosts []string
+	// MaxFrame bounds a WebSocket frame and a request body (default 8 MiB:
+	// about 130,000 nodes, which load and validate in about a second).
 	MaxFrame int64
+	// BodyTimeout bounds reading a request body (default 20s), so clients
+	// that dribble their bodies cannot hold connections and handlers.
+	BodyTimeout time.Duration
 	// PingInterval is how often the server pings a WebSocket (default 30s);
 	// a connection silent for twice as long is closed.
 	PingInterval time.Duration
@@ -98,8 +107,9 @@ type Options struct {
 
 // Default limits.
 const (
-	DefaultMaxFrame     = 16 << 20
+	DefaultMaxFrame     = 8 << 20
 	DefaultPingInterval = 30 * time.Second
+	DefaultBodyTimeout  = 20 * time.Second
 	// MaxDebugValue is the largest debug value, as JSON, sent whole to the
 	// browser; larger values are truncated.
 	MaxDebugValue = 64 << 10
@@ -113,6 +123,7 @@ type Server struct {
 	opts    Options
 	auth    *authenticator
 	origins map[string]bool
+	hosts   *hostAllow
 	static  *staticFiles
 	mux     *http.ServeMux
 	upg     websocket.Upgrader
@@ -137,6 +148,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = DefaultMaxFrame
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
@@ -156,6 +170,9 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		eng: opts.Engine, log: opts.Logger, opts: opts, auth: auth,
 		origins: map[string]bool{}, conns: map[*wsConn]bool{},
+	}
+	if s.hosts, err = newHostAllow(opts.AllowedHosts); err != nil {
+		return nil, err
 	}
 	for _, o := range opts.AllowOrigins {
 		n, ok := normOrigin(o)
@@ -238,12 +255,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	if !s.checkHost(w, r) {
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet {
+		r.Body = newDeadlineBody(w, r.Body, s.opts.BodyTimeout)
+	}
 	if stateChanging(r) && !s.originAllowed(r) {
 		writeError(w, &apiError{Code: codeForbidden, Message: fmt.Sprintf("cross-origin request refused (Origin %q); allow it with --allow-origin", r.Header.Get("Origin")), status: http.StatusForbidden})
 		return
 	}
 	if s.auth.enabled() {
-		id, ok := s.auth.identify(r)
+		id, res := s.auth.identify(r)
+		ok := res == authOK
+		if res == authLimited && needsAuth(r.URL.Path) {
+			tooMany(w, "credentials")
+			return
+		}
 		if !ok && needsAuth(r.URL.Path) {
 			h.Set("WWW-Authenticate", `Bearer realm="tbflow"`)
 			writeError(w, &apiError{Code: codeUnauthorized, Message: "authentication required", status: http.StatusUnauthorized})
@@ -273,6 +301,9 @@ func (s *Server) Close() error {
 	}
 	s.wsWG.Wait()
 	s.cancel()
+	if s.static.root != nil {
+		s.static.root.Close()
+	}
 	return nil
 }
 

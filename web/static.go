@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"time"
 )
+
+// maxStaticFile bounds a file served from --static.
+const maxStaticFile = 32 << 20
 
 //go:embed static
 var embedded embed.FS
@@ -62,7 +66,7 @@ func newStaticFile(name string, data []byte) *staticFile {
 // or a directory on disk, read on every request.
 type staticFiles struct {
 	files map[string]*staticFile // embedded
-	dir   fs.FS                  // on disk
+	root  *os.Root               // on disk
 }
 
 func newStaticFiles(dir string) (*staticFiles, error) {
@@ -74,7 +78,11 @@ func newStaticFiles(dir string) (*staticFiles, error) {
 		if !st.IsDir() {
 			return nil, fmt.Errorf("web: static directory %q is not a directory", dir)
 		}
-		return &staticFiles{dir: os.DirFS(dir)}, nil
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, fmt.Errorf("web: static directory: %w", err)
+		}
+		return &staticFiles{root: root}, nil
 	}
 	sub, err := fs.Sub(embedded, "static")
 	if err != nil {
@@ -106,16 +114,29 @@ func (sf *staticFiles) lookup(name string) (*staticFile, error) {
 		}
 		return f, nil
 	}
-	st, err := fs.Stat(sf.dir, name)
+	// No symbolic link is followed, at any level: the directory serves
+	// only what it holds itself (os.Root also keeps every path inside it).
+	parts := strings.Split(name, "/")
+	for i := range parts {
+		st, err := sf.root.Lstat(path.Join(parts[:i+1]...))
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode()&fs.ModeSymlink != 0 || (i == len(parts)-1 && !st.Mode().IsRegular()) {
+			return nil, fs.ErrNotExist
+		}
+	}
+	f, err := sf.root.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	if st.IsDir() {
-		return nil, fs.ErrNotExist
-	}
-	data, err := fs.ReadFile(sf.dir, name)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxStaticFile+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > maxStaticFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, maxStaticFile)
 	}
 	return newStaticFile(name, data), nil
 }

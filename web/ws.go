@@ -240,7 +240,7 @@ func (wc *wsConn) readLoop() {
 	})
 	limit := wc.s.opts.MaxFrame
 	for {
-		_, r, err := c.NextReader()
+		typ, r, err := c.NextReader()
 		if err != nil {
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) && !errors.Is(err, net.ErrClosed) {
@@ -251,6 +251,11 @@ func (wc *wsConn) readLoop() {
 		c.SetReadDeadline(time.Now().Add(wc.readTimeout()))
 		data, err := io.ReadAll(io.LimitReader(r, limit+1))
 		if err != nil {
+			return
+		}
+		if typ == websocket.TextMessage && int64(len(data)) <= limit && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection.
+			wc.closeWith(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8")
 			return
 		}
 		if !wc.acquire() {
@@ -348,7 +353,7 @@ func (wc *wsConn) dispatch(data []byte) {
 			return
 		}
 		wc.async(func() {
-			rev, aerr := s.deploy(s.ctx, args.Flows, args.Rev, args.Mode)
+			rev, aerr := s.deploy(wc.ctx, s.ctx, args.Flows, args.Rev, args.Mode)
 			if aerr != nil {
 				wc.send(cmd.ID, nil, aerr)
 				return
@@ -364,7 +369,7 @@ func (wc *wsConn) dispatch(data []byte) {
 			return
 		}
 		wc.async(func() {
-			ps, aerr := s.validate(args.Flows)
+			ps, aerr := s.validate(wc.ctx, args.Flows)
 			if aerr != nil {
 				wc.send(cmd.ID, nil, aerr)
 				return

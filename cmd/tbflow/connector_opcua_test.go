@@ -101,7 +101,7 @@ func runFlow(t *testing.T, file string, flags ...string) *logBuffer {
 	return logs
 }
 
-func waitLog(t *testing.T, logs *logBuffer, from int, want ...string) int {
+func waitLogFrom(t *testing.T, logs *logBuffer, from int, want ...string) int {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -165,12 +165,12 @@ func TestRunOPCUAConnector(t *testing.T) {
 	waitTelemetryValue(t, tbs, "PLC 1", "setpoint", "72.5")
 
 	// An outage: the status log shows the error, then the link again.
-	mark := waitLog(t, logs, 0, `connected`)
+	mark := waitLogFrom(t, logs, 0, `connected`)
 	srv.Stop()
-	mark = waitLog(t, logs, mark, `error: `)
+	mark = waitLogFrom(t, logs, mark, `error: `)
 	n := len(tbs.History("PLC 1", "counter"))
 	srv.Start()
-	waitLog(t, logs, mark, `"text\":\"connected\"`)
+	waitLogFrom(t, logs, mark, `"text\":\"connected\"`)
 	if err := tbs.WaitTelemetry(ctx, "PLC 1", "counter", n+3); err != nil {
 		t.Fatalf("no telemetry after the server came back: %v", err)
 	}

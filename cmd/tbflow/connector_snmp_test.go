@@ -55,12 +55,12 @@ func TestRunSNMPConnector(t *testing.T) {
 		t.Fatalf("trap: %v\n%s", err, logs.String())
 	}
 
-	mark := waitLog(t, logs, 0, `"text\":\"polling\"`)
+	mark := waitLogFrom(t, logs, 0, `"text\":\"polling\"`)
 	agent.Stop()
-	mark = waitLog(t, logs, mark, `error: `)
+	mark = waitLogFrom(t, logs, mark, `error: `)
 	n := len(tbs.History("UPS 1", "uptime"))
 	agent.Start()
-	waitLog(t, logs, mark, `"text\":\"polling\"`)
+	waitLogFrom(t, logs, mark, `"text\":\"polling\"`)
 	if err := tbs.WaitTelemetry(ctx, "UPS 1", "uptime", n+3); err != nil {
 		t.Fatalf("no telemetry after the agent came back: %v", err)
 	}

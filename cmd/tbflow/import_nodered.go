@@ -89,9 +89,9 @@ func runImportNodeRED(_ context.Context, args []string, stdout, stderr io.Writer
 // loadFlowFile loads a flow file with its credentials. A Node-RED export
 // is converted in memory; hint then says so (and how to convert it for
 // good), and the conversion report's lines are in notes.
-func loadFlowFile(path string) (f *engine.Flow, hint string, notes []string, err error) {
+func loadFlowFile(ctx context.Context, path string) (f *engine.Flow, hint string, notes []string, err error) {
 	reg := engine.DefaultRegistry()
-	f, err = (&engine.FileStore{Path: path, Registry: reg}).Load()
+	f, err = (&engine.FileStore{Path: path, Registry: reg}).LoadContext(ctx)
 	if err != nil || !reg.LooksLikeNodeRED(f) {
 		return f, "", nil, err
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -29,7 +32,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	format := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "log every debug node's output (debug nodes with console on are always logged)")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
-	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off)`)
+	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off; off loopback it needs --metrics-token-file)`)
+	metricsToken := fs.String("metrics-token-file", "", "`file` holding a bearer token /metrics requires (needed when --metrics is not on loopback)")
+	dataDir := fs.String("data-dir", "", "`directory` files nodes write (outboxPath) must be in; relative paths resolve there (default: anywhere, as written)")
+	limits := exprLimitFlags(fs)
 	setUsage(fs, stderr,
 		"usage: tbflow run [flags] FILE",
 		"",
@@ -51,7 +57,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tbflow run: %v\n", err)
 		return 2
 	}
-	ps := validateFile(file)
+	ps := validateFile(ctx, file)
+	if ctx.Err() != nil {
+		return 130
+	}
 	if ps.HasErrors() {
 		for _, p := range ps {
 			fmt.Fprintf(stderr, "%s: %s\n", file, p)
@@ -62,12 +71,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("flow", "file", file, "problem", p.String())
 	}
 	reg := engine.DefaultRegistry()
-	f, _, _, err := loadFlowFile(file) // a Node-RED export is converted; validateFile said so
+	f, _, _, err := loadFlowFile(ctx, file) // a Node-RED export is converted; validateFile said so
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", file, err)
 		return 1
 	}
-	e := engine.New(engine.Options{Registry: reg, Logger: log, StopTimeout: *stopTimeout})
+	limits.apply()
+	e := engine.New(engine.Options{Registry: reg, Logger: log, StopTimeout: *stopTimeout, DataDir: *dataDir})
 	if *debug {
 		cancel := e.SubscribeFunc(engine.TopicDebug, func(ev engine.Event) {
 			d := ev.Data.(*engine.DebugData)
@@ -78,16 +88,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var srv *http.Server
 	if *metrics != "" {
-		pr := prometheus.NewRegistry()
-		pr.MustRegister(e, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(pr, promhttp.HandlerOpts{}))
+		handler, err := metricsHandler(e, *metrics, *metricsToken)
+		if err != nil {
+			fmt.Fprintf(stderr, "tbflow run: %v\n", err)
+			return 2
+		}
 		ln, err := net.Listen("tcp", *metrics)
 		if err != nil {
 			fmt.Fprintf(stderr, "tbflow run: metrics: %v\n", err)
 			return 1
 		}
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
@@ -112,6 +123,41 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		srv.Shutdown(stopCtx)
 	}
 	return code
+}
+
+// metricsHandler serves /metrics. Off loopback it needs a bearer token:
+// metrics name every node and tell what the flow does.
+func metricsHandler(e *engine.Engine, addr, tokenFile string) (http.Handler, error) {
+	token := ""
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("metrics token: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, fmt.Errorf("metrics token file %q is empty", tokenFile)
+		}
+	}
+	if token == "" && !isLoopback(addr) {
+		return nil, fmt.Errorf("--metrics %q is not on loopback: set --metrics-token-file, or listen on 127.0.0.1", addr)
+	}
+	pr := prometheus.NewRegistry()
+	pr.MustRegister(e, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(pr, promhttp.HandlerOpts{}))
+	if token == "" {
+		return mux, nil
+	}
+	want := sha256.Sum256([]byte("Bearer " + token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tbflow metrics"`)
+			http.Error(w, "metrics need a bearer token", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

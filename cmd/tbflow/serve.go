@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ type serveConfig struct {
 	Auth web.Auth
 	// AllowOrigins are further origins allowed to use the API.
 	AllowOrigins []string
+	// AllowedHosts are further Host names the editor answers (loopback
+	// names always work, and so does a specific listen address).
+	AllowedHosts []string
 	// StaticDir serves the editor from a directory instead of the binary.
 	StaticDir string
 	// OnListen, when set, is called with the editor URL once the server
@@ -105,8 +109,14 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	if err := checkServeConfig(cfg); err != nil {
 		return err
 	}
+	hosts := cfg.AllowedHosts
+	if ln != nil {
+		hosts = append(hosts, listenHosts(ln.Addr().String())...)
+	} else {
+		hosts = append(hosts, listenHosts(cfg.Listen)...)
+	}
 	ws, err := web.New(web.Options{
-		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, StaticDir: cfg.StaticDir,
+		Engine: e, Logger: log, Auth: cfg.Auth, AllowOrigins: cfg.AllowOrigins, AllowedHosts: hosts, StaticDir: cfg.StaticDir,
 	})
 	if err != nil {
 		return err
@@ -159,6 +169,35 @@ func serveEngine(ctx context.Context, e *engine.Engine, cfg serveConfig, log *sl
 	return nil
 }
 
+// listenHosts returns the Hosts a browser uses to reach a listen address
+// by address: its IP, or for an unspecified address every address of this
+// machine's interfaces. (An address in Host is no DNS-rebinding risk: only
+// names can be re-pointed.)
+func listenHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		return nil // a name: loopback names are allowed anyway
+	}
+	if ip != nil && !ip.IsUnspecified() {
+		return []string{ip.String()}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
+}
+
 // editorURL is the URL a browser on this machine opens; an unspecified
 // listen address is reached through loopback.
 func editorURL(addr net.Addr, tls bool) string {
@@ -187,10 +226,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsKey := fs.String("tls-key", "", "TLS private key (PEM)")
 	var origins stringList
 	fs.Var(&origins, "allow-origin", "a further origin (scheme://host[:port]) whose pages may use the API; repeatable")
+	var hosts stringList
+	fs.Var(&hosts, "allowed-host", "a further Host `name` the editor answers (loopback names always work): tbflow.example.com, *.example.com, an address, or * for any; repeatable")
 	static := fs.String("static", "", "serve the editor from this directory instead of the built-in copy (editor development)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
+	dataDir := fs.String("data-dir", "", "`directory` files nodes write (outboxPath) must be in; relative paths resolve there (default: the flow file's folder)")
+	limits := exprLimitFlags(fs)
 	setUsage(fs, stderr,
 		"usage: tbflow serve [flags]",
 		"",
@@ -217,16 +260,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := serveConfig{
 		Listen: *listen, TLSCert: *tlsCert, TLSKey: *tlsKey, Auth: auth,
-		AllowOrigins: origins, StaticDir: *static,
+		AllowOrigins: origins, AllowedHosts: hosts, StaticDir: *static,
 	}
 	if err := checkServeConfig(cfg); err != nil {
 		fmt.Fprintf(stderr, "tbflow serve: %v\n", err)
 		return 2
 	}
 
+	limits.apply()
+	if *dataDir == "" {
+		*dataDir = filepath.Dir(*flows)
+	}
 	reg := engine.DefaultRegistry()
 	store := &engine.FileStore{Path: *flows, Registry: reg}
-	e := engine.New(engine.Options{Registry: reg, Logger: log, Store: store, StopTimeout: *stopTimeout})
+	e := engine.New(engine.Options{Registry: reg, Logger: log, Store: store, StopTimeout: *stopTimeout, DataDir: *dataDir})
 	switch _, err := os.Stat(*flows); {
 	case errors.Is(err, os.ErrNotExist):
 		log.Info("no flow file yet: starting empty; the first deploy creates it", "file", *flows)

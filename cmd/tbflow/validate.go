@@ -15,7 +15,7 @@ func init() {
 	register("validate", "check flow files and list every problem", runValidate)
 }
 
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	asJSON := fs.Bool("json", false, "print the problems as a JSON array (file, id, type, field, line, column, severity, message)")
 	setUsage(fs, stderr,
@@ -40,7 +40,11 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	var all []fileProblem
 	failed := false
 	for _, file := range fs.Args() {
-		ps := validateFile(file)
+		ps := validateFile(ctx, file)
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "tbflow validate: interrupted while checking %s\n", file)
+			return 130
+		}
 		if ps.HasErrors() {
 			failed = true
 		}
@@ -71,15 +75,16 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // validateFile loads a flow (with its credentials file) and validates it.
-func validateFile(path string) engine.Problems {
+// It stops early once ctx ends (SIGINT, SIGTERM).
+func validateFile(ctx context.Context, path string) engine.Problems {
 	if _, err := os.Stat(path); err != nil {
 		return engine.Problems{{Severity: engine.SeverityError, Message: err.Error()}}
 	}
-	f, hint, notes, err := loadFlowFile(path)
+	f, hint, notes, err := loadFlowFile(ctx, path)
 	if err != nil {
 		return engine.ProblemsFromError(err)
 	}
-	ps := engine.DefaultRegistry().Validate(f, nil)
+	ps := engine.DefaultRegistry().ValidateContext(ctx, f, nil)
 	if hint != "" {
 		// A Node-RED export: say so first, with what the conversion did.
 		pre := engine.Problems{{Severity: engine.SeverityWarning, Message: hint}}

@@ -65,7 +65,7 @@ func (n *switchNode) Stop(context.Context) error  { return nil }
 func (n *switchNode) Handle(ctx context.Context, m *engine.Msg) error {
 	var matched []int
 	for i, c := range n.conds {
-		ok, err := c.EvalBool(m)
+		ok, err := c.EvalBoolContext(ctx, m)
 		if err != nil {
 			return fmt.Errorf("rule %d: %w", i+1, err)
 		}

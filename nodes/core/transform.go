@@ -20,6 +20,9 @@ The expression sees ` + "`msg`" + ` (the whole message: ` + "`msg.payload`" + `,
 ` + "`payload`" + ` and ` + "`topic`" + `, and helper functions: ` + "`now()`" + `, ` + "`timestamp()`" + ` (Unix milliseconds),
 ` + "`env(\"NAME\")`" + `, ` + "`len`" + `, ` + "`upper`" + `, ` + "`round`" + `, ` + "`toJSON`" + `, ` + "`fromJSON`" + ` and the rest of expr's built-ins.
 
+Each evaluation runs under a memory and a time budget (` + "`--expr-memory`" + `, ` + "`--expr-timeout`" + `; 32 MiB and 1 s by
+default): a message whose expression runs out of either fails to ` + "`catch`" + `.
+
 With **target** ` + "`payload`" + ` the result replaces the payload. With ` + "`msg`" + ` the result must be an object and
 becomes the whole message (keep ` + "`_msgid`" + ` by including it, or a new id is given).
 
@@ -56,7 +59,7 @@ func (n *transformNode) Start(context.Context) error { return nil }
 func (n *transformNode) Stop(context.Context) error  { return nil }
 
 func (n *transformNode) Handle(ctx context.Context, m *engine.Msg) error {
-	v, err := n.expr.Eval(m)
+	v, err := n.expr.EvalContext(ctx, m)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ message whose server cannot be reached waits and is retried by the engine; other
 
 Status: ` + "`polling`" + ` / ` + "`ok`" + ` (green) or the error (red).`,
 		Fields: []engine.Field{
-			{Name: "url", Label: "URL", Kind: engine.KindString, Required: true, Help: "http:// or https:// address to call; `{{…}}` takes values from the message.", Example: "http://127.0.0.1:8090/api/weather"},
+			{Name: "url", Identity: true, Label: "URL", Kind: engine.KindString, Required: true, Help: "http:// or https:// address to call; `{{…}}` takes values from the message.", Example: "http://127.0.0.1:8090/api/weather"},
 			{Name: "method", Label: "Method", Kind: engine.KindEnum, Default: "GET", Enum: []string{"GET", "POST", "PUT", "PATCH", "DELETE"}, Help: "HTTP method."},
 			{Name: "interval", Label: "Poll interval", Kind: engine.KindDuration, Default: "0s", Min: engine.Float(0), Help: "Call the URL this often; 0 calls it only for messages."},
 			{Name: "headers", Label: "Headers", Kind: engine.KindTable, Default: []any{}, Help: "Request headers sent with every call.",
@@ -64,7 +64,7 @@ Status: ` + "`polling`" + ` / ` + "`ok`" + ` (green) or the error (red).`,
 			{Name: "timeout", Label: "Timeout", Kind: engine.KindDuration, Default: "10s", Min: engine.Float(0.01), Max: engine.Float(600), Help: "Longest time for one call, the answer included."},
 			{Name: "maxBytes", Label: "Largest answer", Kind: engine.KindInt, Default: 1 << 20, Min: engine.Float(1), Max: engine.Float(64 << 20), Help: "Answers larger than this many bytes fail."},
 			{Name: "backoffMax", Label: "Longest retry pause", Kind: engine.KindDuration, Default: "1m", Min: engine.Float(0), Help: "When polling fails, the pause doubles from interval up to this.", Advanced: true},
-			{Name: "insecure", Label: "Skip TLS verification", Kind: engine.KindBool, Default: false, Help: "Do not verify the server's certificate. Only for lab set-ups.", Advanced: true},
+			{Name: "insecure", Identity: true, Label: "Skip TLS verification", Kind: engine.KindBool, Default: false, Help: "Do not verify the server's certificate. Only for lab set-ups.", Advanced: true},
 		},
 		New: engine.Construct(newRequest),
 	})

@@ -61,12 +61,12 @@ node that uses it. The session opens with the first node that needs it.
 When the server goes away, every node using the connection shows the error, and the engine opens the
 session again with a growing pause (the nodes then subscribe again). The connection's own node shows no status.`,
 		Fields: []engine.Field{
-			{Name: "endpoint", Kind: engine.KindString, Label: "Endpoint", Required: true, Example: "opc.tcp://127.0.0.1:4840", Help: "The server's endpoint URL, `opc.tcp://host:port[/path]`."},
+			{Name: "endpoint", Identity: true, Kind: engine.KindString, Label: "Endpoint", Required: true, Example: "opc.tcp://127.0.0.1:4840", Help: "The server's endpoint URL, `opc.tcp://host:port[/path]`."},
 			{Name: "securityPolicy", Kind: engine.KindEnum, Label: "Security policy", Default: "None", Enum: []string{"None", "Basic128Rsa15", "Basic256", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"}, Help: "The message security policy; `None` sends everything in the clear."},
 			{Name: "securityMode", Kind: engine.KindEnum, Label: "Security mode", Default: "None", Enum: []string{"None", "Sign", "SignAndEncrypt"}, Help: "`Sign` signs every message, `SignAndEncrypt` also encrypts it; `None` goes with the policy `None` only."},
 			{Name: "certFile", Kind: engine.KindString, Label: "Client certificate", Default: "", Help: "Client application certificate file (PEM or DER) for a secure channel; empty with an empty key makes a self-signed one at start.", ShowIf: map[string][]any{"securityMode": {"Sign", "SignAndEncrypt"}}},
 			{Name: "keyFile", Kind: engine.KindString, Label: "Client key", Default: "", Help: "The RSA private key of the client certificate (PEM).", ShowIf: map[string][]any{"securityMode": {"Sign", "SignAndEncrypt"}}},
-			{Name: "serverCertFile", Kind: engine.KindString, Label: "Trusted server certificate", Default: "", Help: "The server certificate (PEM or DER) the server must present on a secure channel.", ShowIf: map[string][]any{"securityMode": {"Sign", "SignAndEncrypt"}}},
+			{Name: "serverCertFile", Identity: true, Kind: engine.KindString, Label: "Trusted server certificate", Default: "", Help: "The server certificate (PEM or DER) the server must present on a secure channel.", ShowIf: map[string][]any{"securityMode": {"Sign", "SignAndEncrypt"}}},
 			{Name: "trustAnyServer", Kind: engine.KindBool, Label: "Trust any server certificate", Default: false, Help: "Accept whatever certificate the server presents on a secure channel (no protection against an impostor).", ShowIf: map[string][]any{"securityMode": {"Sign", "SignAndEncrypt"}}},
 			{Name: "auth", Kind: engine.KindEnum, Label: "Authentication", Default: "anonymous", Enum: []string{"anonymous", "username", "certificate"}, Help: "How the session identifies its user."},
 			{Name: "username", Kind: engine.KindString, Label: "User name", Default: "", Help: "User name for `username` authentication.", ShowIf: map[string][]any{"auth": {"username"}}},

@@ -44,8 +44,8 @@ its socket; requests go out one at a time.
 A request that gets no answer within **timeout** is sent again **retries** times. After an error the socket is
 opened afresh (and a v3 agent's engine discovered again) with the next request.`,
 		Fields: []engine.Field{
-			{Name: "host", Kind: engine.KindString, Label: "Host", Default: "127.0.0.1", Help: "Host name or IP address of the agent."},
-			{Name: "port", Kind: engine.KindInt, Label: "Port", Default: 161, Min: engine.Float(1), Max: engine.Float(65535), Help: "UDP port of the agent; 161 is the standard."},
+			{Name: "host", Identity: true, Kind: engine.KindString, Label: "Host", Default: "127.0.0.1", Help: "Host name or IP address of the agent."},
+			{Name: "port", Identity: true, Kind: engine.KindInt, Label: "Port", Default: 161, Min: engine.Float(1), Max: engine.Float(65535), Help: "UDP port of the agent; 161 is the standard."},
 			{Name: "version", Kind: engine.KindEnum, Label: "Version", Default: "v2c", Enum: []string{"v1", "v2c", "v3"}, Help: "SNMP version: v1, v2c (64-bit counters, bulk requests) or v3 (users, authentication, encryption)."},
 			{Name: "community", Kind: engine.KindSecret, Label: "Community", Default: "public", Help: "The community string (v1, v2c).", ShowIf: map[string][]any{"version": {"v1", "v2c"}}},
 			{Name: "username", Kind: engine.KindString, Label: "User", Default: "", Help: "The v3 user name.", ShowIf: v3},
