@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // ImportFunc maps the settings of one Node-RED node (its keys other than
@@ -21,6 +22,85 @@ type ImportReport struct {
 	Unsupported map[string][]string `json:"unsupported"`
 	// Notes are remarks about individual nodes (settings that did not map).
 	Notes []string `json:"notes"`
+	// Reasons says, for unsupported types tbflow knows of, why they have
+	// no equivalent.
+	Reasons map[string]string `json:"reasons,omitempty"`
+}
+
+// unsupportedReasons names why well-known Node-RED node types do not
+// convert.
+var unsupportedReasons = map[string]string{
+	"exec":          "runs operating-system commands; tbflow does not run programs",
+	"file":          "writes files; tbflow has no file nodes",
+	"file in":       "reads files; tbflow has no file nodes",
+	"watch":         "watches files; tbflow has no file nodes",
+	"http response": "tbflow's http-in answers requests by itself; this node is not needed",
+	"websocket in":  "tbflow has no WebSocket nodes",
+	"websocket out": "tbflow has no WebSocket nodes",
+	"tcp in":        "tbflow has no TCP nodes",
+	"tcp out":       "tbflow has no TCP nodes",
+	"tcp request":   "tbflow has no TCP nodes",
+	"udp in":        "tbflow has no UDP nodes",
+	"udp out":       "tbflow has no UDP nodes",
+	"split":         "tbflow has no split/join (sequence) nodes",
+	"join":          "tbflow has no split/join (sequence) nodes",
+	"sort":          "tbflow has no sequence nodes",
+	"batch":         "tbflow has no sequence nodes",
+	"csv":           "tbflow has no CSV parser node",
+	"html":          "tbflow has no HTML parser node",
+	"xml":           "tbflow has no XML parser node",
+	"yaml":          "tbflow has no YAML parser node",
+	"complete":      "tbflow has no complete node",
+	"subflow":       "subflows are not supported; expand them in Node-RED first",
+	"junction":      "junctions are not supported; wire the nodes directly",
+	"unknown":       "Node-RED itself did not know this node",
+}
+
+// Text writes the report for people: one line per fact.
+func (r *ImportReport) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "imported %d object(s)\n", r.Imported)
+	for _, t := range r.UnsupportedTypes() {
+		ids := r.Unsupported[t]
+		why := r.Reasons[t]
+		if why == "" {
+			why = "no tbflow equivalent"
+		}
+		fmt.Fprintf(&b, "not converted: %d %q node(s) (%s): %s\n", len(ids), t, why, strings.Join(ids, ", "))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	return b.String()
+}
+
+// LooksLikeNodeRED reports whether f is a Node-RED export rather than a
+// tbflow flow: a node's type is not a tbflow type but has an import rule
+// ("link in", "rbe"), or a node of a shared type carries settings its
+// tbflow spec does not know (inject's "props", debug's "complete").
+func (r *Registry) LooksLikeNodeRED(f *Flow) bool {
+	for _, n := range f.Nodes {
+		if isInert(n.Type) {
+			continue
+		}
+		_, rule := r.importFunc(n.Type)
+		t, known := r.Lookup(n.Type)
+		if !known {
+			if rule {
+				return true
+			}
+			continue
+		}
+		if !rule {
+			continue
+		}
+		for k := range n.Fields {
+			if _, ok := t.Field(k); !ok && !standardKeys[k] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // UnsupportedTypes returns the unsupported type names, sorted.
@@ -43,7 +123,14 @@ func (r *Registry) ImportNodeRED(data []byte) (*Flow, *ImportReport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rep := &ImportReport{Unsupported: map[string][]string{}, Notes: []string{}}
+	f, rep := r.ImportNodeREDFlow(in)
+	return f, rep, nil
+}
+
+// ImportNodeREDFlow converts a parsed Node-RED export; see
+// [Registry.ImportNodeRED]. in is not changed.
+func (r *Registry) ImportNodeREDFlow(in *Flow) (*Flow, *ImportReport) {
+	rep := &ImportReport{Unsupported: map[string][]string{}, Notes: []string{}, Reasons: map[string]string{}}
 	out := &Flow{}
 	kept := map[string]*Type{}
 	for _, n := range in.Nodes {
@@ -59,6 +146,9 @@ func (r *Registry) ImportNodeRED(data []byte) (*Flow, *ImportReport, error) {
 			if err != nil {
 				rep.Unsupported[n.Type] = append(rep.Unsupported[n.Type], n.ID)
 				rep.Notes = append(rep.Notes, fmt.Sprintf("node %q (%s): %v", n.ID, n.Type, err))
+				if rep.Reasons[n.Type] == "" {
+					rep.Reasons[n.Type] = err.Error()
+				}
 				continue
 			}
 			t, ok := r.Lookup(typ)
@@ -83,6 +173,13 @@ func (r *Registry) ImportNodeRED(data []byte) (*Flow, *ImportReport, error) {
 		}
 		rep.Unsupported[n.Type] = append(rep.Unsupported[n.Type], n.ID)
 	}
+	for t := range rep.Unsupported {
+		if why, ok := unsupportedReasons[t]; ok && rep.Reasons[t] == "" {
+			rep.Reasons[t] = why
+		}
+	}
+	dropGroupMembers(out)
+	addMissingTabs(out, rep)
 	for _, n := range out.Nodes {
 		t := kept[n.ID]
 		if t == nil || n.Wires == nil {
@@ -109,5 +206,51 @@ func (r *Registry) ImportNodeRED(data []byte) (*Flow, *ImportReport, error) {
 			n.Wires = n.Wires[:len(n.Wires)-1]
 		}
 	}
-	return out, rep, nil
+	return out, rep
+}
+
+// dropGroupMembers removes dropped nodes from the member lists of groups,
+// so a group keeps exactly the members that were converted.
+func dropGroupMembers(f *Flow) {
+	ids := map[string]bool{}
+	for _, n := range f.Nodes {
+		ids[n.ID] = true
+	}
+	for _, n := range f.Nodes {
+		if n.Type != "group" {
+			continue
+		}
+		members, ok := n.Fields["nodes"].([]any)
+		if !ok {
+			continue
+		}
+		keep := []any{}
+		for _, m := range members {
+			if id, _ := m.(string); ids[id] {
+				keep = append(keep, m)
+			}
+		}
+		n.Fields["nodes"] = keep
+	}
+}
+
+// addMissingTabs adds a tab for every tab id nodes refer to that the
+// export lacks (Node-RED exports a selection without its tab).
+func addMissingTabs(f *Flow, rep *ImportReport) {
+	have := map[string]bool{}
+	for _, n := range f.Nodes {
+		if n.Type == "tab" {
+			have[n.ID] = true
+		}
+	}
+	var tabs []*NodeDef
+	for _, n := range f.Nodes {
+		if n.Z == "" || have[n.Z] {
+			continue
+		}
+		have[n.Z] = true
+		tabs = append(tabs, &NodeDef{ID: n.Z, Type: "tab", Label: fmt.Sprintf("Imported %d", len(tabs)+1)})
+		rep.Imported++
+	}
+	f.Nodes = append(tabs, f.Nodes...)
 }

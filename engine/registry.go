@@ -175,8 +175,8 @@ func checkType(t *Type) error {
 	errs = append(errs, checkFields(t.Fields, "", true)...)
 	if t.OutputsField != "" {
 		f, ok := t.Field(t.OutputsField)
-		if !ok || f.Kind != KindTable {
-			errs = append(errs, fmt.Errorf("outputsField %q is not a table field", t.OutputsField))
+		if !ok || (f.Kind != KindTable && f.Kind != KindInt) {
+			errs = append(errs, fmt.Errorf("outputsField %q is not a table or int field", t.OutputsField))
 		}
 	}
 	if len(t.OutputLabels) > 0 && t.OutputsField == "" && len(t.OutputLabels) != t.Outputs {
@@ -201,7 +201,9 @@ func checkFields(fields []Field, prefix string, top bool) []error {
 			errs = append(errs, fmt.Errorf("field %q declared twice", name))
 		}
 		seen[f.Name] = true
-		if top && standardKeys[f.Name] {
+		// "outputs" may be declared: the output count of a type whose
+		// OutputsField it is (Node-RED's function node keeps it there).
+		if top && standardKeys[f.Name] && f.Name != "outputs" {
 			errs = append(errs, fmt.Errorf("field %q is a reserved node key", name))
 		}
 		if !kinds[f.Kind] {

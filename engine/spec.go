@@ -138,7 +138,8 @@ type Type struct {
 	// Outputs is the number of output ports, unless OutputsField is set.
 	Outputs int
 	// OutputsField names a KindTable field whose row count is the number
-	// of output ports (a switch has one output per rule).
+	// of output ports (a switch has one output per rule), or a KindInt
+	// field holding the number itself (a function's "outputs").
 	OutputsField string
 	// Label is the palette label; it defaults to Name.
 	Label string

@@ -277,9 +277,23 @@ func outputsOf(t *Type, n *NodeDef) int {
 		f, _ := t.Field(t.OutputsField)
 		v = f.Default
 	}
-	rows, _ := v.([]any)
-	return len(rows)
+	switch x := v.(type) {
+	case []any:
+		return len(x)
+	case float64:
+		if x >= 0 && x <= maxOutputs {
+			return int(x)
+		}
+	case int:
+		if x >= 0 && x <= maxOutputs {
+			return x
+		}
+	}
+	return 0
 }
+
+// maxOutputs bounds a node's output count taken from a number field.
+const maxOutputs = 64
 
 func (v *validator) wires(t *Type, n *NodeDef) {
 	if t.ConfigNode {

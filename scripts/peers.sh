@@ -84,3 +84,14 @@ if [ ! -f "$opcua/node_modules/node-opcua/package.json" ] || [ ! -f "$stamp" ] |
   (cd "$opcua" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
   touch "$stamp"
 fi
+
+# Node-RED 4.x (the version peers/nodered/package-lock.json pins) for the
+# conformance test in nodered/conformance: it runs Node-RED's own example
+# flows in Node-RED and in tbflow and compares their debug output.
+nr="$root/peers/nodered"
+stamp="$nr/node_modules/.package-lock.json"
+if [ ! -f "$nr/node_modules/node-red/package.json" ] || [ ! -f "$stamp" ] || [ "$nr/package-lock.json" -nt "$stamp" ]; then
+  echo "peers: npm ci in peers/nodered" >&2
+  (cd "$nr" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  touch "$stamp"
+fi

@@ -218,6 +218,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("POST /api/login", s.handleLogin)
 	mux.HandleFunc("POST /api/logout", s.handleLogout)
 	mux.HandleFunc("GET /api/session", s.handleSession)
+	s.routeNodeRED(mux) // nodered.go
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Code: codeNotFound, Message: "no such API endpoint: " + r.Method + " " + r.URL.Path, status: http.StatusNotFound})
 	})

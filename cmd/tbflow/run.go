@@ -71,7 +71,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("flow", "file", file, "problem", p.String())
 	}
 	reg := engine.DefaultRegistry()
-	f, err := (&engine.FileStore{Path: file, Registry: reg}).Load()
+	f, _, _, err := loadFlowFile(ctx, file) // a Node-RED export is converted; validateFile said so
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", file, err)
 		return 1

@@ -80,10 +80,18 @@ func validateFile(ctx context.Context, path string) engine.Problems {
 	if _, err := os.Stat(path); err != nil {
 		return engine.Problems{{Severity: engine.SeverityError, Message: err.Error()}}
 	}
-	reg := engine.DefaultRegistry()
-	f, err := (&engine.FileStore{Path: path, Registry: reg}).LoadContext(ctx)
+	f, hint, notes, err := loadFlowFile(ctx, path)
 	if err != nil {
 		return engine.ProblemsFromError(err)
 	}
-	return reg.ValidateContext(ctx, f, nil)
+	ps := engine.DefaultRegistry().ValidateContext(ctx, f, nil)
+	if hint != "" {
+		// A Node-RED export: say so first, with what the conversion did.
+		pre := engine.Problems{{Severity: engine.SeverityWarning, Message: hint}}
+		for _, n := range notes {
+			pre = append(pre, engine.Problem{Severity: engine.SeverityWarning, Message: "import: " + n})
+		}
+		ps = append(pre, ps...)
+	}
+	return ps
 }

@@ -313,12 +313,19 @@ func RunNode(t testing.TB, opts Options, typ string, settings map[string]any, ex
 	}
 	outs := tt.Outputs
 	if tt.OutputsField != "" {
-		rows, _ := node[tt.OutputsField].([]any)
-		if rows == nil {
+		v, ok := node[tt.OutputsField]
+		if !ok {
 			f, _ := tt.Field(tt.OutputsField)
-			rows, _ = f.Default.([]any)
+			v = f.Default
 		}
-		outs = len(rows)
+		switch x := v.(type) {
+		case []any:
+			outs = len(x)
+		case int:
+			outs = x
+		case float64:
+			outs = int(x)
+		}
 	}
 	if tt.ConfigNode {
 		delete(node, "x")

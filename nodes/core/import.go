@@ -100,6 +100,11 @@ func importInject(in map[string]any) (string, map[string]any, []string, error) {
 
 func importDebug(in map[string]any) (string, map[string]any, []string, error) {
 	out := map[string]any{}
+	var notes []string
+	if str(in, "targetType") == "jsonata" {
+		notes = append(notes, fmt.Sprintf("output formatted by JSONata %q is not supported; the node shows msg.payload", str(in, "complete")))
+		in = map[string]any{"complete": "false", "active": in["active"], "console": in["console"]}
+	}
 	switch c := str(in, "complete"); c {
 	case "true":
 		out["property"] = "msg"
@@ -111,10 +116,20 @@ func importDebug(in map[string]any) (string, map[string]any, []string, error) {
 	if a, ok := in["active"].(bool); ok {
 		out["active"] = a
 	}
+	if in["tostatus"] == true {
+		notes = append(notes, "showing the value as the node's status is not supported")
+	}
+	if in["tosidebar"] == false {
+		if in["console"] == true {
+			notes = append(notes, "console-only output is not supported: the value shows in the debug sidebar too")
+		} else {
+			out["active"] = false
+		}
+	}
 	if c, ok := in["console"].(bool); ok {
 		out["console"] = c
 	}
-	return "debug", out, nil, nil
+	return "debug", out, notes, nil
 }
 
 func importScope(typ string) engine.ImportFunc {
@@ -165,12 +180,22 @@ func importDelay(in map[string]any) (string, map[string]any, []string, error) {
 
 // importSwitch converts rules on msg properties with simple comparisons.
 func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
-	if pt := str(in, "propertyType"); pt != "" && pt != "msg" {
-		return "", nil, nil, fmt.Errorf("switch on %s properties is not supported", pt)
-	}
+	var notes []string
 	prop := "msg." + str(in, "property")
 	if prop == "msg." {
 		prop = "payload"
+	}
+	switch pt := str(in, "propertyType"); pt {
+	case "", "msg":
+	case "jsonata":
+		ex, ok := JSONataToExpr(str(in, "property"))
+		if !ok {
+			return "", nil, nil, fmt.Errorf("the JSONata value %q has no expr equivalent", str(in, "property"))
+		}
+		prop = "(" + ex + ")"
+		notes = append(notes, fmt.Sprintf("JSONata value %q became the expression %q", str(in, "property"), ex))
+	default:
+		return "", nil, nil, fmt.Errorf("switch on %s properties is not supported", pt)
 	}
 	ops := map[string]string{"eq": "==", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 	rules, _ := in["rules"].([]any)
@@ -181,20 +206,53 @@ func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
 		var cond string
 		switch t {
 		case "eq", "neq", "lt", "lte", "gt", "gte":
-			var lit string
-			switch str(rm, "vt") {
-			case "num":
-				if _, err := strconv.ParseFloat(str(rm, "v"), 64); err != nil {
-					return "", nil, nil, fmt.Errorf("rule %d: %q is not a number", i+1, str(rm, "v"))
-				}
-				lit = str(rm, "v")
-			case "str", "":
-				b, _ := json.Marshal(str(rm, "v"))
-				lit = string(b)
-			default:
-				return "", nil, nil, fmt.Errorf("rule %d compares with a %s value, which is not supported", i+1, str(rm, "vt"))
+			lit, err := switchOperand(str(rm, "v"), str(rm, "vt"))
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("rule %d: %v", i+1, err)
 			}
 			cond = prop + " " + ops[t] + " " + lit
+		case "btwn":
+			a, err := switchOperand(str(rm, "v"), str(rm, "vt"))
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("rule %d: %v", i+1, err)
+			}
+			b, err := switchOperand(str(rm, "v2"), str(rm, "v2t"))
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("rule %d: %v", i+1, err)
+			}
+			cond = fmt.Sprintf("(%s >= %s && %s <= %s) || (%s >= %s && %s <= %s)", prop, a, prop, b, prop, b, prop, a)
+		case "cont":
+			lit, err := switchOperand(str(rm, "v"), str(rm, "vt"))
+			if err != nil {
+				return "", nil, nil, fmt.Errorf("rule %d: %v", i+1, err)
+			}
+			cond = fmt.Sprintf("type(%s) == \"string\" && %s contains string(%s)", prop, prop, lit)
+		case "regex":
+			re := str(rm, "v")
+			if rm["case"] == true {
+				re = "(?i)" + re
+			}
+			b, _ := json.Marshal(re)
+			cond = fmt.Sprintf("type(%s) == \"string\" && %s matches %s", prop, prop, b)
+		case "hask":
+			b, _ := json.Marshal(str(rm, "v"))
+			cond = fmt.Sprintf("type(%s) == \"map\" && %s in %s", prop, b, prop)
+		case "empty", "nempty":
+			op := map[string]string{"empty": "==", "nempty": ">"}[t]
+			cond = fmt.Sprintf("type(%s) in [\"string\", \"array\", \"map\"] && len(%s) %s 0", prop, prop, op)
+		case "istype":
+			types := map[string]string{"string": `["string"]`, "number": `["int", "float"]`, "boolean": `["bool"]`,
+				"array": `["array"]`, "object": `["map"]`}
+			switch v := str(rm, "v"); v {
+			case "null", "undefined":
+				cond = prop + " == nil"
+			default:
+				list, ok := types[v]
+				if !ok {
+					return "", nil, nil, fmt.Errorf("rule %d: type %q is not supported", i+1, v)
+				}
+				cond = fmt.Sprintf("type(%s) in %s", prop, list)
+			}
 		case "true":
 			cond = prop + " == true"
 		case "false":
@@ -205,6 +263,13 @@ func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
 			cond = prop + " != nil"
 		case "else":
 			cond = "true"
+		case "jsonata_exp":
+			ex, ok := JSONataToExpr(str(rm, "v"))
+			if !ok {
+				return "", nil, nil, fmt.Errorf("rule %d: the JSONata expression %q has no expr equivalent", i+1, str(rm, "v"))
+			}
+			cond = ex
+			notes = append(notes, fmt.Sprintf("rule %d: JSONata %q became the expression %q", i+1, str(rm, "v"), ex))
 		default:
 			return "", nil, nil, fmt.Errorf("rule %d (%s) is not supported", i+1, t)
 		}
@@ -217,5 +282,39 @@ func importSwitch(in map[string]any) (string, map[string]any, []string, error) {
 	if c, _ := in["checkall"].(string); c == "false" {
 		mode = "first"
 	}
-	return "switch", map[string]any{"rules": out, "mode": mode}, nil, nil
+	return "switch", map[string]any{"rules": out, "mode": mode}, notes, nil
+}
+
+// switchOperand writes a switch rule's value as an expression operand.
+func switchOperand(v, vt string) (string, error) {
+	switch vt {
+	case "num":
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			return "", fmt.Errorf("%q is not a number", v)
+		}
+		return v, nil
+	case "str", "":
+		b, _ := json.Marshal(v)
+		return string(b), nil
+	case "bool":
+		if v != "true" && v != "false" {
+			return "", fmt.Errorf("%q is not true or false", v)
+		}
+		return v, nil
+	case "msg":
+		if _, err := parsePath(v); err != nil {
+			return "", err
+		}
+		return "msg." + v, nil
+	case "env":
+		b, _ := json.Marshal(v)
+		return "env(" + string(b) + ")", nil
+	case "jsonata":
+		ex, ok := JSONataToExpr(v)
+		if !ok {
+			return "", fmt.Errorf("the JSONata value %q has no expr equivalent", v)
+		}
+		return "(" + ex + ")", nil
+	}
+	return "", fmt.Errorf("comparing with a %s value is not supported", vt)
 }

@@ -155,6 +155,10 @@ export function createActions({ model, view }) {
     }
 
     const remapRefs = (n) => {
+      // Node-RED link targets, group members and a node's group follow too.
+      if (Array.isArray(n.links)) n.links = n.links.map((id) => idMap.get(id) ?? id);
+      if (n.type === 'group' && Array.isArray(n.nodes)) n.nodes = n.nodes.map((id) => idMap.get(id) ?? id);
+      if (typeof n.g === 'string' && idMap.has(n.g)) n.g = idMap.get(n.g);
       const t = getType(n.type);
       for (const f of t?.fields || []) {
         if (f.kind === 'config-ref' && typeof n[f.name] === 'string' && idMap.has(n[f.name])) n[f.name] = idMap.get(n[f.name]);
@@ -203,7 +207,7 @@ export function createActions({ model, view }) {
       for (const t of newTabs) ops.put(t);
       for (const n of out) ops.put(n);
     });
-    const unknown = [...new Set(list.filter((n) => n.type !== TYPE_PLACEHOLDER && !getType(n.type)).map((n) => n.type))];
+    const unknown = [...new Set(list.filter((n) => n.type !== TYPE_PLACEHOLDER && n.type !== 'group' && !getType(n.type)).map((n) => n.type))];
     if (newTabs.length && !here.length) {
       view.setTab(newTabs[0].id);
       view.select(out.filter((n) => n.z === newTabs[0].id).map((n) => n.id));

@@ -12,6 +12,7 @@ import { $, s, h } from './dom.js';
 import { describe, draw, geometry, origin } from './nodeview.js';
 import { renderWires, startWireDrag } from './wires.js';
 import { createDragAids } from './dragaids.js';
+import { drawGroup } from './nodered.js';
 
 const WIDTH = 6000;
 const HEIGHT = 4000;
@@ -69,6 +70,10 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
         rec = { el: s('g', { class: 'node', 'data-id': n.id, 'data-type': n.type }), sig: '' };
         els.set(n.id, rec);
         nodesLayer.append(rec.el);
+      }
+      if (n.type === 'group') {
+        drawGroup(rec, n, view.isSelected(n.id)); // a Node-RED group's frame
+        continue;
       }
       const d = describe(n, { status: statuses.get(n.id), changed: model.isChanged(n.id), problems: problems.forNode(n.id) });
       const sig = JSON.stringify(d) + n.id;

@@ -73,7 +73,9 @@ export function createDragAids({ model, wrap, wiresLayer, els }) {
   const spliceable = (type) => {
     const t = getType(type);
     if (!t || t.configNode || !(t.inputs > 0)) return false;
-    return t.outputsField ? (defaultsFor(type)[t.outputsField] || []).length > 0 : t.outputs > 0;
+    if (!t.outputsField) return t.outputs > 0;
+    const outs = defaultsFor(type)[t.outputsField];
+    return typeof outs === 'number' ? outs > 0 : (outs || []).length > 0;
   };
 
   /** Whether a node is unwired (and so may be spliced by dragging it onto a wire). */

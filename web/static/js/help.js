@@ -69,7 +69,8 @@ export function createHelp({ model, view }) {
     }
     if (t.summary) root.append(h('p', { class: 'help-summary' }, inline(t.summary)));
     if (!t.configNode && !t.builtin) {
-      const outs = t.outputsField ? `one output per row of ${t.outputsField}` : `${t.outputs || 0} output${t.outputs === 1 ? '' : 's'}`;
+      const countField = t.outputsField && (t.fields || []).find((f) => f.name === t.outputsField)?.kind === 'int';
+      const outs = countField ? `outputs set by ${t.outputsField}` : t.outputsField ? `one output per row of ${t.outputsField}` : `${t.outputs || 0} output${t.outputs === 1 ? '' : 's'}`;
       root.append(h('p', { class: 'help-ports', text: `${t.inputs > 0 ? '1 input' : 'no input'} · ${outs}` }));
       const labels = node ? outputLabels(node) : t.outputLabels || [];
       if (labels.length) root.append(h('ol', { class: 'help-outputs' }, labels.map((l) => h('li', { text: l }))));

@@ -4,6 +4,7 @@
 
 import { $, clone } from './dom.js';
 import { secretFields, refFields } from './types.js';
+import { convertNodeRED, showReport, addExportSwitch, fillNodeRED } from './nodered.js';
 
 /** Parses flow JSON as pasted or read from a file: an array, {flows: [...]}, or one node. */
 export function parseFlowText(text) {
@@ -69,7 +70,7 @@ export function createImportExport({ model, view, actions, canvas, notify }) {
   });
   impText.addEventListener('input', () => showImportError(''));
 
-  function doImport() {
+  async function doImport() {
     let list;
     try {
       list = parseFlowText(impText.value);
@@ -81,8 +82,18 @@ export function createImportExport({ model, view, actions, canvas, notify }) {
       showImportError('There is no tab to import into yet.');
       return;
     }
+    // A Node-RED export is converted by the server (nodered.js).
+    let converted = null;
+    try {
+      converted = await convertNodeRED(list);
+    } catch (err) {
+      showImportError(`Cannot convert: ${err.message}`);
+      return;
+    }
+    if (converted) list = converted.flows;
     const res = actions.insertNodes(list, { placeAt: canvas.visibleOrigin(), label: 'import' });
     imp.close();
+    if (converted) showReport(converted);
     const n = res.ids.length;
     notify(`Imported ${n} node${n === 1 ? '' : 's'}${res.tabs.length ? ` and ${res.tabs.length} tab${res.tabs.length === 1 ? '' : 's'}` : ''}.`, { type: 'success' });
     if (res.unknown.length) {
@@ -126,7 +137,8 @@ export function createImportExport({ model, view, actions, canvas, notify }) {
 
   function fill() {
     const list = withoutSecrets(collect(expScope.value));
-    expText.value = JSON.stringify(list, null, 2);
+    if (forNodeRED()) fillNodeRED(expText, list, notify);
+    else expText.value = JSON.stringify(list, null, 2);
     const flowCount = list.filter((n) => n.type !== 'tab').length;
     expCount.textContent = `${flowCount} node${flowCount === 1 ? '' : 's'}`;
   }
@@ -148,6 +160,7 @@ export function createImportExport({ model, view, actions, canvas, notify }) {
     return `${base.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'flows'}.json`;
   }
 
+  const forNodeRED = addExportSwitch(exp, () => fill());
   expScope.addEventListener('change', fill);
   $('#export').addEventListener('click', openExport);
   $('#export-close').addEventListener('click', () => exp.close());

@@ -81,6 +81,7 @@ export function outputCount(node) {
   if (!t) return Array.isArray(node.wires) ? node.wires.length : 0;
   if (t.outputsField) {
     const rows = node[t.outputsField];
+    if (typeof rows === 'number') return rows;
     return Array.isArray(rows) ? rows.length : 0;
   }
   return t.outputs || 0;
@@ -92,6 +93,8 @@ export function outputLabels(node) {
   if (!t) return [];
   if (!t.outputsField) return Array.isArray(t.outputLabels) ? t.outputLabels : [];
   const rows = node[t.outputsField];
+  // A number of outputs (a function's "outputs"): the type's labels, then "output n".
+  if (typeof rows === 'number') return Array.from({ length: rows }, (_, i) => t.outputLabels?.[i] || `output ${i + 1}`);
   if (!Array.isArray(rows)) return [];
   return rows.map((r, i) => {
     if (r && typeof r === 'object') return r.label || r.condition || r.name || r.key || `output ${i + 1}`;

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// ExportFunc maps the settings of one tbflow node onto Node-RED's node
+// type of the same purpose: it returns Node-RED's type name, its settings
+// (Node-RED's field names and values) and notes about anything that did
+// not carry over. It must not change in.
+type ExportFunc func(in map[string]any) (nrType string, out map[string]any, notes []string)
+
+var (
+	exportsMu sync.RWMutex
+	exports   = map[string]ExportFunc{}
+)
+
+// RegisterExport declares how tbflow node type typ is written for
+// Node-RED by [ExportNodeRED]. It panics on an empty name, a nil function
+// or a duplicate.
+func RegisterExport(typ string, fn ExportFunc) {
+	if typ == "" || fn == nil {
+		panic("engine: RegisterExport needs a type name and a function")
+	}
+	exportsMu.Lock()
+	defer exportsMu.Unlock()
+	if _, dup := exports[typ]; dup {
+		panic(fmt.Sprintf("engine: Node-RED export for %q registered twice", typ))
+	}
+	exports[typ] = fn
+}
+
+// ExportReport says what a Node-RED export could not express.
+type ExportReport struct {
+	// Exported counts the objects written.
+	Exported int `json:"exported"`
+	// Missing lists the tbflow types written as they are, which Node-RED
+	// will show as missing types (transform, the ThingsBoard and Modbus
+	// nodes), with the ids of their nodes.
+	Missing map[string][]string `json:"missing"`
+	// Notes are remarks about individual nodes.
+	Notes []string `json:"notes"`
+}
+
+// MissingTypes returns the types Node-RED will not know, sorted.
+func (r *ExportReport) MissingTypes() []string {
+	out := make([]string, 0, len(r.Missing))
+	for t := range r.Missing {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ExportNodeRED writes f for Node-RED: nodes of a type Node-RED also has
+// get Node-RED's type name, field names and values; other nodes are kept
+// as they are (Node-RED lists them as missing types and keeps them).
+// Secrets are removed as by [Export]. Wires, positions, tabs, groups and
+// comments carry over unchanged.
+func (r *Registry) ExportNodeRED(f *Flow) (*Flow, *ExportReport) {
+	f = Export(f, r)
+	rep := &ExportReport{Missing: map[string][]string{}, Notes: []string{}}
+	exportsMu.RLock()
+	defer exportsMu.RUnlock()
+	for _, n := range f.Nodes {
+		rep.Exported++
+		if isInert(n.Type) {
+			continue
+		}
+		fn, ok := exports[n.Type]
+		if !ok {
+			rep.Missing[n.Type] = append(rep.Missing[n.Type], n.ID)
+			continue
+		}
+		in := n.Fields
+		if in == nil {
+			in = map[string]any{}
+		}
+		if t, ok := r.Lookup(n.Type); ok {
+			in = withDefaults(t, in)
+		}
+		typ, out, notes := fn(in)
+		for _, note := range notes {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("node %q (%s → %s): %s", n.ID, n.Type, typ, note))
+		}
+		n.Type, n.Fields = typ, out
+		if n.Wires == nil && n.Z != "" {
+			n.Wires = [][]string{}
+		}
+	}
+	return f, rep
+}
+
+// withDefaults returns in with the spec's defaults for absent fields.
+func withDefaults(t *Type, in map[string]any) map[string]any {
+	out := make(map[string]any, len(in)+len(t.Fields))
+	for _, f := range t.Fields {
+		if f.Default != nil {
+			out[f.Name] = CloneValue(f.Default)
+		}
+	}
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
