@@ -67,6 +67,7 @@ func NewGateway(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.gateway = true
 	g := &Gateway{
 		Device:   d,
 		devices:  map[string]string{},
@@ -190,7 +191,7 @@ func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string
 		if err := checkDeviceName(name); err != nil {
 			return nil, err
 		}
-		b, err := encodeTelemetry(v)
+		b, err := encodeTelemetry(v, g.c.stamper(name))
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
@@ -247,10 +248,14 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 	}
 	sort.Strings(names)
 	g.implicit(names...)
-	limit := g.c.limits().maxPayload - 4 - len(topic)
+	lim := g.c.limits()
+	limit := lim.maxPayload - 4 - len(topic)
+	// No message may charge more than the shared sub-device bucket holds.
+	maxEntries, maxPoints := lim.gatewayBurst()
 	var (
-		msgs [][]byte
-		buf  bytes.Buffer
+		msgs            [][]byte
+		buf             bytes.Buffer
+		entries, points int
 	)
 	flush := func() {
 		if buf.Len() > 0 {
@@ -258,6 +263,7 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 			msgs = append(msgs, append([]byte(nil), buf.Bytes()...))
 			buf.Reset()
 		}
+		entries, points = 0, 0
 	}
 	for _, n := range names {
 		key, _ := json.Marshal(n)
@@ -265,7 +271,20 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		if 2+entry > limit {
 			return nil, fmt.Errorf("%w: data of device %q alone is %d bytes, the server accepts %d", ErrPayloadTooLarge, n, 2+entry, limit)
 		}
-		if buf.Len() > 0 && buf.Len()+1+entry+1 > limit {
+		pts := 0
+		if maxPoints > 0 {
+			var doc any
+			_ = json.Unmarshal(parts[n], &doc)
+			if topic == topicGatewayTelemetry {
+				pts = countIn(doc, 1)
+			} else if m, ok := doc.(map[string]any); ok {
+				pts = len(m)
+			}
+			if pts > maxPoints {
+				return nil, fmt.Errorf("%w: data of device %q has %d data points, the gateway's rate limit allows %d at once", ErrInvalidPayload, n, pts, maxPoints)
+			}
+		}
+		if buf.Len() > 0 && (buf.Len()+1+entry+1 > limit || (maxEntries > 0 && entries+1 > maxEntries) || (maxPoints > 0 && points+pts > maxPoints)) {
 			flush()
 		}
 		if buf.Len() == 0 {
@@ -276,6 +295,8 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		buf.Write(key)
 		buf.WriteByte(':')
 		buf.Write(parts[n])
+		entries++
+		points += pts
 	}
 	flush()
 	if len(msgs) == 1 {
@@ -480,23 +501,30 @@ func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
 // reconnectDevices runs after every CONNACK, before the outbox is replayed:
 // it connects every known sub-device again (the server forgets them when
 // the gateway's connection closes), pipelining the messages.
-func (g *Gateway) reconnectDevices(cn *conn) {
+func (g *Gateway) reconnectDevices(cn *conn) error {
 	g.mu.Lock()
 	types := maps.Clone(g.devices)
 	g.mu.Unlock()
 	names := slices.Sorted(maps.Keys(types))
 	if len(names) == 0 {
-		return
+		return nil
 	}
+	lim := g.c.limits()
 	window := make(chan struct{}, 256)
 	var wg sync.WaitGroup
 	for _, n := range names {
 		select {
 		case window <- struct{}{}:
 		case <-cn.lost:
-			return
+			return nil
 		}
-		tok := cn.publish(topicGatewayConnect, 1, mustJSON(map[string]string{"device": n, "type": types[n]}))
+		// The connects count against the shared sub-device bucket too.
+		payload := mustJSON(map[string]string{"device": n, "type": types[n]})
+		if err := lim.wait(cn.ctx, topicGatewayConnect, payload); err != nil {
+			<-window
+			break
+		}
+		tok := cn.publish(topicGatewayConnect, 1, payload)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -510,6 +538,7 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 	}
 	wg.Wait()
 	g.c.log.Info("sub-devices connected again", "count", len(names))
+	return nil
 }
 
 // HandleDeviceRPC registers the server-side RPC handler of a sub-device;

@@ -86,11 +86,15 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			accepted = f.Filter == topicProvisionResp
 		case attrFilters[f.Filter] != "":
 			accepted = true
-			ss.attrTopic = attrFilters[f.Filter]
+			if s.subscribeAllowedLocked(ss, f.Filter) {
+				ss.attrTopic = attrFilters[f.Filter]
+			}
 		case rpcFilters[f.Filter] != "":
 			accepted = true
-			ss.rpcPrefix = rpcFilters[f.Filter]
-			rpcSubscribed = true
+			if s.subscribeAllowedLocked(ss, f.Filter) {
+				ss.rpcPrefix = rpcFilters[f.Filter]
+				rpcSubscribed = true
+			}
 		case passiveFilters[f.Filter]:
 			accepted = true
 		}
@@ -123,6 +127,19 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		})
 	}
 	return pk
+}
+
+// subscribeAllowedLocked charges an attribute or RPC subscription to the
+// session's bucket (MqttTransportHandler sends each as a message without a
+// callback): over the limit the SUBACK still grants it, but it never takes
+// effect; the loss is recorded.
+func (s *Server) subscribeAllowedLocked(ss *session, filter string) bool {
+	if ss.dev == nil || ss.dev.limiter.allow(time.Now(), 0) {
+		return true
+	}
+	s.log.Info("subscription over the rate limit", "device", ss.dev.info.Name, "filter", filter)
+	s.recordDropLocked(ss.dev, ss, packets.Packet{TopicName: filter}, DropSubscriptionRateLimit, -1)
+	return false
 }
 
 // OnUnsubscribe cancels attribute and RPC subscriptions.
@@ -184,11 +201,12 @@ func (s *Server) fail(ss *session, pk packets.Packet, err error) {
 	ss.close(codePayloadFormatInvalid)
 }
 
-// limited applies the device's rate limits; over the limit the session is
+// limited applies the session's own rate limits (a gateway's own bucket for
+// a gateway session) to a message with points data points; over the limit the session is
 // closed without PUBACK (MQTT 5: DISCONNECT 0x83) and it returns true.
-func (s *Server) limited(ss *session, telemetry bool, points int) bool {
+func (s *Server) limited(ss *session, points int) bool {
 	s.mu.Lock()
-	ok := ss.dev.limiter.allow(time.Now(), telemetry, points)
+	ok := ss.dev.limiter.allow(time.Now(), points)
 	name := ss.dev.info.Name
 	s.mu.Unlock()
 	if ok {
@@ -209,6 +227,7 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 		}
 		// ThingsBoard sends nothing for a non-gateway device publishing here.
 		s.log.Warn("gateway topic from a device that is not a gateway", "device", ss.dev.info.Name, "topic", t)
+		s.recordDrop(ss.dev, ss, pk, DropNotGateway, -1)
 	case t == topicAttributes, t == "v2/a", t == "v2/a/j":
 		s.onAttributes(ss, pk)
 	case t == topicTelemetry, t == "v2/t", t == "v2/t/j":
@@ -228,23 +247,23 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	case strings.HasPrefix(t, "v2/r/res/j/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/res/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/res/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/")
 	case strings.HasPrefix(t, "v2/r/req/j/"):
 		s.onClientRPC(ss, pk, "v2/r/req/j/", "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/req/"):
 		s.onClientRPC(ss, pk, "v2/r/req/", "v2/r/res/")
 	case strings.HasPrefix(t, "v2/a/req/j/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/j/", "v2/a/res/j/")
 	case strings.HasPrefix(t, "v2/a/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/a/req/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/", "v2/a/res/")
 	default:
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	}
 }
 
@@ -258,7 +277,7 @@ func (s *Server) onTelemetry(ss *session, pk packets.Packet) {
 		// "[]": parsed, but ThingsBoard never acknowledges it.
 		return
 	}
-	if s.limited(ss, true, dataPoints(recs)) {
+	if s.limited(ss, dataPoints(recs)) {
 		return
 	}
 	s.mu.Lock()
@@ -273,7 +292,7 @@ func (s *Server) onAttributes(ss *session, pk packets.Packet) {
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, len(kvs)) {
 		return
 	}
 	s.storeClientAttributes(ss.dev, kvs)
@@ -385,7 +404,7 @@ func (s *Server) onAttrRequest(ss *session, pk packets.Packet, reqPrefix, respPr
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.mu.Lock()
@@ -474,7 +493,7 @@ func (s *Server) onClaim(ss *session, pk packets.Packet) {
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.storeClaim(ss.dev, c)

@@ -215,6 +215,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	mux.HandleFunc("GET /api/devices/{name}/dropped", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !s.exists(w, name) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Dropped(name))
+	})
 	mux.HandleFunc("GET /api/gateways/{name}/devices", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !s.exists(w, name) {
@@ -244,11 +251,51 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("PUT /api/gateways/{name}/rate-limits", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		var req struct {
+			Gateway *RateLimits `json:"gateway"`
+			Devices *RateLimits `json:"devices"`
+			// The flat form sets the sub-device bucket only.
+			RateLimits
+		}
+		if !readJSON(w, r, &req) || !s.exists(w, name) {
+			return
+		}
+		flat := req.RateLimits != (RateLimits{})
+		if flat && (req.Gateway != nil || req.Devices != nil) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `give {"gateway":…,"devices":…} or the flat sub-device limits, not both`})
+			return
+		}
+		if flat {
+			req.Devices = &req.RateLimits
+		}
+		for _, l := range []*RateLimits{req.Gateway, req.Devices} {
+			if l == nil {
+				continue
+			}
+			if err := validateRateLimits(*l); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		if req.Gateway != nil {
+			s.SetRateLimits(name, *req.Gateway)
+		}
+		if req.Devices != nil {
+			s.SetGatewayRateLimits(name, *req.Devices)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /api/devices/{name}/rate-limits", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
 		var l RateLimits
 		if !readJSON(w, r, &l) || !s.exists(w, name) {
 			return
 		}
-		s.SetGatewayRateLimits(name, l)
+		if err := validateRateLimits(l); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		s.SetRateLimits(name, l)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/provision-profiles", func(w http.ResponseWriter, r *http.Request) {

@@ -70,7 +70,7 @@ func (s *Server) AssignOTA(name, kind string, p OTAPackage) error {
 	if p.Tag != "" {
 		target = append(target, kv{"target_" + kind + "_tag", p.Tag})
 	}
-	s.storeTelemetryLocked(d, []tsRecord{{KV: target}})
+	s.storeTelemetryLocked(d, []tsRecord{{Ts: now, HasTs: true, KV: target}})
 	var deleted []string
 	if _, ok := d.shared[kind+"_tag"]; ok && p.Tag == "" {
 		deleted = append(deleted, kind+"_tag")
@@ -90,7 +90,10 @@ func (s *Server) AssignOTA(name, kind string, p OTAPackage) error {
 		attrs[kind+"_tag"] = p.Tag
 	}
 	targets := s.setSharedLocked(d, attrs)
-	s.storeTelemetryLocked(d, []tsRecord{{KV: []kv{{kind + "_state", "INITIATED"}}}})
+	// ThingsBoard saves the two states in separate steps, so they never
+	// share a millisecond there.
+	s.storeTelemetryLocked(d, []tsRecord{{Ts: max(time.Now().UnixMilli(), now+1), HasTs: true,
+		KV: []kv{{kind + "_state", "INITIATED"}}}})
 	s.mu.Unlock()
 	pushAll(delTargets, delPayload)
 	pushAll(targets, jsonObject(attrs))
@@ -150,7 +153,7 @@ func (s *Server) onOTARequest(ss *session, pk packets.Packet, kind string, m []s
 		s.otaError(ss, "PAYLOAD_TOO_LARGE")
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.mu.Lock()

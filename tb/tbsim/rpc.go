@@ -166,6 +166,9 @@ func (s *Server) deliverRPC(v *view, c *rpcCall) {
 func (s *Server) pendingRPCs(v *view) []*rpcCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if v.muted {
+		return nil
+	}
 	return append([]*rpcCall(nil), v.dev.pending...)
 }
 
@@ -188,7 +191,7 @@ func (s *Server) onRPCResponse(ss *session, pk packets.Packet, prefix string) {
 		s.fail(ss, pk, malformed("request id in %q is not an integer", pk.TopicName))
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	reply := json.RawMessage(append([]byte(nil), pk.Payload...))
@@ -291,7 +294,7 @@ func (s *Server) onClientRPC(ss *session, pk packets.Packet, reqPrefix, respPref
 		s.sendClientRPCResponse(ss, id, b)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	ss.puback(pk, codeSuccess)

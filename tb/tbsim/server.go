@@ -251,7 +251,12 @@ func New(opts Options) (*Server, error) {
 
 // serverTLSConfig requests client certificates without requiring them and,
 // unless the caller chose its own policy, only checks that a presented chain
-// is signed link by link (ThingsBoard's trust manager).
+// is signed link by link (ThingsBoard's trust manager). The request lists
+// as acceptable issuers the certificates of the server's own chains (or
+// ClientCAs when given), as ThingsBoard's trust manager lists its key
+// store: a client that offers only a certificate whose issuer is not on
+// that list (a self-signed device certificate, the usual ThingsBoard X.509
+// setup) sends none from Go's crypto/tls.
 func serverTLSConfig(c *tls.Config) *tls.Config {
 	c = c.Clone()
 	if c.ClientAuth == tls.NoClientCert {
@@ -260,7 +265,29 @@ func serverTLSConfig(c *tls.Config) *tls.Config {
 			c.VerifyPeerCertificate = verifyChainLinks
 		}
 	}
+	if c.ClientCAs == nil {
+		c.ClientCAs = ownChainPool(c.Certificates)
+	}
 	return c
+}
+
+// ownChainPool is a pool of every certificate in the server's chains; nil
+// when there is none to list.
+func ownChainPool(certs []tls.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	n := 0
+	for _, tc := range certs {
+		for _, der := range tc.Certificate {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				pool.AddCert(c)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return pool
 }
 
 func verifyChainLinks(rawCerts [][]byte, _ [][]*x509.Certificate) error {
