@@ -188,13 +188,18 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 // fail reacts to a bad publish as ThingsBoard does (§1.6).
+// A payload that fails to parse is answered (sendResponseForAdaptorErrorOr
+// CloseContext) with PUBACK 0x99 under MQTT 5, or under 3.1.1 with a plain
+// PUBACK when the device profile sets sendAckOnValidationException; the
+// message is then dropped and recorded. Otherwise the connection closes.
 func (s *Server) fail(ss *session, pk packets.Packet, err error) {
 	s.log.Info("bad publish", "topic", pk.TopicName, "error", err)
 	if isRuntime(err) {
 		ss.close(codeServerShuttingDown)
 		return
 	}
-	if ss.version == 5 && pk.PacketID > 0 {
+	if (ss.version == 5 || s.profileOf(ss.dev).SendAckOnValidationException) && pk.PacketID > 0 {
+		s.recordDrop(ss.dev, ss, pk, DropInvalidPayload, ss.pubackSeen(pk, codePayloadFormatInvalid))
 		ss.puback(pk, codePayloadFormatInvalid)
 		return
 	}
@@ -219,18 +224,27 @@ func (s *Server) limited(ss *session, points int) bool {
 
 func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	t := pk.TopicName
+	prof := s.profileOf(ss.dev)
+	// Topics whose payload the profile's adaptor parses: under PROTOBUF a
+	// JSON payload fails there.
+	if s.profileAdaptorTopic(prof, t) && s.protoRefused(ss, pk, prof) {
+		return
+	}
 	switch {
 	case strings.HasPrefix(t, topicGatewayPrefix):
 		if ss.gateway {
+			if s.protoRefused(ss, pk, prof) {
+				return
+			}
 			s.handleGatewayPublish(ss, pk)
 			return
 		}
 		// ThingsBoard sends nothing for a non-gateway device publishing here.
 		s.log.Warn("gateway topic from a device that is not a gateway", "device", ss.dev.info.Name, "topic", t)
 		s.recordDrop(ss.dev, ss, pk, DropNotGateway, -1)
-	case t == topicAttributes, t == "v2/a", t == "v2/a/j":
+	case matchProfileTopic(prof.AttributesTopic, t), t == "v2/a", t == "v2/a/j":
 		s.onAttributes(ss, pk)
-	case t == topicTelemetry, t == "v2/t", t == "v2/t/j":
+	case matchProfileTopic(prof.TelemetryTopic, t), t == "v2/t", t == "v2/t/j":
 		s.onTelemetry(ss, pk)
 	case strings.HasPrefix(t, topicAttrRequest):
 		s.onAttrRequest(ss, pk, topicAttrRequest, topicAttrResponse)
@@ -265,6 +279,25 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	default:
 		s.unknownTopic(ss, pk)
 	}
+}
+
+// profileAdaptorTopic reports whether MqttTransportHandler parses t's
+// payload with the profile's adaptor (not a forced …/j or …/p one).
+func (s *Server) profileAdaptorTopic(p *DeviceProfile, t string) bool {
+	switch {
+	case strings.HasPrefix(t, topicGatewayPrefix), strings.HasSuffix(t, "/j"), strings.Contains(t, "/j/"),
+		strings.HasPrefix(t, "v2/fw/"), strings.HasPrefix(t, "v2/sw/"):
+		return false
+	case matchProfileTopic(p.AttributesTopic, t), matchProfileTopic(p.TelemetryTopic, t),
+		t == "v2/a", t == "v2/t", t == topicClaim:
+		return true
+	}
+	for _, prefix := range []string{topicAttrRequest, topicRPCResponse, topicRPCRequest, "v2/r/res/", "v2/r/req/", "v2/a/req/"} {
+		if strings.HasPrefix(t, prefix) && !strings.HasPrefix(t, prefix+"p/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) onTelemetry(ss *session, pk packets.Packet) {

@@ -24,6 +24,10 @@ const (
 	// sub-device's session open) over the rate limit; the SUBACK still
 	// grants it, but no updates or RPCs follow.
 	DropSubscriptionRateLimit = "subscription over the rate limit"
+	// DropInvalidPayload: a payload that failed to parse and was still
+	// acknowledged (MQTT 5 PUBACK 0x99, or an MQTT 3.1.1 PUBACK when the
+	// device profile sets sendAckOnValidationException).
+	DropInvalidPayload = "invalid payload"
 )
 
 // dropLimit bounds the drops kept per device; older ones are forgotten.

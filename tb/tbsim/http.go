@@ -215,6 +215,31 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	mux.HandleFunc("POST /api/devices/{name}/rename", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if err := s.RenameDevice(r.PathValue("name"), req.Name); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.Devices() {
+			if x.Name == req.Name {
+				writeJSON(w, http.StatusOK, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("DELETE /api/devices/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteDevice(r.PathValue("name")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /api/devices/{name}/dropped", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !s.exists(w, name) {
@@ -297,6 +322,46 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.SetRateLimits(name, l)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/device-profiles", func(w http.ResponseWriter, r *http.Request) {
+		var p DeviceProfile
+		if !readJSON(w, r, &p) {
+			return
+		}
+		if err := s.AddDeviceProfile(p); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.DeviceProfiles() {
+			if x.Name == p.Name {
+				writeJSON(w, http.StatusCreated, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("PUT /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		body, ok := readBody(w, r, maxOTABody)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		p := OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
+			ChecksumAlgorithm: q.Get("algorithm"), Data: body}
+		if err := s.AssignProfileOTA(r.PathValue("name"), r.PathValue("kind"), p); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.UnassignProfileOTA(r.PathValue("name"), r.PathValue("kind")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/device-profiles", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.DeviceProfiles())
 	})
 	mux.HandleFunc("POST /api/provision-profiles", func(w http.ResponseWriter, r *http.Request) {
 		var p ProvisionProfile

@@ -159,9 +159,16 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	if strings.TrimSpace(d.Name) == "" {
 		return nil, fmt.Errorf("adding device: empty name")
 	}
+	if d.Profile != "" {
+		if d.Type != "" && d.Type != d.Profile {
+			return nil, fmt.Errorf("adding device %q: type %q and profile %q differ", d.Name, d.Type, d.Profile)
+		}
+		d.Type = d.Profile
+	}
 	if d.Type == "" {
 		d.Type = defaultDeviceType
 	}
+	d.Profile = "" // stored and listed as Type
 	d.LastGateway = ""
 	if _, dup := s.devices[d.Name]; dup {
 		return nil, fmt.Errorf("adding device %q: %w", d.Name, ErrDuplicate)
@@ -180,6 +187,7 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	dev.credID = id
 	s.devices[d.Name] = dev
 	s.creds[id] = c
+	s.inheritOTALocked(dev)
 	s.notifyLocked()
 	return dev, nil
 }
@@ -253,8 +261,13 @@ func (s *Server) Claims(name string) []Claim {
 	return append([]Claim(nil), d.claims...)
 }
 
-// SetRateLimits sets the device's rate limits (reported by getSessionLimits
-// and enforced on its sessions). Malformed windows are logged and ignored.
+// SetRateLimits sets the device's rate limits (reported as rateLimits by
+// getSessionLimits and enforced on its own sessions; for a gateway, on the
+// gateway's own traffic, ThingsBoard's "transportGatewayDevice…" limits).
+// They are counted as ThingsBoard counts them: telemetry and client
+// attributes take a telemetry message and their data points, every other
+// message (requests, RPC, claims, session open and close, attribute and RPC
+// subscriptions) a message. Malformed windows are logged and ignored.
 func (s *Server) SetRateLimits(name string, l RateLimits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
