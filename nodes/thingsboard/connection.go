@@ -79,28 +79,30 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 }
 
 type connConfig struct {
-	Host            string          `json:"host"`
-	Port            int             `json:"port"`
-	Mode            string          `json:"mode"`
-	Protocol        string          `json:"protocol"`
-	AccessToken     string          `json:"accessToken"`
-	ClientID        string          `json:"clientId"`
-	Username        string          `json:"username"`
-	Password        string          `json:"password"`
-	TLS             bool            `json:"tls"`
-	CAFile          string          `json:"caFile"`
-	CertFile        string          `json:"certFile"`
-	KeyFile         string          `json:"keyFile"`
-	ServerName      string          `json:"serverName"`
-	Insecure        bool            `json:"insecure"`
-	QoS             int             `json:"qos"`
-	OutboxPath      string          `json:"outboxPath"`
-	OutboxMaxBytes  int64           `json:"outboxMaxBytes"`
-	OutboxFull      string          `json:"outboxFull"`
-	ReconnectMin    engine.Duration `json:"reconnectMin"`
-	ReconnectMax    engine.Duration `json:"reconnectMax"`
-	RequestTimeout  engine.Duration `json:"requestTimeout"`
-	RPCTimeout      engine.Duration `json:"rpcTimeout"`
+	Host           string          `json:"host"`
+	Port           int             `json:"port"`
+	Mode           string          `json:"mode"`
+	Protocol       string          `json:"protocol"`
+	AccessToken    string          `json:"accessToken"`
+	ClientID       string          `json:"clientId"`
+	Username       string          `json:"username"`
+	Password       string          `json:"password"`
+	TLS            bool            `json:"tls"`
+	CAFile         string          `json:"caFile"`
+	CertFile       string          `json:"certFile"`
+	KeyFile        string          `json:"keyFile"`
+	ServerName     string          `json:"serverName"`
+	Insecure       bool            `json:"insecure"`
+	QoS            int             `json:"qos"`
+	OutboxPath     string          `json:"outboxPath"`
+	OutboxMaxBytes int64           `json:"outboxMaxBytes"`
+	OutboxFull     string          `json:"outboxFull"`
+	ReconnectMin   engine.Duration `json:"reconnectMin"`
+	ReconnectMax   engine.Duration `json:"reconnectMax"`
+	RequestTimeout engine.Duration `json:"requestTimeout"`
+	RPCTimeout     engine.Duration `json:"rpcTimeout"`
+
+	// Managed mode and self-provisioning.
 	Manage          bool            `json:"manage"`
 	StatsInterval   engine.Duration `json:"statsInterval"`
 	ProvisionKey    string          `json:"provisionKey"`
