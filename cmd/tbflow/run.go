@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/fleet"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 )
 
@@ -29,6 +30,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	format := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "log every debug node's output (debug nodes with console on are always logged)")
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
+	managed := fs.Bool("managed", false, "managed mode: FILE holds a tb-connection with manage on; flows arrive as its ThingsBoard software packages and replace FILE")
 	metrics := fs.String("metrics", "", `serve Prometheus metrics at http://ADDR/metrics (e.g. "127.0.0.1:9464"; empty: off)`)
 	setUsage(fs, stderr,
 		"usage: tbflow run [flags] FILE",
@@ -37,6 +39,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"then every node finishes the messages queued for it and stops. Secrets come",
 		"from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid",
 		"flow is not started: its problems are printed and the exit code is 1.",
+		"With --managed, FILE starts as a bootstrap flow (flows/managed-bootstrap.json)",
+		"and is replaced by every flow ThingsBoard rolls out as a software package.",
 	)
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -46,10 +50,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	file := fs.Arg(0)
-	log, err := newLogger(stderr, *level, *format)
+	var log *slog.Logger
+	var lv *slog.LevelVar
+	var logBuf *fleet.LogBuffer
+	var err error
+	if *managed {
+		log, lv, logBuf, err = managedLogger(stderr, *level, *format)
+	} else {
+		log, err = newLogger(stderr, *level, *format)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tbflow run: %v\n", err)
 		return 2
+	}
+	if err := provisionFile(ctx, file, log); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		return 1
 	}
 	ps := validateFile(file)
 	if ps.HasErrors() {
@@ -91,15 +107,26 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		go srv.Serve(ln)
 		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
-	rev, err := e.Deploy(ctx, f, "", engine.DeployFull)
+	var mgr *fleet.Manager
+	if *managed {
+		mgr, err = startManaged(ctx, e, file, log, lv, logBuf)
+	} else {
+		var rev string
+		rev, err = e.Deploy(ctx, f, "", engine.DeployFull)
+		if err == nil {
+			log.Info("running flow", "file", file, "rev", rev, "nodes", len(f.Nodes))
+		}
+	}
 	if err != nil {
 		for _, p := range engine.ProblemsFromError(err) {
 			fmt.Fprintf(stderr, "%s: %s\n", file, p)
 		}
 		return 1
 	}
-	log.Info("running flow", "file", file, "rev", rev, "nodes", len(f.Nodes))
 	<-ctx.Done()
+	if mgr != nil {
+		mgr.Stop()
+	}
 	log.Info("stopping flow")
 	stopCtx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/fleet"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 )
 
@@ -80,5 +81,5 @@ func validateFile(path string) engine.Problems {
 	if err != nil {
 		return engine.ProblemsFromError(err)
 	}
-	return reg.Validate(f, nil)
+	return append(reg.Validate(f, nil), fleet.CheckFlow(f)...)
 }
