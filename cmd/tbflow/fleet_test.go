@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -323,4 +324,60 @@ func fleetTail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
+}
+
+// TestServeManaged: `tbflow serve --managed` runs the bootstrap flow, takes
+// a package assigned to its device and shows the deployed flow in the
+// editor's API.
+func TestServeManaged(t *testing.T) {
+	tbs, err := tbsim.New(tbsim.Options{MQTTAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbs.Close()
+	if err := tbs.AddDevice(tbsim.Device{Name: "edge", Token: "edge-token"}); err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := net.SplitHostPort(tbs.MQTTAddr())
+	port, _ := strconv.Atoi(p)
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "site.json")
+	boot := fmt.Sprintf(`[{"id": "mgmt", "type": "tb-connection", "host": "127.0.0.1", "port": %d, "manage": true, "statsInterval": "1s"}]`, port)
+	if err := os.WriteFile(flows, []byte(boot), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site_cred.json"), []byte(`{"mgmt": {"accessToken": "edge-token"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut logBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runMain(ctx, []string{"serve", "--managed", "--flows", flows, "--listen", "127.0.0.1:0", "--stop-timeout", "5s"}, &out, &errOut)
+	}()
+	url := waitURL(t, &out, done)
+	fleetWait(t, 30*time.Second, "health telemetry", func() (bool, string) {
+		return fleetLatest(tbs, "edge", "uptimeS") != "", errOut.String()
+	})
+	if err := tbs.AssignOTA("edge", "sw", tbsim.OTAPackage{Title: "site", Version: "5", Data: []byte(fmt.Sprintf(string(fleetPackage(5)), port))}); err != nil {
+		t.Fatal(err)
+	}
+	fleetWait(t, 30*time.Second, "UPDATED", func() (bool, string) {
+		return fleetLatest(tbs, "edge", "sw_state") == "UPDATED" && fleetLatest(tbs, "edge", "reading") == "5",
+			fleetLatest(tbs, "edge", "sw_error")
+	})
+	c := &http.Client{Timeout: 10 * time.Second}
+	if code, _, b := get(t, c, url+"api/flows"); code != 200 || !strings.Contains(string(b), `"reading"`) || strings.Contains(string(b), "edge-token") {
+		t.Fatalf("api/flows: %d %s", code, b)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
 }
