@@ -72,6 +72,7 @@ type Manager struct {
 	conn     Conn
 	unsub    func()
 	interval time.Duration
+	own      []string // revisions the manager deployed (the newest few)
 
 	kickAttach chan struct{}
 	kickOTA    chan struct{}
@@ -155,14 +156,18 @@ func (m *Manager) Start(ctx context.Context) error {
 			m.log.Warn("reading the package state", "file", m.statePath(), "err", err)
 		}
 	}
-	if _, err := m.e.Deploy(ctx, f, "", engine.DeployFull); err != nil {
+	if err := m.deploy(ctx, f, engine.DeployFull); err != nil {
 		return err
 	}
-	m.setFlow(f)
 	m.log.Info("managed flow running", "file", m.opts.Path, "title", m.state.Title, "version", m.state.Version, "rev", m.e.Rev())
 	lctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	cancelDeploys := m.e.SubscribeFunc(engine.TopicDeploy, func(engine.Event) { kick(m.kickAttach) })
+	cancelDeploys := m.e.SubscribeFunc(engine.TopicDeploy, func(ev engine.Event) {
+		if d, ok := ev.Data.(*engine.DeployData); ok {
+			m.adopt(d.Rev)
+		}
+		kick(m.kickAttach)
+	})
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -196,6 +201,45 @@ func kick(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// deploy runs f and makes it the manager's flow.
+func (m *Manager) deploy(ctx context.Context, f *engine.Flow, mode engine.DeployMode) error {
+	rev := f.Revision()
+	m.mu.Lock()
+	m.own = append(m.own, rev)
+	if len(m.own) > 8 {
+		m.own = m.own[len(m.own)-8:]
+	}
+	m.mu.Unlock()
+	if _, err := m.e.Deploy(ctx, f, "", mode); err != nil {
+		return err
+	}
+	m.setFlow(f)
+	return nil
+}
+
+// adopt follows a deploy the manager did not make (the editor's, with
+// tbflow serve --managed): that flow is the one running, and the one a
+// failed package rolls back to.
+func (m *Manager) adopt(rev string) {
+	m.mu.Lock()
+	for _, r := range m.own {
+		if r == rev {
+			m.mu.Unlock()
+			return
+		}
+	}
+	m.mu.Unlock()
+	f, err := m.store.Load() // the engine's store saved it
+	if err != nil || f.Revision() != rev {
+		f, _ = m.e.Flows() // secrets as placeholders: a redeploy keeps them
+	}
+	if len(ManagedConns(f)) == 0 {
+		m.log.Warn("the deployed flow has no tb-connection with manage on: this box is no longer managed until it has one again")
+	}
+	m.setFlow(f)
+	m.log.Info("following a flow deployed outside the management channel", "rev", rev)
 }
 
 func (m *Manager) setFlow(f *engine.Flow) {

@@ -14,6 +14,9 @@ import (
 	"github.com/tbflow/tbflow/tb"
 )
 
+// MaxPackageBytes bounds a flow package.
+const MaxPackageBytes = 8 << 20
+
 // otaLoop installs the software package assigned to the management device
 // whenever it differs from the running one, one at a time.
 func (m *Manager) otaLoop(ctx context.Context) {
@@ -88,11 +91,24 @@ func (m *Manager) install(ctx context.Context, dev *tb.Device, pkg *tb.OTAPackag
 	}
 	log.Info("software package assigned: downloading")
 	m.report(ctx, tb.OTADownloading, nil)
+	if pkg.Size > MaxPackageBytes {
+		fail(fmt.Sprintf("the package has %d bytes; a flow package may have at most %d", pkg.Size, MaxPackageBytes))
+		return
+	}
 	dl := *pkg
 	dl.Checksum = "" // verified below, after DOWNLOADED
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	data, err := dev.DownloadOTA(dctx, &dl, 0, nil)
-	cancel()
+	dctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(10*time.Minute, func() { cancel(errors.New("the download took longer than 10 minutes")) })
+	data, err := dev.DownloadOTA(dctx, &dl, 0, func(received, _ int64) {
+		if received > MaxPackageBytes {
+			cancel(fmt.Errorf("the package is larger than %d bytes", MaxPackageBytes))
+		}
+	})
+	timer.Stop()
+	if cause := context.Cause(dctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	cancel(nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -206,10 +222,9 @@ func (m *Manager) deployChecked(ctx context.Context, f, prev *engine.Flow) error
 		mu.Unlock()
 	})
 	defer cancel()
-	if _, err := m.e.Deploy(ctx, f, "", engine.DeployModified); err != nil {
+	if err := m.deploy(ctx, f, engine.DeployModified); err != nil {
 		return errors.New(problemsText(engine.ProblemsFromError(err)))
 	}
-	m.setFlow(f)
 	select {
 	case <-time.After(m.opts.StartCheck):
 	case <-ctx.Done():
@@ -226,11 +241,10 @@ func (m *Manager) deployChecked(ctx context.Context, f, prev *engine.Flow) error
 }
 
 func (m *Manager) rollback(ctx context.Context, prev *engine.Flow) {
-	if _, err := m.e.Deploy(ctx, prev, "", engine.DeployModified); err != nil {
+	if err := m.deploy(ctx, prev, engine.DeployModified); err != nil {
 		m.log.Error("rolling back to the previous flow", "err", err)
 		return
 	}
-	m.setFlow(prev)
 	m.log.Warn("rolled back to the previous flow")
 }
 
@@ -261,7 +275,7 @@ func (m *Manager) restart(ctx context.Context) error {
 	m.deployMu.Lock()
 	defer m.deployMu.Unlock()
 	f, _ := m.current()
-	if _, err := m.e.Deploy(ctx, f, "", engine.DeployFull); err != nil {
+	if err := m.deploy(ctx, f, engine.DeployFull); err != nil {
 		return err
 	}
 	m.log.Info("flow restarted")

@@ -14,6 +14,9 @@ import (
 // maxPackageProblems bounds the problems put into sw_error.
 const maxPackageProblems = 20
 
+// maxErrorText bounds sw_error.
+const maxErrorText = 4096
+
 // problem makes an error-severity problem about node n (nil: the package).
 func problem(n *engine.NodeDef, field, format string, args ...any) engine.Problem {
 	p := engine.Problem{Field: field, Severity: engine.SeverityError, Message: fmt.Sprintf(format, args...)}
@@ -152,6 +155,12 @@ func problemsText(ps engine.Problems) string {
 			b.WriteByte('\n')
 		}
 		b.WriteString(p.String())
+		if b.Len() > maxErrorText {
+			break
+		}
+	}
+	if b.Len() > maxErrorText {
+		return strings.ToValidUTF8(b.String()[:maxErrorText], "") + "…"
 	}
 	return b.String()
 }

@@ -368,8 +368,32 @@ func TestServeManaged(t *testing.T) {
 			fleetLatest(tbs, "edge", "sw_error")
 	})
 	c := &http.Client{Timeout: 10 * time.Second}
-	if code, _, b := get(t, c, url+"api/flows"); code != 200 || !strings.Contains(string(b), `"reading"`) || strings.Contains(string(b), "edge-token") {
+	code, _, b := get(t, c, url+"api/flows")
+	if code != 200 || !strings.Contains(string(b), `"reading"`) || strings.Contains(string(b), "edge-token") {
 		t.Fatalf("api/flows: %d %s", code, b)
+	}
+	// A deploy from the editor is followed: the management channel stays
+	// up and tbflow.flow shows the flow deployed.
+	edited := strings.Replace(string(b), `\"reading\": 5`, `\"reading\": 6`, 1)
+	if edited == string(b) {
+		t.Fatalf("cannot edit %s", b)
+	}
+	resp, err := c.Post(url+"api/flows", "application/json", strings.NewReader(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("deploy from the editor: %d", resp.StatusCode)
+	}
+	fleetWait(t, 30*time.Second, "telemetry of the edited flow", func() (bool, string) {
+		return fleetLatest(tbs, "edge", "reading") == "6", fleetLatest(tbs, "edge", "reading")
+	})
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	raw, err := tbs.RPC(rctx, "edge", "tbflow.flow", nil, false)
+	rcancel()
+	if err != nil || !strings.Contains(string(raw), `\"reading\": 6`) || strings.Contains(string(raw), "edge-token") {
+		t.Fatalf("tbflow.flow after the editor's deploy: %s %v", raw, err)
 	}
 	cancel()
 	select {
