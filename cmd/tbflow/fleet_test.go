@@ -77,7 +77,10 @@ func (b *fleetBox) kill() {
 func fleetBuild(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "tbflow")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
 	out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
