@@ -408,3 +408,19 @@ func TestServeManaged(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+// TestValidateManagedConnections: tbflow validate refuses a flow in which
+// two connections manage the box.
+func TestValidateManagedConnections(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f.json")
+	flow := `[{"id": "a", "type": "tb-connection", "host": "127.0.0.1", "manage": true, "accessToken": "${A}"},
+  {"id": "b", "type": "tb-connection", "host": "127.0.0.1", "manage": true, "accessToken": "${B}"}]`
+	if err := os.WriteFile(file, []byte(flow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := runMain(context.Background(), []string{"validate", file}, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), `node "b" (tb-connection) manage: tb-connection "a" already manages this box`) {
+		t.Fatalf("exit %d:\n%s%s", code, out.String(), errOut.String())
+	}
+}
