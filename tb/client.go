@@ -739,24 +739,35 @@ func (c *client) requestOn(ctx context.Context, cn *conn, reqTopic, respTopic st
 		}
 		c.mu.Unlock()
 	}()
-	cn.publish(reqTopic, c.cfg.QoS, payload)
-	select {
-	case b := <-p.ch:
-		return b, nil
-	case <-cn.lost:
+	tok := cn.publish(reqTopic, c.cfg.QoS, payload)
+	refused := tok.Done()
+	for {
 		select {
+		case <-refused:
+			// An MQTT 5 PUBACK with an error code: no answer will come.
+			var pe *PublishError
+			if errors.As(tok.Error(), &pe) {
+				return nil, fmt.Errorf("tb: request on %q: %w", reqTopic, pe)
+			}
+			refused = nil
+			continue
 		case b := <-p.ch:
 			return b, nil
-		default:
+		case <-cn.lost:
+			select {
+			case b := <-p.ch:
+				return b, nil
+			default:
+			}
+			return nil, ErrOutcomeUnknown
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: no answer on %q: %w", ErrTimeout, respTopic, ctx.Err())
+			}
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
 		}
-		return nil, ErrOutcomeUnknown
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: no answer on %q: %w", ErrTimeout, respTopic, ctx.Err())
-		}
-		return nil, ctx.Err()
-	case <-c.ctx.Done():
-		return nil, ErrClosed
 	}
 }
 

@@ -28,6 +28,9 @@ type Device struct {
 	ota   map[string]*otaDownload // by response topic prefix
 
 	gateway bool // set by NewGateway
+	// service, when set, takes the server's service RPCs (the gateway's
+	// rename and delete notices) before the handlers; true = handled.
+	service func(method string, params json.RawMessage) bool
 }
 
 type sessionLimitsBox struct {
@@ -184,8 +187,18 @@ func (d *Device) RequestAttributes(ctx context.Context, clientKeys, sharedKeys [
 
 func decodeAttributes(b []byte) (*Attributes, error) {
 	var a Attributes
-	if err := json.Unmarshal(b, &a); err != nil {
+	m, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed attribute response %q: %w", truncate(b), err)
+	}
+	for scope, dst := range map[string]*map[string]any{"client": &a.Client, "shared": &a.Shared} {
+		switch v := m[scope].(type) {
+		case map[string]any:
+			*dst = v
+		case nil:
+		default:
+			return nil, fmt.Errorf("tb: malformed attribute response %q: %q is not an object", truncate(b), scope)
+		}
 	}
 	if a.Client == nil {
 		a.Client = map[string]any{}
@@ -221,8 +234,8 @@ func (d *Device) SubscribeAttributes(keys []string, fn func(AttributeUpdate)) (u
 }
 
 func (d *Device) onAttributeUpdate(_ string, payload []byte) {
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
+	m, err := decodeObject(payload)
+	if err != nil {
 		d.c.reportError(fmt.Errorf("tb: malformed attribute update %q: %w", truncate(payload), err))
 		return
 	}
@@ -315,6 +328,9 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	if len(body.Params) == 0 {
 		body.Params = json.RawMessage("null")
 	}
+	if d.service != nil && d.service(body.Method, body.Params) {
+		return // a one-way service call the client handled itself
+	}
 	key := id + "\x00" + string(payload)
 	run, resend := d.rpc.start(key)
 	if resend != nil {
@@ -367,7 +383,7 @@ func rpcReply(res any, err error) []byte {
 			return v
 		}
 	}
-	b, merr := json.Marshal(res)
+	b, merr := marshalJSON(res)
 	if merr != nil {
 		return mustJSON(map[string]string{"error": "reply is not JSON: " + merr.Error()})
 	}

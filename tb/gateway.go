@@ -51,6 +51,9 @@ type Gateway struct {
 	anyAttrs map[int]func(AttributeUpdate)
 	anySeq   int
 	onDrop   func(device string, reason int)
+	onRename []func(oldName, newName string)
+	onDelete []func(name string)
+	renamed  map[string]string // old name → new name, followed by every call
 	backoff  time.Duration
 	lastDrop time.Time
 
@@ -74,9 +77,13 @@ func NewGateway(cfg Config) (*Gateway, error) {
 		attrs:    map[string]*attrTable{},
 		handlers: map[string]RPCHandler{},
 		anyAttrs: map[int]func(AttributeUpdate){},
+		renamed:  map[string]string{},
 		rpc:      newRPCState(),
 	}
 	c := d.c
+	d.service = g.onServiceRPC
+	// The rename and delete notices arrive on the gateway's own RPC topic.
+	c.subs[topicRPCRequestSub] = c.cfg.QoS
 	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
 	c.addRoute(topicGatewayAttrResponse, true, g.onAttrResponse)
 	c.addRoute(topicGatewayAttributes, true, g.onAttributeUpdate)
@@ -103,6 +110,126 @@ func ConnectGateway(ctx context.Context, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// Service RPCs ThingsBoard sends a gateway on its own RPC topic when a
+// device it last connected is renamed or deleted.
+const (
+	methodDeviceRenamed = "gateway_device_renamed"
+	methodDeviceDeleted = "gateway_device_deleted"
+)
+
+// OnDeviceRenamed registers fn for ThingsBoard's notice that a sub-device
+// this gateway connected was renamed. From then on the gateway follows the
+// rename: everything sent, requested or subscribed under the old name goes
+// to the new one (otherwise ThingsBoard would create a new device under
+// the old name). fn runs on its own goroutine.
+func (g *Gateway) OnDeviceRenamed(fn func(oldName, newName string)) {
+	g.mu.Lock()
+	g.onRename = append(g.onRename, fn)
+	g.mu.Unlock()
+}
+
+// OnDeviceDeleted registers fn for ThingsBoard's notice that a sub-device
+// this gateway connected was deleted. The gateway stops connecting it
+// after a reconnect (data sent for it later creates it again). fn runs on
+// its own goroutine.
+func (g *Gateway) OnDeviceDeleted(fn func(name string)) {
+	g.mu.Lock()
+	g.onDelete = append(g.onDelete, fn)
+	g.mu.Unlock()
+}
+
+// Resolve returns the name a sub-device has now: name itself unless the
+// server renamed it.
+func (g *Gateway) Resolve(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.resolveLocked(name)
+}
+
+func (g *Gateway) resolveLocked(name string) string {
+	for i := 0; i < 16; i++ { // a chain of renames, bounded
+		n, ok := g.renamed[name]
+		if !ok {
+			break
+		}
+		name = n
+	}
+	return name
+}
+
+func (g *Gateway) onServiceRPC(method string, params json.RawMessage) bool {
+	switch method {
+	case methodDeviceRenamed:
+		var m map[string]string
+		if err := json.Unmarshal(params, &m); err != nil || len(m) != 1 {
+			g.c.reportError(fmt.Errorf("tb: malformed %s params %q", method, truncate(params)))
+			return true
+		}
+		for oldName, newName := range m {
+			g.renameDevice(oldName, newName)
+		}
+		return true
+	case methodDeviceDeleted:
+		var name string
+		if err := json.Unmarshal(params, &name); err != nil || name == "" {
+			g.c.reportError(fmt.Errorf("tb: malformed %s params %q", method, truncate(params)))
+			return true
+		}
+		g.deleteDevice(name)
+		return true
+	}
+	return false
+}
+
+func (g *Gateway) renameDevice(oldName, newName string) {
+	if oldName == "" || newName == "" || oldName == newName {
+		return
+	}
+	g.mu.Lock()
+	if len(g.renamed) > 10000 {
+		clear(g.renamed)
+	}
+	g.renamed[oldName] = newName
+	delete(g.renamed, newName)
+	if typ, ok := g.devices[oldName]; ok {
+		delete(g.devices, oldName)
+		g.devices[newName] = typ
+	}
+	if t, ok := g.attrs[oldName]; ok {
+		delete(g.attrs, oldName)
+		t.rename(newName)
+		g.attrs[newName] = t
+	}
+	if h, ok := g.handlers[oldName]; ok {
+		delete(g.handlers, oldName)
+		if _, taken := g.handlers[newName]; !taken {
+			g.handlers[newName] = h
+		}
+	}
+	fns := append([]func(string, string){}, g.onRename...)
+	g.mu.Unlock()
+	g.c.log.Info("sub-device renamed by the server; following it", "old", oldName, "new", newName)
+	for _, fn := range fns {
+		go runGuarded("device renamed", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(oldName, newName) })
+	}
+}
+
+func (g *Gateway) deleteDevice(name string) {
+	g.mu.Lock()
+	delete(g.devices, name)
+	for o, n := range g.renamed {
+		if n == name {
+			delete(g.renamed, o)
+		}
+	}
+	fns := append([]func(string){}, g.onDelete...)
+	g.mu.Unlock()
+	g.c.log.Info("sub-device deleted by the server", "device", name)
+	for _, fn := range fns {
+		go runGuarded("device deleted", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(name) })
+	}
+}
+
 func checkDeviceName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty device name", ErrInvalidPayload)
@@ -124,6 +251,7 @@ func (g *Gateway) ConnectDevice(ctx context.Context, name, deviceType string) (*
 		deviceType = "default"
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	g.devices[name] = deviceType
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayConnect, mustJSON(map[string]string{"device": name, "type": deviceType}))
@@ -136,6 +264,7 @@ func (g *Gateway) DisconnectDevice(ctx context.Context, name string) (*Ack, erro
 		return nil, err
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	delete(g.devices, name)
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayDisconnect, mustJSON(map[string]string{"device": name}))
@@ -186,6 +315,7 @@ func (g *Gateway) SendDeviceTelemetry(ctx context.Context, device string, v any)
 // server's payload limit allows. The Ack completes when every message was
 // acknowledged.
 func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
@@ -222,6 +352,7 @@ func (g *Gateway) SendDeviceAttributes(ctx context.Context, device string, v any
 // PublishAttributesBatch accepts client attributes of many sub-devices at
 // once (device name → attributes object); see PublishTelemetryBatch.
 func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
@@ -234,6 +365,20 @@ func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[strin
 		parts[name] = b
 	}
 	return g.publishBatch(ctx, topicGatewayAttributes, parts)
+}
+
+// resolveAll follows renames in a batch's device names.
+func (g *Gateway) resolveAll(byDevice map[string]any) map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.renamed) == 0 {
+		return byDevice
+	}
+	out := make(map[string]any, len(byDevice))
+	for n, v := range byDevice {
+		out[g.resolveLocked(n)] = v
+	}
+	return out
 }
 
 // publishBatch packs {device: part} objects into messages within the
@@ -337,6 +482,7 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: a gateway attribute request needs at least one key", ErrInvalidPayload)
 	}
+	device = g.Resolve(device)
 	id := g.c.nextRequestID()
 	req := map[string]any{"id": id, "device": device, "client": client}
 	if len(keys) == 1 {
@@ -349,23 +495,14 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if err != nil {
 		return nil, fmt.Errorf("tb: attributes of %q: %w", device, err)
 	}
-	var resp struct {
-		Device string          `json:"device"`
-		Value  json.RawMessage `json:"value"`
-		Values map[string]any  `json:"values"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
+	resp, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed gateway attribute response %q: %w", truncate(b), err)
 	}
 	out := map[string]any{}
-	switch {
-	case resp.Values != nil:
-		out = resp.Values
-	case len(resp.Value) > 0 && len(keys) == 1:
-		var v any
-		if err := json.Unmarshal(resp.Value, &v); err != nil {
-			return nil, fmt.Errorf("tb: malformed gateway attribute value: %w", err)
-		}
+	if vals, ok := resp["values"].(map[string]any); ok {
+		out = vals
+	} else if v, ok := resp["value"]; ok && len(keys) == 1 {
 		out[keys[0]] = v
 	}
 	return out, nil
@@ -401,6 +538,7 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 		return nil, err
 	}
 	g.mu.Lock()
+	device = g.resolveLocked(device)
 	t := g.attrs[device]
 	if t == nil {
 		t = newAttrTable(device)
@@ -416,10 +554,15 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 
 func (g *Gateway) onAttributeUpdate(_ string, payload []byte) {
 	var m struct {
-		Device string         `json:"device"`
-		Data   map[string]any `json:"data"`
+		Device string
+		Data   map[string]any
 	}
-	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" || m.Data == nil {
+	doc, err := decodeObject(payload)
+	if err == nil {
+		m.Device, _ = doc["device"].(string)
+		m.Data, _ = doc["data"].(map[string]any)
+	}
+	if err != nil || m.Device == "" || m.Data == nil {
 		g.c.reportError(fmt.Errorf("tb: malformed gateway attribute update %q", truncate(payload)))
 		return
 	}
@@ -494,7 +637,7 @@ func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
 	// nothing to ask for.
 	g.c.resync(cn, g.q, t, func(_ bool, keys []string) bool { return len(keys) == 0 },
 		func(ctx context.Context, _ bool, keys []string) (map[string]any, error) {
-			return g.RequestDeviceAttributes(ctx, t.device, false, keys...)
+			return g.RequestDeviceAttributes(ctx, t.name(), false, keys...)
 		})
 }
 
@@ -549,6 +692,9 @@ func (g *Gateway) reconnectDevices(cn *conn) error {
 func (g *Gateway) HandleDeviceRPC(device string, fn RPCHandler) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if device != "" {
+		device = g.resolveLocked(device)
+	}
 	if fn == nil {
 		delete(g.handlers, device)
 		return
@@ -625,6 +771,7 @@ func (g *Gateway) ClaimDevice(ctx context.Context, device, secretKey string, dur
 	if duration > 0 {
 		body["durationMs"] = duration.Milliseconds()
 	}
+	device = g.Resolve(device)
 	g.implicit(device)
 	return g.c.sendReliable(ctx, topicGatewayClaim, mustJSON(map[string]any{device: body}))
 }

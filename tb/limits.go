@@ -139,6 +139,25 @@ func (l *Limiter) reserve(n float64) time.Duration {
 	return wait
 }
 
+// delay is how long until n tokens are available in every window (a
+// request larger than a window waits for it to be full).
+func (l *Limiter) delay(n float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var wait time.Duration
+	for _, w := range l.windows {
+		tokens := w.tokens
+		if !w.last.IsZero() {
+			tokens = min(w.capacity, tokens+now.Sub(w.last).Seconds()*w.rate)
+		}
+		if need := min(n, w.capacity) - tokens; need > 0 {
+			wait = max(wait, time.Duration(need/w.rate*float64(time.Second))+time.Millisecond)
+		}
+	}
+	return wait
+}
+
 // Wait blocks until n tokens are available in every window or ctx ends.
 func (l *Limiter) Wait(ctx context.Context, n int) error {
 	if l == nil || n <= 0 {
@@ -184,24 +203,44 @@ func newBuckets(r RateLimits) (*buckets, error) {
 	return b, nil
 }
 
-// charge waits until one message (and, with points > 0, one telemetry
-// message and its data points) fit. Every message is charged to the
-// message limit, which is stricter than the server for telemetry: the
+// charge waits until msgs messages, tel telemetry messages and points
+// data points fit in every window, then takes them all at that instant:
+// the server takes them when the message arrives, and a bucket charged
+// before the wait for another one would let the server's copy fill to
+// capacity (and waste refill) in between. Every message is charged to the
+// message limit too, which is stricter than the server for telemetry: the
 // client may pace slower than allowed, never faster.
-func (b *buckets) charge(ctx context.Context, msgs, points int) error {
+func (b *buckets) charge(ctx context.Context, msgs, tel, points int) error {
 	if b == nil {
 		return nil
 	}
-	if err := b.messages.Wait(ctx, msgs); err != nil {
-		return err
+	need := []struct {
+		l *Limiter
+		n int
+	}{{b.messages, msgs}, {b.telemetry, tel}, {b.dataPoints, points}}
+	for {
+		var wait time.Duration
+		for _, c := range need {
+			if c.l != nil && c.n > 0 {
+				wait = max(wait, c.l.delay(float64(c.n)))
+			}
+		}
+		if wait <= 0 {
+			for _, c := range need {
+				if c.l != nil && c.n > 0 {
+					c.l.reserve(float64(c.n))
+				}
+			}
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
-	if points <= 0 {
-		return nil
-	}
-	if err := b.telemetry.Wait(ctx, 1); err != nil {
-		return err
-	}
-	return b.dataPoints.Wait(ctx, points)
 }
 
 // burst is the most messages and data points one publish may charge at
@@ -228,6 +267,8 @@ func (l *Limiter) minCapacity() int {
 	if l == nil {
 		return 0
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	n := 0
 	for _, w := range l.windows {
 		if c := int(w.capacity); n == 0 || c < n {
@@ -340,12 +381,13 @@ func (l *limits) connectCharge(device, topic string) int {
 }
 
 // waitGateway charges a gateway publish (doc is its decoded payload) to
-// the shared sub-device bucket: one message per device named, and for
-// data its data points.
+// the shared sub-device bucket, all at once: one message per device named
+// (plus its connect and session open the first time in the session), and
+// for data one telemetry message and its data points per device.
 func (l *limits) waitGateway(ctx context.Context, topic string, doc any) error {
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return l.gw.charge(ctx, 1, 0)
+		return l.gw.charge(ctx, 1, 0, 0)
 	}
 	devices := obj // device → its records
 	switch topic {
@@ -353,25 +395,28 @@ func (l *limits) waitGateway(ctx context.Context, topic string, doc any) error {
 	default:
 		name, _ := obj["device"].(string)
 		if name == "" {
-			return l.gw.charge(ctx, 1, 0)
+			return l.gw.charge(ctx, 1, 0, 0)
 		}
 		devices = map[string]any{name: nil}
 	}
+	msgs, tel, points := 0, 0, 0
 	for name, records := range devices {
-		points := 0
+		p := 0
 		switch topic {
 		case topicGatewayTelemetry:
-			points = countIn(records, 1)
+			p = countIn(records, 1)
 		case topicGatewayAttributes:
 			if m, ok := records.(map[string]any); ok {
-				points = len(m)
+				p = len(m)
 			}
 		}
-		if err := l.gw.charge(ctx, 1+l.connectCharge(name, topic), points); err != nil {
-			return err
+		msgs += 1 + l.connectCharge(name, topic)
+		if p > 0 {
+			tel++
+			points += p
 		}
 	}
-	return nil
+	return l.gw.charge(ctx, msgs, tel, points)
 }
 
 // checkSize rejects payloads over the server's maximum packet size.
@@ -414,7 +459,11 @@ func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
 			points = max(1, len(m))
 		}
 	}
-	return l.own.charge(ctx, 1, points)
+	tel := 0
+	if points > 0 {
+		tel = 1
+	}
+	return l.own.charge(ctx, 1, tel, points)
 }
 
 // countDataPoints counts the key/value pairs of a decoded telemetry payload
