@@ -110,8 +110,8 @@ func (c *checker) carryOver(m *engine.NodeDef) engine.Problems {
 			ps = append(ps, problem(m, field, "the package changes the management connection's %s: refused, the box would lose its management channel (change it on the box)", field))
 		}
 	}
-	// The box's identity for self-provisioning goes with it.
-	for _, field := range []string{"provisionKey", "provisionSecret", "deviceName"} {
+	// The box's identity for self-provisioning and its outbox file go with it.
+	for _, field := range []string{"provisionKey", "provisionSecret", "deviceName", "outboxPath"} {
 		if emptyValue(m.Fields[field]) && !emptyValue(c.running.Fields[field]) {
 			m.Fields[field] = c.running.Fields[field]
 		}
