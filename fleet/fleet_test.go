@@ -273,6 +273,12 @@ func TestServiceRPCs(t *testing.T) {
 		t.Fatalf("unknown method: %s %v", raw, err)
 	}
 
+	// A reconnect is counted.
+	r.tbs.Kick("box")
+	wait(t, "a reconnect in the health telemetry", func() (bool, string) {
+		return latest(r.tbs, "box", "reconnects") == "1", latest(r.tbs, "box", "reconnects")
+	})
+
 	sub := r.e.Subscribe(engine.TopicDeploy, 4)
 	defer sub.Close()
 	if r.call(t, "tbflow.restart", nil)["restarting"] != true {
