@@ -304,11 +304,12 @@ func (m *Manager) attachLoop(ctx context.Context) {
 			continue
 		}
 		c := m.managedConn()
-		if c == nil {
-			continue
+		var dev *tb.Device
+		if c != nil {
+			dev, _ = c.Device()
 		}
-		dev, err := c.Device()
-		if err != nil {
+		if dev == nil {
+			m.detach()
 			continue
 		}
 		m.mu.Lock()
@@ -354,6 +355,20 @@ func (m *Manager) attach(ctx context.Context, c Conn, dev *tb.Device) {
 	m.log.Info("management device attached")
 	kick(m.kickOTA)
 	kick(m.kickStats)
+}
+
+// detach forgets a management device that is no longer running.
+func (m *Manager) detach() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dev == nil || m.dev.Status().State != tb.StateClosed {
+		return
+	}
+	if m.unsub != nil {
+		m.unsub()
+		m.unsub = nil
+	}
+	m.dev, m.conn = nil, nil
 }
 
 // swKeys are the shared attributes describing the assigned software.

@@ -67,7 +67,12 @@ func (m *Manager) checkPackage(ctx context.Context) error {
 // now (a deploy may have replaced the one the update started on).
 func (m *Manager) report(ctx context.Context, state string, extra map[string]any) {
 	dev := m.device()
+	for i := 0; dev == nil && i < 100 && ctx.Err() == nil; i++ { // a deploy is replacing it
+		time.Sleep(100 * time.Millisecond)
+		dev = m.device()
+	}
 	if dev == nil {
+		m.log.Warn("no management device to report the software state to", "state", state)
 		return
 	}
 	v := map[string]any{"sw_state": state}
