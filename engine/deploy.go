@@ -252,6 +252,9 @@ func (e *Engine) build(f *Flow, mode DeployMode) (*plan, error) {
 	// Reference counts: a config node runs while a running node uses it.
 	for _, r := range p.config {
 		r.users = 0
+		if s, ok := r.node.(Standalone); ok && s.Standalone() {
+			r.users = 1
+		}
 	}
 	for _, r := range p.g.order {
 		for _, d := range p.deps[r] {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/fleet"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 )
 
@@ -36,6 +37,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	metricsToken := fs.String("metrics-token-file", "", "`file` holding a bearer token /metrics requires (needed when --metrics is not on loopback)")
 	dataDir := fs.String("data-dir", "", "`directory` files nodes write (outboxPath) must be in; relative paths resolve there (default: anywhere, as written)")
 	limits := exprLimitFlags(fs)
+	managed := fs.Bool("managed", false, "managed mode: FILE holds a tb-connection with manage on; flows arrive as its ThingsBoard software packages and replace FILE")
 	setUsage(fs, stderr,
 		"usage: tbflow run [flags] FILE",
 		"",
@@ -43,6 +45,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"then every node finishes the messages queued for it and stops. Secrets come",
 		"from ${ENV} references and FILE's credentials file (FILE_cred.json). An invalid",
 		"flow is not started: its problems are printed and the exit code is 1.",
+		"With --managed, FILE starts as a bootstrap flow (flows/managed-bootstrap.json)",
+		"and is replaced by every flow ThingsBoard rolls out as a software package.",
 	)
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -52,10 +56,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	file := fs.Arg(0)
-	log, err := newLogger(stderr, *level, *format)
+	var log *slog.Logger
+	var lv *slog.LevelVar
+	var logBuf *fleet.LogBuffer
+	var err error
+	if *managed {
+		log, lv, logBuf, err = managedLogger(stderr, *level, *format)
+	} else {
+		log, err = newLogger(stderr, *level, *format)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tbflow run: %v\n", err)
 		return 2
+	}
+	if err := provisionFile(ctx, file, log); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		return 1
 	}
 	ps := validateFile(ctx, file)
 	if ctx.Err() != nil {
@@ -102,15 +118,26 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		go srv.Serve(ln)
 		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
-	rev, err := e.Deploy(ctx, f, "", engine.DeployFull)
+	var mgr *fleet.Manager
+	if *managed {
+		mgr, err = startManaged(ctx, e, file, log, lv, logBuf)
+	} else {
+		var rev string
+		rev, err = e.Deploy(ctx, f, "", engine.DeployFull)
+		if err == nil {
+			log.Info("running flow", "file", file, "rev", rev, "nodes", len(f.Nodes))
+		}
+	}
 	if err != nil {
 		for _, p := range engine.ProblemsFromError(err) {
 			fmt.Fprintf(stderr, "%s: %s\n", file, p)
 		}
 		return 1
 	}
-	log.Info("running flow", "file", file, "rev", rev, "nodes", len(f.Nodes))
 	<-ctx.Done()
+	if mgr != nil {
+		mgr.Stop()
+	}
 	log.Info("stopping flow")
 	stopCtx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/fleet"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 	"github.com/tbflow/tbflow/web"
 )
@@ -234,6 +235,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stopTimeout := fs.Duration("stop-timeout", 15*time.Second, "how long nodes may take to stop on SIGINT/SIGTERM")
 	dataDir := fs.String("data-dir", "", "`directory` files nodes write (outboxPath) must be in; relative paths resolve there (default: the flow file's folder)")
 	limits := exprLimitFlags(fs)
+	managed := fs.Bool("managed", false, "managed mode: --flows holds a tb-connection with manage on; flows arrive as its ThingsBoard software packages")
 	setUsage(fs, stderr,
 		"usage: tbflow serve [flags]",
 		"",
@@ -248,7 +250,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	log, err := newLogger(stderr, *level, *format)
+	var log *slog.Logger
+	var lv *slog.LevelVar
+	var logBuf *fleet.LogBuffer
+	var err error
+	if *managed {
+		log, lv, logBuf, err = managedLogger(stderr, *level, *format)
+	} else {
+		log, err = newLogger(stderr, *level, *format)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tbflow serve: %v\n", err)
 		return 2
@@ -274,13 +284,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	reg := engine.DefaultRegistry()
 	store := &engine.FileStore{Path: *flows, Registry: reg}
 	e := engine.New(engine.Options{Registry: reg, Logger: log, Store: store, StopTimeout: *stopTimeout, DataDir: *dataDir})
+	var mgr *fleet.Manager
 	switch _, err := os.Stat(*flows); {
+	case *managed:
+		if mgr, err = startManaged(ctx, e, *flows, log, lv, logBuf); err != nil {
+			for _, p := range engine.ProblemsFromError(err) {
+				fmt.Fprintf(stderr, "%s: %s\n", *flows, p)
+			}
+			return 1
+		}
 	case errors.Is(err, os.ErrNotExist):
 		log.Info("no flow file yet: starting empty; the first deploy creates it", "file", *flows)
 	case err != nil:
 		fmt.Fprintf(stderr, "tbflow serve: %v\n", err)
 		return 1
 	default:
+		if err := provisionFile(ctx, *flows, log); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", *flows, err)
+			return 1
+		}
 		if err := e.Start(ctx); err != nil {
 			for _, p := range engine.ProblemsFromError(err) {
 				fmt.Fprintf(stderr, "%s: %s\n", *flows, p)
@@ -294,6 +316,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := serveEngine(ctx, e, cfg, log, stdout); err != nil {
 		fmt.Fprintf(stderr, "tbflow serve: %v\n", err)
 		code = 1
+	}
+	if mgr != nil {
+		mgr.Stop()
 	}
 	log.Info("stopping flow")
 	stopCtx, cancel := context.WithTimeout(context.Background(), *stopTimeout)

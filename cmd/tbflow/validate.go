@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/fleet"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type
 )
 
@@ -84,7 +85,7 @@ func validateFile(ctx context.Context, path string) engine.Problems {
 	if err != nil {
 		return engine.ProblemsFromError(err)
 	}
-	ps := engine.DefaultRegistry().ValidateContext(ctx, f, nil)
+	ps := append(engine.DefaultRegistry().ValidateContext(ctx, f, nil), fleet.CheckFlow(f)...)
 	if hint != "" {
 		// A Node-RED export: say so first, with what the conversion did.
 		pre := engine.Problems{{Severity: engine.SeverityWarning, Message: hint}}

@@ -73,6 +73,11 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 			{Name: "reconnectMax", Kind: engine.KindDuration, Label: "Longest reconnect wait", Default: "30s", Help: "Longest wait between reconnection attempts (the wait doubles up to it, with jitter).", Advanced: true},
 			{Name: "requestTimeout", Kind: engine.KindDuration, Label: "Request timeout", Default: "30s", Help: "How long attribute requests and client-side RPCs wait for the answer.", Advanced: true},
 			{Name: "rpcTimeout", Kind: engine.KindDuration, Label: "RPC reply timeout", Default: "30s", Help: "How long a server-side RPC waits for the flow's `tb-rpc-out` reply before it expires.", Advanced: true},
+			{Name: "manage", Label: "Manage this box", Kind: engine.KindBool, Default: false, Help: "Make this ThingsBoard device the box's management channel (`tbflow run --managed`): flows arrive as its software packages, it gets health telemetry and answers the `tbflow.*` service RPCs. At most one connection of a flow manages the box; it runs even when no node uses it."},
+			{Name: "statsInterval", Label: "Health interval", Kind: engine.KindDuration, Default: "60s", Help: "How often the managing device sends health telemetry (uptime, nodes, connections, outbox, CPU, memory).", ShowIf: map[string][]any{"manage": {true}}},
+			{Name: "provisionKey", Label: "Provision key", Kind: engine.KindString, Help: "The device profile's provision key: on first start the device provisions itself — without credentials it keeps the access token ThingsBoard issues in the credentials file; with its own MQTT basic credentials or client certificate it registers those.", Advanced: true},
+			{Name: "provisionSecret", Label: "Provision secret", Kind: engine.KindSecret, Help: "The device profile's provision secret (write `${TB_PROVISION_SECRET}` or keep it in the credentials file).", Example: "${TB_PROVISION_SECRET}", Advanced: true},
+			{Name: "deviceName", Label: "Device name", Kind: engine.KindString, Help: "Name of the device to provision; empty uses the host name.", Advanced: true},
 		},
 		New: engine.Construct(newConnection),
 	})
@@ -103,6 +108,13 @@ type connConfig struct {
 	ReconnectMax    engine.Duration `json:"reconnectMax"`
 	RequestTimeout  engine.Duration `json:"requestTimeout"`
 	RPCTimeout      engine.Duration `json:"rpcTimeout"`
+
+	// Managed mode and self-provisioning.
+	Manage          bool            `json:"manage"`
+	StatsInterval   engine.Duration `json:"statsInterval"`
+	ProvisionKey    string          `json:"provisionKey"`
+	ProvisionSecret string          `json:"provisionSecret"`
+	DeviceName      string          `json:"deviceName"`
 }
 
 // Validate checks what the spec cannot express.
@@ -119,6 +131,12 @@ func (c *connConfig) Validate() error {
 	}
 	if c.ReconnectMax > 0 && c.ReconnectMin > c.ReconnectMax {
 		errs = append(errs, &engine.FieldError{Field: "reconnectMin", Message: "longer than reconnectMax"})
+	}
+	if (c.ProvisionKey == "") != (c.ProvisionSecret == "") {
+		errs = append(errs, &engine.FieldError{Field: "provisionSecret", Message: "provisionKey and provisionSecret go together"})
+	}
+	if c.StatsInterval < 0 || (c.StatsInterval > 0 && c.StatsInterval.D() < time.Second) {
+		errs = append(errs, &engine.FieldError{Field: "statsInterval", Message: "at least 1s"})
 	}
 	if c.OutboxFull != "" {
 		if _, err := tb.ParseOutboxFullPolicy(c.OutboxFull); err != nil {
@@ -144,6 +162,7 @@ type Connection struct {
 	rpcs     map[int]*rpcListener
 	rpcAdded chan struct{} // closed and replaced when an RPC node registers
 	stopped  bool
+	mgmt     mgmtState
 }
 
 // rpcListener is a node that takes server-side RPCs.
@@ -209,6 +228,9 @@ func (c *Connection) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.checkProvisioned(); err != nil {
 		return err
 	}
 	cfg, err := c.tbConfig()
@@ -326,6 +348,7 @@ func (c *Connection) detach(nc *engine.NodeContext) {
 
 func (c *Connection) onStatus(st tb.Status) {
 	c.mu.Lock()
+	c.noteStatusLocked(st)
 	c.status, c.hasStat = st, true
 	users := make([]*engine.NodeContext, 0, len(c.users))
 	for u := range c.users {
@@ -465,6 +488,9 @@ func (c *Connection) waitRPC(ctx context.Context, req tb.RPCRequest) *rpcListene
 // dispatchRPC is the connection's one RPC handler: it hands the request to
 // the node that takes it, which replies later through tb-rpc-out.
 func (c *Connection) dispatchRPC(ctx context.Context, req tb.RPCRequest) (any, error) {
+	if err := c.serviceMethod(req); err != nil {
+		return nil, err
+	}
 	l := c.waitRPC(ctx, req)
 	if l == nil {
 		who := "the device"
