@@ -118,7 +118,7 @@ func TestInWithCurl(t *testing.T) {
 		t.Fatalf("post: %d %s", code, body)
 	}
 	out := h.WaitOut(0, 1)
-	want := map[string]any{"t": 21.5, "n": 42.0, "on": true, "mode": "eco", "nested": map[string]any{"a": []any{1.0, 2.0}}, "none": nil}
+	want := map[string]any{"t": 21.5, "n": int64(42), "on": true, "mode": "eco", "nested": map[string]any{"a": []any{int64(1), int64(2)}}, "none": nil}
 	if !reflect.DeepEqual(out[0].Payload, want) {
 		t.Errorf("payload %v", out[0].Payload)
 	}
@@ -184,7 +184,7 @@ func TestInBasicAndPayloadDevice(t *testing.T) {
 		t.Fatalf("query device: %d %s", code, body)
 	}
 	out := h.WaitOutputs("cap", 2)
-	if d, _ := out[0].Get("device"); d != "SN-7" || !reflect.DeepEqual(out[0].Payload, map[string]any{"humidity": 41.0}) {
+	if d, _ := out[0].Get("device"); d != "SN-7" || !reflect.DeepEqual(out[0].Payload, map[string]any{"humidity": int64(41)}) {
 		t.Errorf("first %v %v", d, out[0].Payload)
 	}
 	if d, _ := out[1].Get("device"); d != "M 1" {
@@ -265,7 +265,7 @@ func TestRequestPollsAndSurvivesOutage(t *testing.T) {
 	})
 	out := h.WaitOut(0, 2)
 	p := out[0].Payload.(map[string]any)
-	if p["temperature"] != 21.5 || p["raining"] != false || p["sky"] != "clear" || p["wind"].(map[string]any)["speed"] != 3.2 || p["count"] != 1.0 {
+	if p["temperature"] != 21.5 || p["raining"] != false || p["sky"] != "clear" || p["wind"].(map[string]any)["speed"] != 3.2 || p["count"] != int64(1) {
 		t.Errorf("payload %v", p)
 	}
 	if d, _ := out[0].Get("device"); d != "Weather Station" {

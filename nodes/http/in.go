@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/tb"
 )
 
 const (
@@ -323,7 +324,7 @@ func (n *inNode) serve(life context.Context, w nethttp.ResponseWriter, r *nethtt
 		n.nc.Error(fmt.Errorf("http-in %s: %w", r.URL.Path, err), em)
 	}
 	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	if err := tb.UnmarshalExact(body, &v); err != nil {
 		fail(fmt.Errorf("body is not JSON: %w", err))
 		return
 	}

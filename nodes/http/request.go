@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/tb"
 )
 
 func init() {
@@ -250,11 +251,11 @@ func (n *requestNode) call(ctx context.Context, m *engine.Msg) (*engine.Msg, err
 	case "text":
 		payload = strings.ToValidUTF8(string(raw), "?")
 	case "json":
-		if err := json.Unmarshal(raw, &payload); err != nil {
+		if err := tb.UnmarshalExact(raw, &payload); err != nil {
 			return nil, fmt.Errorf("%s %s: the answer is not JSON: %w", n.conf.Method, redact(target), err)
 		}
 	default:
-		if json.Unmarshal(raw, &payload) != nil {
+		if tb.UnmarshalExact(raw, &payload) != nil {
 			payload = strings.ToValidUTF8(string(raw), "?")
 		}
 	}

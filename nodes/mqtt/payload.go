@@ -2,13 +2,14 @@ package mqtt
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tbflow/tbflow/tb"
 )
 
 // Payload formats of mqtt-in.
@@ -24,7 +25,7 @@ func decodePayload(format string, b []byte) (any, error) {
 	switch format {
 	case formatJSON:
 		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
+		if err := tb.UnmarshalExact(b, &v); err != nil {
 			return nil, fmt.Errorf("payload is not JSON: %w", err)
 		}
 		return v, nil
@@ -40,7 +41,7 @@ func decodePayload(format string, b []byte) (any, error) {
 	t := bytes.TrimSpace(b)
 	if len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] == '"' || t[0] == 't' || t[0] == 'f' || t[0] == 'n' || t[0] == '-' || (t[0] >= '0' && t[0] <= '9')) {
 		var v any
-		if err := json.Unmarshal(t, &v); err == nil {
+		if err := tb.UnmarshalExact(t, &v); err == nil {
 			return v, nil
 		}
 	}
@@ -53,8 +54,16 @@ func decodePayload(format string, b []byte) (any, error) {
 	return string(b), nil
 }
 
-func parseNumber(b []byte) (float64, error) {
+// parseNumber reads a number as ThingsBoard types it: an integer without
+// a decimal point stays an int64 (stored as a long), anything else is a
+// float64 (stored as a double).
+func parseNumber(b []byte) (any, error) {
 	s := strings.TrimSpace(string(b))
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i, nil
+		}
+	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		if len(s) > 32 {
