@@ -31,7 +31,8 @@ type attrWatch struct {
 // changed. Pushes and resync results are applied on the owner's serial
 // queue, in order.
 type attrTable struct {
-	device string
+	devMu  sync.Mutex
+	device string // changes when the server renames the device
 
 	mu      sync.Mutex
 	watches map[int]*attrWatch
@@ -39,6 +40,18 @@ type attrTable struct {
 	known   map[string]any    // last known shared attribute values
 	pushGen uint64            // pushes applied so far
 	keyGen  map[string]uint64 // pushGen of each key's last push
+}
+
+func (t *attrTable) name() string {
+	t.devMu.Lock()
+	defer t.devMu.Unlock()
+	return t.device
+}
+
+func (t *attrTable) rename(name string) {
+	t.devMu.Lock()
+	t.device = name
+	t.devMu.Unlock()
 }
 
 func newAttrTable(device string) *attrTable {
@@ -154,7 +167,7 @@ func (t *attrTable) applyResync(shared map[string]any, startGen uint64, all bool
 
 // deliver records an update as known and hands each watch its part.
 func (t *attrTable) deliver(up AttributeUpdate, slow time.Duration, report func(error)) {
-	up.Device = t.device
+	up.Device = t.name()
 	t.mu.Lock()
 	maps.Copy(t.known, up.Values)
 	for _, k := range up.Deleted {
@@ -205,7 +218,7 @@ func (c *client) resync(cn *conn, q *serialQueue, t *attrTable, skip func(all bo
 	shared, err := fetch(ctx, all, keys)
 	if err != nil {
 		if cn.ctx.Err() == nil {
-			c.log.Warn("requesting shared attributes after connect", "device", t.device, "error", err)
+			c.log.Warn("requesting shared attributes after connect", "device", t.name(), "error", err)
 		}
 		return
 	}

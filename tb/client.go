@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/tbflow/tbflow/tb/internal/outbox"
 )
 
@@ -39,6 +37,7 @@ type client struct {
 	closing  bool
 	state    State
 	lastErr  error
+	lastDead error // the last *DeadLetterError
 	conn     *conn
 	upCh     chan struct{} // closed while a connection is up
 	attemptN uint64        // connection attempts so far
@@ -49,12 +48,19 @@ type client struct {
 	subs     map[string]byte // filters subscribed after every CONNACK
 	hooks    []func(*conn)   // run after every CONNACK, in a goroutine
 	// before runs after every CONNACK and the subscriptions, before the
-	// outbox is replayed (a gateway connects its sub-devices there).
-	before     []func(*conn)
+	// outbox is replayed (the session limits are fetched and a gateway
+	// connects its sub-devices there). An error ends the connection as a
+	// failed attempt.
+	before     []func(*conn) error
 	pauseUntil atomic.Int64 // unix nanos: the sender waits until then (server asked to back off)
 	lim        *limits
 	inflight   int
+	// poisonSeq is the oldest message a connection was closed on right
+	// after it was sent, poisonN times in a row (run loop only).
+	poisonSeq uint64
+	poisonN   int
 
+	clk    clock   // stamps records without a timestamp
 	routes []route // downlink routing by topic prefix
 	reqSeq atomic.Int64
 	epoch  atomic.Uint64
@@ -63,9 +69,9 @@ type client struct {
 	statusCh chan struct{}
 }
 
-// conn is one MQTT connection (one paho client, never reused).
+// conn is one MQTT connection (one transport, never reused).
 type conn struct {
-	cli      mqtt.Client
+	tr       transport
 	epoch    uint64
 	ctx      context.Context // ends when the connection is lost
 	cancel   context.CancelFunc
@@ -76,17 +82,24 @@ type conn struct {
 	// published counts the messages sent on this connection, so that
 	// limits learnt after the first messages account for them.
 	published atomic.Int64
+	// first is the first outbox entry sent on this connection and when:
+	// a connection closed right after it, with no PUBACK, counts towards
+	// dead-lettering it as poison.
+	firstSeq atomic.Uint64
+	firstAt  atomic.Int64
+	lostAt   time.Time
 }
 
 // publish sends one PUBLISH on this connection.
-func (cn *conn) publish(topic string, qos byte, payload []byte) mqtt.Token {
+func (cn *conn) publish(topic string, qos byte, payload []byte) pubToken {
 	cn.published.Add(1)
-	return cn.cli.Publish(topic, qos, false, payload)
+	return cn.tr.publish(topic, qos, payload)
 }
 
 func (cn *conn) markLost(err error) {
 	cn.lostOnce.Do(func() {
 		cn.err = err
+		cn.lostAt = time.Now()
 		cn.cancel()
 		close(cn.lost)
 	})
@@ -104,6 +117,7 @@ type pendingReq struct {
 	reqTopic string
 	payload  []byte
 	ch       chan []byte
+	once     bool // never published again after a reconnect
 }
 
 func newClient(cfg Config) (*client, error) {
@@ -123,7 +137,8 @@ func newClient(cfg Config) (*client, error) {
 		inflight: cfg.MaxInflight,
 		statusCh: make(chan struct{}, 1),
 	}
-	c.lim, _ = newLimits(nil)
+	c.lim, _ = newLimits(nil, nil)
+	c.lim.telemetryTopic, c.lim.attributesTopic = cfg.TelemetryTopic, cfg.AttributesTopic
 	if cfg.TLS != nil {
 		if c.tlsCfg, err = cfg.TLS.tlsConfig(cfg.Host); err != nil {
 			return nil, err
@@ -161,6 +176,15 @@ func newClient(cfg Config) (*client, error) {
 	c.wg.Add(1)
 	go c.statusLoop()
 	return c, nil
+}
+
+// stamper returns the timestamp source of device's records, nil when the
+// server stamps them (Config.ServerTimestamps).
+func (c *client) stamper(device string) func() int64 {
+	if c.cfg.ServerTimestamps {
+		return nil
+	}
+	return func() int64 { return c.clk.stamp(device) }
 }
 
 func (c *client) addRoute(prefix string, exact bool, fn func(string, []byte)) {
@@ -226,6 +250,9 @@ func permanentConnectError(err error) bool {
 	if errors.As(err, &ce) {
 		return ce.Permanent()
 	}
+	if errors.Is(err, ErrNotGateway) {
+		return true
+	}
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
@@ -251,7 +278,7 @@ func (c *client) waitConnected(ctx context.Context) error {
 
 func (c *client) run() {
 	defer c.wg.Done()
-	failures := 0
+	failures, drops := 0, 0
 	for c.ctx.Err() == nil {
 		c.setState(StateConnecting, nil)
 		cn, err := c.dial()
@@ -272,14 +299,30 @@ func (c *client) run() {
 			}
 			continue
 		}
+		upAt := time.Now()
+		if err := c.online(cn); err != nil {
+			failures++
+			c.log.Warn("connection refused after connect", "broker", c.cfg.brokerURL(), "error", err)
+			c.setState(StateOffline, err)
+			if !c.sleep(c.backoff(failures)) {
+				return
+			}
+			continue
+		}
 		failures = 0
-		c.online(cn)
 		select {
 		case <-cn.lost:
 		case <-c.ctx.Done():
 			cn.markLost(ErrClosed)
 		}
 		c.offline(cn)
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.checkPoison(cn)
+		if !c.sleep(c.dropDelay(cn.err, time.Since(upAt), &drops)) {
+			return
+		}
 	}
 }
 
@@ -291,7 +334,12 @@ func (c *client) backoff(failures int) time.Duration {
 	if d > c.cfg.ReconnectMax {
 		d = c.cfg.ReconnectMax
 	}
-	// Jitter in [d/2, d] so that many devices do not reconnect in step.
+	return jitter(d)
+}
+
+// jitter returns a wait in [d/2, d] so that many devices do not reconnect
+// in step.
+func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
@@ -306,64 +354,35 @@ func (c *client) sleep(d time.Duration) bool {
 	}
 }
 
-// dial makes one connection attempt with a new paho client.
+// dial makes one connection attempt with a new transport.
 func (c *client) dial() (*conn, error) {
 	epoch := c.epoch.Add(1)
 	cctx, cancel := context.WithCancel(c.ctx)
 	cn := &conn{epoch: epoch, ctx: cctx, cancel: cancel, lost: make(chan struct{}), sender: make(chan struct{})}
-	o := mqtt.NewClientOptions()
-	o.AddBroker(c.cfg.brokerURL())
-	o.SetProtocolVersion(4)
-	o.SetClientID(c.cfg.ClientID)
-	if c.cfg.AccessToken != "" {
-		o.SetUsername(c.cfg.AccessToken)
-	} else {
-		o.SetUsername(c.cfg.Username)
-		o.SetPassword(c.cfg.Password)
-	}
-	if c.tlsCfg != nil {
-		o.SetTLSConfig(c.tlsCfg)
-	}
-	o.SetCleanSession(true)
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	o.SetKeepAlive(c.cfg.KeepAlive)
-	o.SetPingTimeout(10 * time.Second)
-	o.SetConnectTimeout(c.cfg.ConnectTimeout)
-	o.SetWriteTimeout(c.cfg.WriteTimeout)
-	o.SetOrderMatters(true)
-	o.SetMessageChannelDepth(1024)
-	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-		if c.epoch.Load() != epoch {
-			return
-		}
-		c.dispatch(m.Topic(), m.Payload())
+	tr, err := c.dialTransport(c.ctx, transportHooks{
+		onMessage: func(topic string, payload []byte) {
+			if c.epoch.Load() != epoch {
+				return
+			}
+			c.dispatch(topic, payload)
+		},
+		onLost: cn.markLost,
 	})
-	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		cn.markLost(fmt.Errorf("tb: connection lost: %w", err))
-	})
-	cn.cli = mqtt.NewClient(o)
-	tok := cn.cli.Connect()
-	select {
-	case <-tok.Done():
-	case <-c.ctx.Done():
-		cn.cli.Disconnect(0)
+	if err != nil {
 		cancel()
-		return nil, ErrClosed
-	}
-	if err := tok.Error(); err != nil {
-		cancel()
-		if ct, ok := tok.(*mqtt.ConnectToken); ok && ct.ReturnCode() != 0 && ct.ReturnCode() < 6 {
-			return nil, &ConnectError{Code: ct.ReturnCode()}
+		if c.ctx.Err() != nil {
+			return nil, ErrClosed
 		}
-		return nil, fmt.Errorf("tb: connecting to %s: %w", c.cfg.brokerURL(), err)
+		return nil, err
 	}
+	cn.tr = tr
 	return cn, nil
 }
 
 // online runs after a CONNACK: subscribe again, resend pending requests,
-// start the outbox sender and the connect hooks.
-func (c *client) online(cn *conn) {
+// start the outbox sender and the connect hooks. An error from a before
+// hook ends the connection.
+func (c *client) online(cn *conn) error {
 	c.mu.Lock()
 	filters := make(map[string]byte, len(c.subs))
 	for f, q := range c.subs {
@@ -374,10 +393,15 @@ func (c *client) online(cn *conn) {
 		c.subscribe(cn, filters)
 	}
 	c.mu.Lock()
-	before := append([]func(*conn){}, c.before...)
+	before := append([]func(*conn) error{}, c.before...)
 	c.mu.Unlock()
 	for _, h := range before {
-		h(cn)
+		if err := h(cn); err != nil {
+			close(cn.sender)
+			cn.markLost(err)
+			cn.tr.close(0)
+			return err
+		}
 	}
 	c.mu.Lock()
 	c.conn = cn
@@ -392,7 +416,9 @@ func (c *client) online(cn *conn) {
 	}
 	pend := make([]*pendingReq, 0, len(c.pending))
 	for _, p := range c.pending {
-		pend = append(pend, p)
+		if !p.once {
+			pend = append(pend, p)
+		}
 	}
 	hooks := append([]func(*conn){}, c.hooks...)
 	c.mu.Unlock()
@@ -415,6 +441,7 @@ func (c *client) online(cn *conn) {
 			h(cn)
 		}()
 	}
+	return nil
 }
 
 func (c *client) offline(cn *conn) {
@@ -423,13 +450,15 @@ func (c *client) offline(cn *conn) {
 		c.conn = nil
 		c.upCh = make(chan struct{})
 	}
+	lim := c.lim
 	c.mu.Unlock()
 	<-cn.sender
+	lim.closeSession()
 	if c.ctx.Err() != nil {
-		cn.cli.Disconnect(250)
+		cn.tr.close(250 * time.Millisecond)
 		return
 	}
-	cn.cli.Disconnect(0)
+	cn.tr.close(0)
 	c.log.Warn("disconnected", "error", cn.err)
 	c.setState(StateOffline, cn.err)
 }
@@ -438,21 +467,13 @@ func (c *client) offline(cn *conn) {
 // the server refuses are logged: ThingsBoard refuses some passive ones and
 // still sends their downlinks.
 func (c *client) subscribe(cn *conn, filters map[string]byte) {
-	tok := cn.cli.SubscribeMultiple(filters, nil)
-	if !tok.WaitTimeout(c.cfg.RequestTimeout) {
-		c.log.Warn("subscribe not acknowledged in time", "filters", len(filters))
+	refused, err := cn.tr.subscribe(filters, c.cfg.RequestTimeout)
+	if err != nil {
+		c.log.Warn("subscribe failed", "filters", len(filters), "error", err)
 		return
 	}
-	if err := tok.Error(); err != nil {
-		c.log.Warn("subscribe failed", "error", err)
-		return
-	}
-	if st, ok := tok.(*mqtt.SubscribeToken); ok {
-		for f, code := range st.Result() {
-			if code > 1 {
-				c.log.Debug("subscription refused by server", "filter", f, "code", code)
-			}
-		}
+	for f, code := range refused {
+		c.log.Debug("subscription refused by server", "filter", f, "code", code)
 	}
 }
 
@@ -617,70 +638,6 @@ func (c *client) completeAck(seq uint64, err error) {
 	}
 }
 
-// sendLoop publishes the outbox in order with a bounded in-flight window,
-// removing each message when its PUBACK arrives. It ends when the
-// connection is lost; the next connection starts again from the oldest
-// unacknowledged message.
-func (c *client) sendLoop(cn *conn) {
-	type flight struct {
-		seq uint64
-		tok mqtt.Token
-	}
-	c.mu.Lock()
-	window := c.inflight
-	c.mu.Unlock()
-	inflight := make(chan flight, window)
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		for f := range inflight {
-			select {
-			case <-f.tok.Done():
-			case <-cn.lost:
-				return
-			}
-			if err := f.tok.Error(); err != nil {
-				cn.markLost(fmt.Errorf("tb: publish not acknowledged: %w", err))
-				return
-			}
-			c.ob.Remove(f.seq)
-			c.completeAck(f.seq, nil)
-		}
-	}()
-	defer func() {
-		close(inflight)
-		<-collected
-	}()
-	var last uint64
-	for {
-		batch := c.ob.Next(last, 256)
-		if len(batch) == 0 {
-			select {
-			case <-c.ob.Notify():
-				continue
-			case <-cn.lost:
-				return
-			}
-		}
-		lim := c.limits()
-		if !c.waitPause(cn) {
-			return
-		}
-		for _, e := range batch {
-			if err := lim.wait(cn.ctx, e.Topic, e.Payload); err != nil {
-				return
-			}
-			tok := cn.publish(e.Topic, 1, e.Payload)
-			select {
-			case inflight <- flight{e.Seq, tok}:
-			case <-cn.lost:
-				return
-			}
-			last = e.Seq
-		}
-	}
-}
-
 // backOff makes the sender pause for d (the server asked for it).
 func (c *client) backOff(d time.Duration) {
 	c.pauseUntil.Store(time.Now().Add(d).UnixNano())
@@ -763,6 +720,91 @@ func (c *client) request(ctx context.Context, reqTopic, respTopic string, payloa
 	}
 }
 
+// requestOn publishes payload on the connection cn once and waits for the
+// answer on respTopic. It is never published again: when cn is lost first
+// the outcome is unknown (ErrOutcomeUnknown).
+func (c *client) requestOn(ctx context.Context, cn *conn, reqTopic, respTopic string, payload []byte) ([]byte, error) {
+	p := &pendingReq{reqTopic: reqTopic, payload: payload, ch: make(chan []byte, 1), once: true}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.pending[respTopic] = p
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending[respTopic] == p {
+			delete(c.pending, respTopic)
+		}
+		c.mu.Unlock()
+	}()
+	tok := cn.publish(reqTopic, c.cfg.QoS, payload)
+	refused := tok.Done()
+	for {
+		select {
+		case <-refused:
+			// An MQTT 5 PUBACK with an error code: no answer will come.
+			var pe *PublishError
+			if errors.As(tok.Error(), &pe) {
+				return nil, fmt.Errorf("tb: request on %q: %w", reqTopic, pe)
+			}
+			refused = nil
+			continue
+		case b := <-p.ch:
+			return b, nil
+		case <-cn.lost:
+			select {
+			case b := <-p.ch:
+				return b, nil
+			default:
+			}
+			return nil, ErrOutcomeUnknown
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: no answer on %q: %w", ErrTimeout, respTopic, ctx.Err())
+			}
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+// callOnce sends a client-side RPC at most once: it waits for a
+// connection, sends the request and waits for the answer; a connection
+// lost in between fails it with ErrOutcomeUnknown. Without a deadline on
+// ctx, Config.CallTimeout applies.
+func (c *client) callOnce(ctx context.Context, reqTopic, respTopic string, payload []byte) ([]byte, error) {
+	if err := c.limits().checkSize(reqTopic, payload); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
+	for {
+		if err := c.waitConnected(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: not connected: %w", ErrTimeout, err)
+			}
+			return nil, err
+		}
+		cn, lim, closing := c.snapshot()
+		if closing {
+			return nil, ErrClosed
+		}
+		if cn == nil {
+			continue
+		}
+		if err := lim.wait(ctx, reqTopic, payload); err != nil {
+			return nil, err
+		}
+		return c.requestOn(ctx, cn, reqTopic, respTopic, payload)
+	}
+}
+
 // resolvePending completes the request waiting for topic, if any.
 func (c *client) resolvePending(topic string, payload []byte) {
 	c.mu.Lock()
@@ -803,7 +845,7 @@ func (c *client) setState(s State, err error) {
 func (c *client) status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{State: c.state, Queued: c.ob.Len(), Err: c.lastErr}
+	return Status{State: c.state, Queued: c.ob.Len(), DeadLetters: c.ob.DeadCount(), LastDeadLetter: c.lastDead, Err: c.lastErr}
 }
 
 // statusLoop delivers status changes to Config.OnStatus one at a time,
@@ -821,7 +863,7 @@ func (c *client) statusLoop() {
 			return
 		}
 		st := c.status()
-		if last != nil && last.State == st.State && errors.Is(last.Err, st.Err) {
+		if last != nil && last.State == st.State && errors.Is(last.Err, st.Err) && last.LastDeadLetter == st.LastDeadLetter {
 			continue
 		}
 		last = &st

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,11 @@ type Config struct {
 	Username    string
 	Password    string
 
+	// Protocol is the MQTT version: ProtocolMQTT5 ("5", the default) or
+	// ProtocolMQTT311 ("3.1.1"). Only MQTT 5 carries the server's reason
+	// codes (quota exceeded, payload invalid, session taken over).
+	Protocol string
+
 	// TLS, when non-nil, connects with TLS 1.2 or newer.
 	TLS *TLSConfig
 
@@ -37,6 +43,21 @@ type Config struct {
 	// zero value means the default.
 	QoS  byte
 	QoS0 bool
+
+	// ServerTimestamps leaves telemetry records that carry no timestamp
+	// for the server to stamp on arrival. By default the client stamps
+	// them when they are accepted (strictly increasing per device): a
+	// record sent from the outbox after an outage keeps the time it was
+	// measured, and two records of one key never share a millisecond
+	// (ThingsBoard would keep only the last).
+	ServerTimestamps bool
+
+	// TelemetryTopic and AttributesTopic replace v1/devices/me/telemetry
+	// and v1/devices/me/attributes for a device profile with custom MQTT
+	// topic filters (ThingsBoard then treats the default topics as
+	// unknown and drops their data).
+	TelemetryTopic  string
+	AttributesTopic string
 
 	// Outbox holds QoS 1 telemetry and attributes until the server
 	// acknowledged them.
@@ -53,10 +74,18 @@ type Config struct {
 	// attempts (defaults 500 ms and 30 s); each wait is jittered.
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+	// TakeoverBackoff is the wait before reconnecting after the server
+	// said another connection took this device's session over (MQTT 5
+	// DISCONNECT 0x8E), so that two processes on one token do not evict
+	// each other in a loop (default 1 min; jittered).
+	TakeoverBackoff time.Duration
 
-	// RequestTimeout applies to attribute requests, client-side RPC, OTA
-	// chunk requests and claims whose context has no deadline (default 30 s).
+	// RequestTimeout applies to attribute requests, OTA chunk requests
+	// and claims whose context has no deadline (default 30 s).
 	RequestTimeout time.Duration
+	// CallTimeout applies to client-side RPCs whose context has no
+	// deadline (default 60 s, ThingsBoard's client_side_rpc.timeout).
+	CallTimeout time.Duration
 	// RPCHandlerTimeout bounds one server-side RPC handler call; its context
 	// ends then (default 30 s).
 	RPCHandlerTimeout time.Duration
@@ -151,6 +180,14 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return cfg, fmt.Errorf("tb: config: port %d out of range", cfg.Port)
 	}
+	switch cfg.Protocol {
+	case "", "5", "v5", "5.0":
+		cfg.Protocol = ProtocolMQTT5
+	case "3.1.1", "3", "4", "v3.1.1":
+		cfg.Protocol = ProtocolMQTT311
+	default:
+		return cfg, fmt.Errorf("tb: config: protocol %q not supported (want %q or %q)", cfg.Protocol, ProtocolMQTT5, ProtocolMQTT311)
+	}
 	switch {
 	case cfg.QoS0:
 		cfg.QoS = 0
@@ -162,6 +199,17 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.AccessToken == "" && cfg.ClientID == "" && cfg.Username == "" && (cfg.TLS == nil || cfg.TLS.CertFile == "") {
 		return cfg, errors.New("tb: config: no credentials: set AccessToken, MQTT basic credentials or a TLS client certificate")
+	}
+	if cfg.TelemetryTopic == "" {
+		cfg.TelemetryTopic = topicTelemetry
+	}
+	if cfg.AttributesTopic == "" {
+		cfg.AttributesTopic = topicAttributes
+	}
+	for _, t := range []string{cfg.TelemetryTopic, cfg.AttributesTopic} {
+		if strings.ContainsAny(t, "+#") || strings.HasPrefix(t, "v1/gateway/") {
+			return cfg, fmt.Errorf("tb: config: custom topic %q: a topic name has no wildcards and is not a gateway topic", t)
+		}
 	}
 	if cfg.AccessToken != "" && cfg.Username != "" {
 		return cfg, errors.New("tb: config: set AccessToken or Username, not both")
@@ -176,7 +224,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.WriteTimeout, 10*time.Second)
 	def(&cfg.ReconnectMin, 500*time.Millisecond)
 	def(&cfg.ReconnectMax, 30*time.Second)
+	def(&cfg.TakeoverBackoff, time.Minute)
 	def(&cfg.RequestTimeout, 30*time.Second)
+	def(&cfg.CallTimeout, 60*time.Second)
 	def(&cfg.RPCHandlerTimeout, 30*time.Second)
 	def(&cfg.SlowHandler, 5*time.Second)
 	if cfg.ReconnectMax < cfg.ReconnectMin {
@@ -235,6 +285,16 @@ func (t *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
+	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
+		// crypto/tls offers a certificate only when its issuer is on the
+		// server's CA list; ThingsBoard lists its keystore's CAs, which
+		// never hold a self-signed device certificate's issuer. Offer the
+		// configured chain whatever the list says, as other MQTT clients do.
+		chain := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &chain, nil
+		}
+	}
 	cfg.ServerName = t.ServerName
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
@@ -246,8 +306,14 @@ func (t *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 // Status is the connection state reported to Config.OnStatus.
 type Status struct {
 	State  State
-	Queued int   // messages in the outbox not yet acknowledged
-	Err    error // the last connection error, if any
+	Queued int // messages in the outbox not yet acknowledged
+	// DeadLetters is the number of messages the server will never take,
+	// moved out of the outbox (see Device.DeadLetters).
+	DeadLetters int
+	// LastDeadLetter is the most recent dead letter of this run (a
+	// *DeadLetterError), nil when none.
+	LastDeadLetter error
+	Err            error // the last connection error, if any
 }
 
 // State of the connection.

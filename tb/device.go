@@ -26,6 +26,11 @@ type Device struct {
 
 	otaMu sync.Mutex
 	ota   map[string]*otaDownload // by response topic prefix
+
+	gateway bool // set by NewGateway
+	// service, when set, takes the server's service RPCs (the gateway's
+	// rename and delete notices) before the handlers; true = handled.
+	service func(method string, params json.RawMessage) bool
 }
 
 type sessionLimitsBox struct {
@@ -53,7 +58,7 @@ func NewDevice(cfg Config) (*Device, error) {
 	c.addRoute("v2/fw/", false, d.onOTADownlink)
 	c.addRoute("v2/sw/", false, d.onOTADownlink)
 	if !c.cfg.SkipSessionLimits {
-		c.onConnect(d.fetchSessionLimits)
+		c.before = append(c.before, d.fetchSessionLimits)
 	}
 	c.onConnect(d.resyncAttributes)
 	return d, nil
@@ -107,11 +112,11 @@ func (d *Device) SessionLimits() *SessionLimits {
 // that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
 // Wait on the Ack for the server's acknowledgement.
 func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
-	b, err := encodeTelemetry(v)
+	b, err := encodeTelemetry(v, d.c.stamper(""))
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicTelemetry, b)
+	return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
 }
 
 // SendTelemetry publishes telemetry and waits for the server's
@@ -131,7 +136,7 @@ func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, topicAttributes, b)
+	return d.c.publish(ctx, d.c.cfg.AttributesTopic, b)
 }
 
 // SendAttributes publishes client attributes and waits for the server's
@@ -313,6 +318,9 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	if len(body.Params) == 0 {
 		body.Params = json.RawMessage("null")
 	}
+	if d.service != nil && d.service(body.Method, body.Params) {
+		return // a one-way service call the client handled itself
+	}
 	key := id + "\x00" + string(payload)
 	run, resend := d.rpc.start(key)
 	if resend != nil {
@@ -403,8 +411,11 @@ func mustJSON(v any) []byte {
 // {"error":"timeout"} when no rule chain answers) is returned as *RPCError;
 // a reply that is not JSON comes back as a JSON string holding its text, so
 // the result is always valid JSON.
-// The call is sent again after a reconnect; without a deadline on ctx,
-// Config.RequestTimeout applies.
+// The call is sent at most once: ThingsBoard's rule chain runs every copy
+// it receives, so a call whose connection is lost after it was sent fails
+// with ErrOutcomeUnknown (the caller decides whether to call again); a
+// call made while offline waits for the connection. Without a deadline on
+// ctx, Config.CallTimeout (60 s, the server's own timeout) applies.
 func (d *Device) Call(ctx context.Context, method string, params any) (json.RawMessage, error) {
 	if method == "" {
 		return nil, fmt.Errorf("%w: rpc method is empty", ErrInvalidPayload)
@@ -430,7 +441,7 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 		return nil, fmt.Errorf("%w: rpc params: %v", ErrInvalidPayload, err)
 	}
 	id := strconv.FormatInt(d.c.nextRequestID(), 10)
-	b, err := d.c.request(ctx, topicRPCRequest+id, topicRPCResponse+id, payload)
+	b, err := d.c.callOnce(ctx, topicRPCRequest+id, topicRPCResponse+id, payload)
 	if err != nil {
 		return nil, fmt.Errorf("tb: rpc %q: %w", method, err)
 	}
@@ -448,30 +459,41 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 	return json.RawMessage(b), nil
 }
 
-// fetchSessionLimits asks the server for its limits after each connect and
-// applies them. A server that does not answer leaves the defaults.
-func (d *Device) fetchSessionLimits(cn *conn) {
+// fetchSessionLimits asks the server for its limits after each connect,
+// before anything else is sent, and applies them. A server that does not
+// answer leaves the defaults. A gateway whose answer has no
+// gatewayRateLimits is refused with ErrNotGateway.
+func (d *Device) fetchSessionLimits(cn *conn) error {
 	ctx, cancel := context.WithTimeout(cn.ctx, 10*time.Second)
 	defer cancel()
-	b, err := d.Call(ctx, "getSessionLimits", map[string]int{"timeout": 5000})
+	id := strconv.FormatInt(d.c.nextRequestID(), 10)
+	payload := mustJSON(map[string]any{"method": "getSessionLimits", "params": map[string]int{"timeout": 5000}})
+	b, err := d.c.requestOn(ctx, cn, topicRPCRequest+id, topicRPCResponse+id, payload)
 	if err != nil {
 		if cn.ctx.Err() == nil {
 			d.c.log.Info("server gave no session limits; using defaults", "error", err)
 		}
-		return
+		return nil
 	}
 	var sl SessionLimits
-	if err := json.Unmarshal(b, &sl); err != nil {
-		d.c.reportError(fmt.Errorf("tb: malformed session limits %q: %w", truncate(b), err))
-		return
+	if err := json.Unmarshal(b, &sl); err != nil || (sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0) {
+		d.c.log.Info("server gave no usable session limits; using defaults", "answer", truncate(b))
+		return nil
 	}
-	lim, err := newLimits(&sl)
+	if d.gateway && sl.GatewayRateLimits == nil {
+		return ErrNotGateway
+	}
+	prev := d.c.limits()
+	lim, err := newLimits(&sl, prev)
 	if err != nil {
 		d.c.reportError(fmt.Errorf("tb: session limits: %w", err))
-		return
+		return nil
 	}
+	lim.telemetryTopic, lim.attributesTopic = d.c.cfg.TelemetryTopic, d.c.cfg.AttributesTopic
 	// The server counted what this connection sent before the answer.
-	lim.messages.consumed(int(cn.published.Load()))
+	if lim.own != prev.own {
+		lim.own.messages.consumed(int(cn.published.Load()))
+	}
 	d.limits.mu.Lock()
 	d.limits.v = &sl
 	d.limits.mu.Unlock()
@@ -484,6 +506,7 @@ func (d *Device) fetchSessionLimits(cn *conn) {
 	}
 	d.c.mu.Unlock()
 	d.c.log.Debug("session limits applied", "maxPayloadSize", lim.maxPayload, "rateLimits", sl.RateLimits)
+	return nil
 }
 
 // --- claiming --------------------------------------------------------------------
@@ -498,3 +521,7 @@ func (d *Device) Claim(ctx context.Context, secretKey string, duration time.Dura
 	}
 	return d.c.sendReliable(ctx, topicClaim, mustJSON(body))
 }
+
+// Protocol is the MQTT version the device speaks: ProtocolMQTT5 or
+// ProtocolMQTT311.
+func (d *Device) Protocol() string { return d.c.cfg.Protocol }

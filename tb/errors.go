@@ -27,14 +27,29 @@ var (
 	ErrInvalidPayload = errors.New("tb: invalid payload")
 	// ErrTimeout is returned when a request got no answer in time.
 	ErrTimeout = errors.New("tb: request timed out")
+	// ErrNotGateway is returned by ConnectGateway when the server's
+	// getSessionLimits answer has no gatewayRateLimits: the token is a
+	// plain device's, and ThingsBoard would only log (never acknowledge)
+	// every gateway message.
+	ErrNotGateway = errors.New("tb: the server does not treat this device as a gateway (no gatewayRateLimits in its session limits): check the device's \"Is gateway\" flag or the token")
+	// ErrOutcomeUnknown fails a client-side RPC whose connection was lost
+	// after it was sent: the server may or may not have run it, and it is
+	// not sent again (the rule chain would run it twice). The caller may
+	// retry.
+	ErrOutcomeUnknown = errors.New("tb: connection lost after the request was sent: outcome unknown")
 )
 
 // ConnectError is a CONNACK refusal from the server.
 type ConnectError struct {
-	Code byte // MQTT 3.1.1 return code
+	Code byte // MQTT 3.1.1 return code (under MQTT 5, the equivalent of Reason)
+	// Reason is the MQTT 5 reason code (0 under MQTT 3.1.1).
+	Reason byte
 }
 
 func (e *ConnectError) Error() string {
+	if e.Reason != 0 {
+		return fmt.Sprintf("tb: connection refused: %s (reason 0x%02X)", connackText(e.Code), e.Reason)
+	}
 	return fmt.Sprintf("tb: connection refused: %s (code %d)", connackText(e.Code), e.Code)
 }
 
@@ -76,4 +91,111 @@ type HandlerPanicError struct {
 
 func (e *HandlerPanicError) Error() string {
 	return fmt.Sprintf("tb: %s handler panicked: %v", e.Handler, e.Value)
+}
+
+// MQTT 5 reason codes ThingsBoard sends in PUBACK and DISCONNECT packets.
+const (
+	ReasonUnspecified        byte = 0x80
+	ReasonImplementation     byte = 0x83
+	ReasonSessionTakenOver   byte = 0x8E
+	ReasonTopicNameInvalid   byte = 0x90
+	ReasonMessageRateTooHigh byte = 0x96
+	ReasonQuotaExceeded      byte = 0x97
+	ReasonAdministrative     byte = 0x98
+	ReasonPayloadInvalid     byte = 0x99
+)
+
+// PublishError is an MQTT 5 PUBACK carrying an error reason code.
+type PublishError struct {
+	Reason  byte
+	Message string // the server's reason string, if any
+}
+
+func (e *PublishError) Error() string {
+	s := fmt.Sprintf("tb: server refused the message: %s (reason 0x%02X)", reasonText(e.Reason), e.Reason)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Permanent reports whether the server will never take the message
+// (payload or topic invalid); other refusals are retried.
+func (e *PublishError) Permanent() bool {
+	return e.Reason == ReasonPayloadInvalid || e.Reason == ReasonTopicNameInvalid
+}
+
+// DisconnectError is an MQTT 5 DISCONNECT sent by the server.
+type DisconnectError struct {
+	Reason  byte
+	Message string
+}
+
+func (e *DisconnectError) Error() string {
+	switch e.Reason {
+	case ReasonSessionTakenOver:
+		return "tb: session taken over: another connection uses the same device credentials (reason 0x8E)"
+	case ReasonAdministrative:
+		return "tb: disconnected by the server (administrative action) (reason 0x98)"
+	}
+	s := fmt.Sprintf("tb: disconnected by the server: %s (reason 0x%02X)", reasonText(e.Reason), e.Reason)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// DeadLetterError completes the Ack of a message the server will never
+// take: it was moved out of the outbox into the dead-letter store.
+type DeadLetterError struct {
+	Seq    uint64
+	Topic  string
+	Reason string
+	// Code is the MQTT 5 reason code, 0 when the client decided (MQTT
+	// 3.1.1: the server closed the connection on the message repeatedly).
+	Code byte
+}
+
+func (e *DeadLetterError) Error() string {
+	return fmt.Sprintf("tb: message %d on %q dead-lettered: %s", e.Seq, e.Topic, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrDeadLetter) true.
+func (e *DeadLetterError) Is(target error) bool { return target == ErrDeadLetter }
+
+// ErrDeadLetter matches every *DeadLetterError.
+var ErrDeadLetter = errors.New("tb: message dead-lettered")
+
+func reasonText(code byte) string {
+	switch code {
+	case 0x80:
+		return "unspecified error"
+	case 0x81:
+		return "malformed packet"
+	case 0x82:
+		return "protocol error"
+	case 0x83:
+		return "implementation specific error"
+	case 0x87:
+		return "not authorized"
+	case 0x89:
+		return "server busy"
+	case 0x8B:
+		return "server shutting down"
+	case 0x8E:
+		return "session taken over"
+	case 0x90:
+		return "topic name invalid"
+	case 0x96:
+		return "message rate too high"
+	case 0x97:
+		return "quota exceeded"
+	case 0x98:
+		return "administrative action"
+	case 0x99:
+		return "payload format invalid"
+	case 0xA0:
+		return "maximum connect time"
+	}
+	return "error"
 }

@@ -32,6 +32,7 @@ func TestHelperFaultChild(t *testing.T) {
 	cfg := tb.Config{
 		Host: fc.Host, Port: fc.Port, AccessToken: fc.Token, SkipSessionLimits: fc.SkipLimits,
 		Outbox:       tb.OutboxConfig{Path: fc.Outbox},
+		Protocol:     testProtocol(),
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
 	}
 	ctx := context.Background()

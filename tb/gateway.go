@@ -51,6 +51,9 @@ type Gateway struct {
 	anyAttrs map[int]func(AttributeUpdate)
 	anySeq   int
 	onDrop   func(device string, reason int)
+	onRename []func(oldName, newName string)
+	onDelete []func(name string)
+	renamed  map[string]string // old name → new name, followed by every call
 	backoff  time.Duration
 	lastDrop time.Time
 
@@ -67,15 +70,20 @@ func NewGateway(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.gateway = true
 	g := &Gateway{
 		Device:   d,
 		devices:  map[string]string{},
 		attrs:    map[string]*attrTable{},
 		handlers: map[string]RPCHandler{},
 		anyAttrs: map[int]func(AttributeUpdate){},
+		renamed:  map[string]string{},
 		rpc:      newRPCState(),
 	}
 	c := d.c
+	d.service = g.onServiceRPC
+	// The rename and delete notices arrive on the gateway's own RPC topic.
+	c.subs[topicRPCRequestSub] = c.cfg.QoS
 	g.q = newSerialQueue("gateway attribute", c.cfg.SlowHandler, c.reportError, c.ctx.Done())
 	c.addRoute(topicGatewayAttrResponse, true, g.onAttrResponse)
 	c.addRoute(topicGatewayAttributes, true, g.onAttributeUpdate)
@@ -102,6 +110,126 @@ func ConnectGateway(ctx context.Context, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// Service RPCs ThingsBoard sends a gateway on its own RPC topic when a
+// device it last connected is renamed or deleted.
+const (
+	methodDeviceRenamed = "gateway_device_renamed"
+	methodDeviceDeleted = "gateway_device_deleted"
+)
+
+// OnDeviceRenamed registers fn for ThingsBoard's notice that a sub-device
+// this gateway connected was renamed. From then on the gateway follows the
+// rename: everything sent, requested or subscribed under the old name goes
+// to the new one (otherwise ThingsBoard would create a new device under
+// the old name). fn runs on its own goroutine.
+func (g *Gateway) OnDeviceRenamed(fn func(oldName, newName string)) {
+	g.mu.Lock()
+	g.onRename = append(g.onRename, fn)
+	g.mu.Unlock()
+}
+
+// OnDeviceDeleted registers fn for ThingsBoard's notice that a sub-device
+// this gateway connected was deleted. The gateway stops connecting it
+// after a reconnect (data sent for it later creates it again). fn runs on
+// its own goroutine.
+func (g *Gateway) OnDeviceDeleted(fn func(name string)) {
+	g.mu.Lock()
+	g.onDelete = append(g.onDelete, fn)
+	g.mu.Unlock()
+}
+
+// Resolve returns the name a sub-device has now: name itself unless the
+// server renamed it.
+func (g *Gateway) Resolve(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.resolveLocked(name)
+}
+
+func (g *Gateway) resolveLocked(name string) string {
+	for i := 0; i < 16; i++ { // a chain of renames, bounded
+		n, ok := g.renamed[name]
+		if !ok {
+			break
+		}
+		name = n
+	}
+	return name
+}
+
+func (g *Gateway) onServiceRPC(method string, params json.RawMessage) bool {
+	switch method {
+	case methodDeviceRenamed:
+		var m map[string]string
+		if err := json.Unmarshal(params, &m); err != nil || len(m) != 1 {
+			g.c.reportError(fmt.Errorf("tb: malformed %s params %q", method, truncate(params)))
+			return true
+		}
+		for oldName, newName := range m {
+			g.renameDevice(oldName, newName)
+		}
+		return true
+	case methodDeviceDeleted:
+		var name string
+		if err := json.Unmarshal(params, &name); err != nil || name == "" {
+			g.c.reportError(fmt.Errorf("tb: malformed %s params %q", method, truncate(params)))
+			return true
+		}
+		g.deleteDevice(name)
+		return true
+	}
+	return false
+}
+
+func (g *Gateway) renameDevice(oldName, newName string) {
+	if oldName == "" || newName == "" || oldName == newName {
+		return
+	}
+	g.mu.Lock()
+	if len(g.renamed) > 10000 {
+		clear(g.renamed)
+	}
+	g.renamed[oldName] = newName
+	delete(g.renamed, newName)
+	if typ, ok := g.devices[oldName]; ok {
+		delete(g.devices, oldName)
+		g.devices[newName] = typ
+	}
+	if t, ok := g.attrs[oldName]; ok {
+		delete(g.attrs, oldName)
+		t.rename(newName)
+		g.attrs[newName] = t
+	}
+	if h, ok := g.handlers[oldName]; ok {
+		delete(g.handlers, oldName)
+		if _, taken := g.handlers[newName]; !taken {
+			g.handlers[newName] = h
+		}
+	}
+	fns := append([]func(string, string){}, g.onRename...)
+	g.mu.Unlock()
+	g.c.log.Info("sub-device renamed by the server; following it", "old", oldName, "new", newName)
+	for _, fn := range fns {
+		go runGuarded("device renamed", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(oldName, newName) })
+	}
+}
+
+func (g *Gateway) deleteDevice(name string) {
+	g.mu.Lock()
+	delete(g.devices, name)
+	for o, n := range g.renamed {
+		if n == name {
+			delete(g.renamed, o)
+		}
+	}
+	fns := append([]func(string){}, g.onDelete...)
+	g.mu.Unlock()
+	g.c.log.Info("sub-device deleted by the server", "device", name)
+	for _, fn := range fns {
+		go runGuarded("device deleted", g.c.cfg.SlowHandler, g.c.reportError, func() { fn(name) })
+	}
+}
+
 func checkDeviceName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty device name", ErrInvalidPayload)
@@ -123,6 +251,7 @@ func (g *Gateway) ConnectDevice(ctx context.Context, name, deviceType string) (*
 		deviceType = "default"
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	g.devices[name] = deviceType
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayConnect, mustJSON(map[string]string{"device": name, "type": deviceType}))
@@ -135,6 +264,7 @@ func (g *Gateway) DisconnectDevice(ctx context.Context, name string) (*Ack, erro
 		return nil, err
 	}
 	g.mu.Lock()
+	name = g.resolveLocked(name)
 	delete(g.devices, name)
 	g.mu.Unlock()
 	return g.c.publish(ctx, topicGatewayDisconnect, mustJSON(map[string]string{"device": name}))
@@ -185,12 +315,13 @@ func (g *Gateway) SendDeviceTelemetry(ctx context.Context, device string, v any)
 // server's payload limit allows. The Ack completes when every message was
 // acknowledged.
 func (g *Gateway) PublishTelemetryBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
 			return nil, err
 		}
-		b, err := encodeTelemetry(v)
+		b, err := encodeTelemetry(v, g.c.stamper(name))
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", name, err)
 		}
@@ -221,6 +352,7 @@ func (g *Gateway) SendDeviceAttributes(ctx context.Context, device string, v any
 // PublishAttributesBatch accepts client attributes of many sub-devices at
 // once (device name → attributes object); see PublishTelemetryBatch.
 func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[string]any) (*Ack, error) {
+	byDevice = g.resolveAll(byDevice)
 	parts := make(map[string]json.RawMessage, len(byDevice))
 	for name, v := range byDevice {
 		if err := checkDeviceName(name); err != nil {
@@ -235,6 +367,20 @@ func (g *Gateway) PublishAttributesBatch(ctx context.Context, byDevice map[strin
 	return g.publishBatch(ctx, topicGatewayAttributes, parts)
 }
 
+// resolveAll follows renames in a batch's device names.
+func (g *Gateway) resolveAll(byDevice map[string]any) map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.renamed) == 0 {
+		return byDevice
+	}
+	out := make(map[string]any, len(byDevice))
+	for n, v := range byDevice {
+		out[g.resolveLocked(n)] = v
+	}
+	return out
+}
+
 // publishBatch packs {device: part} objects into messages within the
 // payload limit, in a stable device order.
 func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[string]json.RawMessage) (*Ack, error) {
@@ -247,10 +393,14 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 	}
 	sort.Strings(names)
 	g.implicit(names...)
-	limit := g.c.limits().maxPayload - 4 - len(topic)
+	lim := g.c.limits()
+	limit := lim.maxPayload - 4 - len(topic)
+	// No message may charge more than the shared sub-device bucket holds.
+	maxEntries, maxPoints := lim.gatewayBurst()
 	var (
-		msgs [][]byte
-		buf  bytes.Buffer
+		msgs            [][]byte
+		buf             bytes.Buffer
+		entries, points int
 	)
 	flush := func() {
 		if buf.Len() > 0 {
@@ -258,6 +408,7 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 			msgs = append(msgs, append([]byte(nil), buf.Bytes()...))
 			buf.Reset()
 		}
+		entries, points = 0, 0
 	}
 	for _, n := range names {
 		key, _ := json.Marshal(n)
@@ -265,7 +416,20 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		if 2+entry > limit {
 			return nil, fmt.Errorf("%w: data of device %q alone is %d bytes, the server accepts %d", ErrPayloadTooLarge, n, 2+entry, limit)
 		}
-		if buf.Len() > 0 && buf.Len()+1+entry+1 > limit {
+		pts := 0
+		if maxPoints > 0 {
+			var doc any
+			_ = json.Unmarshal(parts[n], &doc)
+			if topic == topicGatewayTelemetry {
+				pts = countIn(doc, 1)
+			} else if m, ok := doc.(map[string]any); ok {
+				pts = len(m)
+			}
+			if pts > maxPoints {
+				return nil, fmt.Errorf("%w: data of device %q has %d data points, the gateway's rate limit allows %d at once", ErrInvalidPayload, n, pts, maxPoints)
+			}
+		}
+		if buf.Len() > 0 && (buf.Len()+1+entry+1 > limit || (maxEntries > 0 && entries+1 > maxEntries) || (maxPoints > 0 && points+pts > maxPoints)) {
 			flush()
 		}
 		if buf.Len() == 0 {
@@ -276,6 +440,8 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		buf.Write(key)
 		buf.WriteByte(':')
 		buf.Write(parts[n])
+		entries++
+		points += pts
 	}
 	flush()
 	if len(msgs) == 1 {
@@ -316,6 +482,7 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: a gateway attribute request needs at least one key", ErrInvalidPayload)
 	}
+	device = g.Resolve(device)
 	id := g.c.nextRequestID()
 	req := map[string]any{"id": id, "device": device, "client": client}
 	if len(keys) == 1 {
@@ -380,6 +547,7 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 		return nil, err
 	}
 	g.mu.Lock()
+	device = g.resolveLocked(device)
 	t := g.attrs[device]
 	if t == nil {
 		t = newAttrTable(device)
@@ -473,30 +641,37 @@ func (g *Gateway) resyncDevice(cn *conn, t *attrTable) {
 	// nothing to ask for.
 	g.c.resync(cn, g.q, t, func(_ bool, keys []string) bool { return len(keys) == 0 },
 		func(ctx context.Context, _ bool, keys []string) (map[string]any, error) {
-			return g.RequestDeviceAttributes(ctx, t.device, false, keys...)
+			return g.RequestDeviceAttributes(ctx, t.name(), false, keys...)
 		})
 }
 
 // reconnectDevices runs after every CONNACK, before the outbox is replayed:
 // it connects every known sub-device again (the server forgets them when
 // the gateway's connection closes), pipelining the messages.
-func (g *Gateway) reconnectDevices(cn *conn) {
+func (g *Gateway) reconnectDevices(cn *conn) error {
 	g.mu.Lock()
 	types := maps.Clone(g.devices)
 	g.mu.Unlock()
 	names := slices.Sorted(maps.Keys(types))
 	if len(names) == 0 {
-		return
+		return nil
 	}
+	lim := g.c.limits()
 	window := make(chan struct{}, 256)
 	var wg sync.WaitGroup
 	for _, n := range names {
 		select {
 		case window <- struct{}{}:
 		case <-cn.lost:
-			return
+			return nil
 		}
-		tok := cn.publish(topicGatewayConnect, 1, mustJSON(map[string]string{"device": n, "type": types[n]}))
+		// The connects count against the shared sub-device bucket too.
+		payload := mustJSON(map[string]string{"device": n, "type": types[n]})
+		if err := lim.wait(cn.ctx, topicGatewayConnect, payload); err != nil {
+			<-window
+			break
+		}
+		tok := cn.publish(topicGatewayConnect, 1, payload)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -510,6 +685,7 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 	}
 	wg.Wait()
 	g.c.log.Info("sub-devices connected again", "count", len(names))
+	return nil
 }
 
 // HandleDeviceRPC registers the server-side RPC handler of a sub-device;
@@ -520,6 +696,9 @@ func (g *Gateway) reconnectDevices(cn *conn) {
 func (g *Gateway) HandleDeviceRPC(device string, fn RPCHandler) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if device != "" {
+		device = g.resolveLocked(device)
+	}
 	if fn == nil {
 		delete(g.handlers, device)
 		return
@@ -596,6 +775,7 @@ func (g *Gateway) ClaimDevice(ctx context.Context, device, secretKey string, dur
 	if duration > 0 {
 		body["durationMs"] = duration.Milliseconds()
 	}
+	device = g.Resolve(device)
 	g.implicit(device)
 	return g.c.sendReliable(ctx, topicGatewayClaim, mustJSON(map[string]any{device: body}))
 }

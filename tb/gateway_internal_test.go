@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -26,7 +27,7 @@ func gatewayOnSim(t *testing.T) (*tbsim.Server, *Gateway) {
 	p, _ := strconv.Atoi(port)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	g, err := ConnectGateway(ctx, Config{Host: host, Port: p, AccessToken: "gw", SkipSessionLimits: true})
+	g, err := ConnectGateway(ctx, Config{Host: host, Port: p, Protocol: os.Getenv("TBFLOW_TEST_MQTT"), AccessToken: "gw", SkipSessionLimits: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +86,11 @@ func TestGatewayDisconnectNotice(t *testing.T) {
 	if err := s.DropSubDevice("gw", "A", DisconnectReasonRateLimit); err != nil {
 		t.Fatal(err)
 	}
-	// This gateway speaks MQTT 3.1.1, to which the server sends no notice:
-	// deliver the MQTT 5 notice as the server would.
-	g.c.dispatch(topicGatewayDisconnect, []byte(`{"device":"A","reason":150}`))
+	// The server sends the notice to MQTT 5 gateways only: under MQTT
+	// 3.1.1, deliver it as the server would.
+	if g.c.cfg.Protocol == ProtocolMQTT311 {
+		g.c.dispatch(topicGatewayDisconnect, []byte(`{"device":"A","reason":150}`))
+	}
 	select {
 	case s := <-got:
 		if s != "A 150" {

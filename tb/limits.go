@@ -139,6 +139,25 @@ func (l *Limiter) reserve(n float64) time.Duration {
 	return wait
 }
 
+// delay is how long until n tokens are available in every window (a
+// request larger than a window waits for it to be full).
+func (l *Limiter) delay(n float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var wait time.Duration
+	for _, w := range l.windows {
+		tokens := w.tokens
+		if !w.last.IsZero() {
+			tokens = min(w.capacity, tokens+now.Sub(w.last).Seconds()*w.rate)
+		}
+		if need := min(n, w.capacity) - tokens; need > 0 {
+			wait = max(wait, time.Duration(need/w.rate*float64(time.Second))+time.Millisecond)
+		}
+	}
+	return wait
+}
+
 // Wait blocks until n tokens are available in every window or ctx ends.
 func (l *Limiter) Wait(ctx context.Context, n int) error {
 	if l == nil || n <= 0 {
@@ -158,22 +177,134 @@ func (l *Limiter) Wait(ctx context.Context, n int) error {
 	}
 }
 
-// limits is the set of limiters in force for one session.
-type limits struct {
-	maxPayload int
+// buckets are the three limiters of one rate-limit set.
+type buckets struct {
+	spec       RateLimits
 	messages   *Limiter
 	telemetry  *Limiter
 	dataPoints *Limiter
-
-	// gateway holds the limits for each device behind a gateway; devs their
-	// limiters, made on first use.
-	gateway *RateLimits
-	devMu   sync.Mutex
-	devs    map[string]*limits
 }
 
-func newLimits(sl *SessionLimits) (*limits, error) {
-	l := &limits{maxPayload: defaultMaxPayload}
+func newBuckets(r RateLimits) (*buckets, error) {
+	b := &buckets{spec: r}
+	var err error
+	if b.messages, err = ParseRateLimit(r.Messages); err != nil {
+		return nil, err
+	}
+	if b.telemetry, err = ParseRateLimit(r.TelemetryMessages); err != nil {
+		return nil, err
+	}
+	if b.dataPoints, err = ParseRateLimit(r.TelemetryDataPoints); err != nil {
+		return nil, err
+	}
+	for _, lim := range []*Limiter{b.messages, b.telemetry, b.dataPoints} {
+		lim.scale(pacing)
+	}
+	return b, nil
+}
+
+// charge waits until msgs messages, tel telemetry messages and points
+// data points fit in every window, then takes them all at that instant:
+// the server takes them when the message arrives, and a bucket charged
+// before the wait for another one would let the server's copy fill to
+// capacity (and waste refill) in between. Every message is charged to the
+// message limit too, which is stricter than the server for telemetry: the
+// client may pace slower than allowed, never faster.
+func (b *buckets) charge(ctx context.Context, msgs, tel, points int) error {
+	if b == nil {
+		return nil
+	}
+	need := []struct {
+		l *Limiter
+		n int
+	}{{b.messages, msgs}, {b.telemetry, tel}, {b.dataPoints, points}}
+	for {
+		var wait time.Duration
+		for _, c := range need {
+			if c.l != nil && c.n > 0 {
+				wait = max(wait, c.l.delay(float64(c.n)))
+			}
+		}
+		if wait <= 0 {
+			for _, c := range need {
+				if c.l != nil && c.n > 0 {
+					c.l.reserve(float64(c.n))
+				}
+			}
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// burst is the most messages and data points one publish may charge at
+// once: the smallest capacity of the windows (0 = unlimited).
+func (b *buckets) burst() (msgs, points int) {
+	if b == nil {
+		return 0, 0
+	}
+	return min0(b.messages.minCapacity(), b.telemetry.minCapacity()), b.dataPoints.minCapacity()
+}
+
+func min0(a, b int) int {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}
+
+// minCapacity is the smallest window capacity, 0 without a limit.
+func (l *Limiter) minCapacity() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, w := range l.windows {
+		if c := int(w.capacity); n == 0 || c < n {
+			n = c
+		}
+	}
+	return n
+}
+
+// limits is the set of limiters in force for one session.
+type limits struct {
+	maxPayload int
+	// telemetryTopic and attributesTopic are the device's own topics
+	// (custom or default).
+	telemetryTopic  string
+	attributesTopic string
+	// own paces the device's (or the gateway's own) device-API messages.
+	own *buckets
+	// gw, in a gateway session, is the one bucket ThingsBoard keeps for
+	// all the gateway's sub-devices together (gatewayRateLimits): every
+	// sub-device message, connect (and the session it opens) and session
+	// close counts against it.
+	gw *buckets
+	// gateway reports that the answer carried gatewayRateLimits (a
+	// gateway session, even with every limit unset).
+	gateway bool
+
+	devMu    sync.Mutex
+	sessDevs map[string]bool // sub-devices connected in this session
+}
+
+// newLimits builds the limits of a getSessionLimits answer. Buckets whose
+// limits did not change since prev carry on (the server keeps its buckets
+// across connections).
+func newLimits(sl *SessionLimits, prev *limits) (*limits, error) {
+	l := &limits{maxPayload: defaultMaxPayload, telemetryTopic: topicTelemetry, attributesTopic: topicAttributes, sessDevs: map[string]bool{}}
 	if sl == nil {
 		return l, nil
 	}
@@ -181,47 +312,82 @@ func newLimits(sl *SessionLimits) (*limits, error) {
 		l.maxPayload = sl.MaxPayloadSize
 	}
 	var err error
-	if l.messages, err = ParseRateLimit(sl.RateLimits.Messages); err != nil {
+	if prev != nil && prev.own != nil && prev.own.spec == sl.RateLimits {
+		l.own = prev.own
+	} else if l.own, err = newBuckets(sl.RateLimits); err != nil {
 		return nil, err
 	}
-	if l.telemetry, err = ParseRateLimit(sl.RateLimits.TelemetryMessages); err != nil {
-		return nil, err
-	}
-	if l.dataPoints, err = ParseRateLimit(sl.RateLimits.TelemetryDataPoints); err != nil {
-		return nil, err
-	}
-	for _, lim := range []*Limiter{l.messages, l.telemetry, l.dataPoints} {
-		lim.scale(pacing)
-	}
-	if g := sl.GatewayRateLimits; g != nil && (g.Messages != "" || g.TelemetryMessages != "" || g.TelemetryDataPoints != "") {
-		if _, err := newLimits(&SessionLimits{RateLimits: *g}); err != nil {
+	if g := sl.GatewayRateLimits; g != nil {
+		l.gateway = true
+		if prev != nil && prev.gw != nil && prev.gw.spec == *g {
+			l.gw = prev.gw
+		} else if l.gw, err = newBuckets(*g); err != nil {
 			return nil, fmt.Errorf("gateway limits: %w", err)
 		}
-		l.gateway = g
-		l.devs = map[string]*limits{}
 	}
 	return l, nil
 }
 
-// device returns the limiters of one device behind the gateway.
-func (l *limits) device(name string) *limits {
-	l.devMu.Lock()
-	defer l.devMu.Unlock()
-	d := l.devs[name]
-	if d == nil {
-		d, _ = newLimits(&SessionLimits{RateLimits: *l.gateway})
-		l.devs[name] = d
+// gatewayBurst bounds one gateway publish: the most device entries and
+// data points it may carry (0 = unlimited), so that no message charges
+// more than a window of the shared bucket holds.
+func (l *limits) gatewayBurst() (entries, points int) {
+	if l == nil || l.gw == nil {
+		return 0, 0
 	}
-	return d
+	m, p := l.gw.burst()
+	// An entry for a device not yet connected also charges its implicit
+	// connect and session open.
+	if m > 0 {
+		m = max(1, m/3)
+	}
+	return m, p
 }
 
-// waitGateway applies the per-device limits to a gateway publish (doc is
-// its decoded payload): each device named in it counts one message (and
-// its records' data points).
+// closeSession charges the session close of every sub-device connected in
+// the session that ended (the server counts each against the shared
+// bucket) and forgets them.
+func (l *limits) closeSession() {
+	if l == nil {
+		return
+	}
+	l.devMu.Lock()
+	n := len(l.sessDevs)
+	clear(l.sessDevs)
+	l.devMu.Unlock()
+	if l.gw != nil && n > 0 {
+		l.gw.messages.consumed(n)
+	}
+}
+
+// connectCharge is what naming device costs beyond its own message: its
+// connect and session open, the first time in this session. A disconnect
+// forgets it.
+func (l *limits) connectCharge(device, topic string) int {
+	l.devMu.Lock()
+	defer l.devMu.Unlock()
+	if topic == topicGatewayDisconnect {
+		delete(l.sessDevs, device)
+		return 0
+	}
+	if l.sessDevs[device] {
+		return 0
+	}
+	l.sessDevs[device] = true
+	if topic == topicGatewayConnect {
+		return 1 // the connect is the message itself; plus the session open
+	}
+	return 2
+}
+
+// waitGateway charges a gateway publish (doc is its decoded payload) to
+// the shared sub-device bucket, all at once: one message per device named
+// (plus its connect and session open the first time in the session), and
+// for data one telemetry message and its data points per device.
 func (l *limits) waitGateway(ctx context.Context, topic string, doc any) error {
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return nil
+		return l.gw.charge(ctx, 1, 0, 0)
 	}
 	devices := obj // device → its records
 	switch topic {
@@ -229,28 +395,28 @@ func (l *limits) waitGateway(ctx context.Context, topic string, doc any) error {
 	default:
 		name, _ := obj["device"].(string)
 		if name == "" {
-			return nil
+			return l.gw.charge(ctx, 1, 0, 0)
 		}
 		devices = map[string]any{name: nil}
 	}
+	msgs, tel, points := 0, 0, 0
 	for name, records := range devices {
-		d := l.device(name)
-		if err := d.messages.Wait(ctx, 1); err != nil {
-			return err
-		}
-		if topic != topicGatewayTelemetry {
-			continue
-		}
-		if err := d.telemetry.Wait(ctx, 1); err != nil {
-			return err
-		}
-		if d.dataPoints != nil {
-			if err := d.dataPoints.Wait(ctx, countIn(records, 1)); err != nil {
-				return err
+		p := 0
+		switch topic {
+		case topicGatewayTelemetry:
+			p = countIn(records, 1)
+		case topicGatewayAttributes:
+			if m, ok := records.(map[string]any); ok {
+				p = len(m)
 			}
 		}
+		msgs += 1 + l.connectCharge(name, topic)
+		if p > 0 {
+			tel++
+			points += p
+		}
 	}
-	return nil
+	return l.gw.charge(ctx, msgs, tel, points)
 }
 
 // checkSize rejects payloads over the server's maximum packet size.
@@ -263,37 +429,41 @@ func (l *limits) checkSize(topic string, payload []byte) error {
 	return nil
 }
 
-// wait applies the limits to one publish on topic. The payload is decoded
-// once, and only when a limit looks inside it.
+// wait applies the limits to one publish on topic: gateway topics to the
+// shared sub-device bucket, everything else to the session's own limits.
+// The payload is decoded once, and only when a limit looks inside it.
 func (l *limits) wait(ctx context.Context, topic string, payload []byte) error {
-	if err := l.messages.Wait(ctx, 1); err != nil {
-		return err
-	}
-	telemetry := isTelemetryTopic(topic)
-	perDevice := l.gateway != nil && strings.HasPrefix(topic, "v1/gateway/")
-	var doc any // stays nil when the payload is not JSON
-	if perDevice || (telemetry && l.dataPoints != nil) {
-		_ = json.Unmarshal(payload, &doc)
-	}
-	if perDevice {
-		if err := l.waitGateway(ctx, topic, doc); err != nil {
-			return err
+	if strings.HasPrefix(topic, "v1/gateway/") {
+		if l.gw == nil {
+			return nil
 		}
+		var doc any
+		_ = json.Unmarshal(payload, &doc)
+		return l.waitGateway(ctx, topic, doc)
 	}
-	if !telemetry {
+	if l.own == nil {
 		return nil
 	}
-	if err := l.telemetry.Wait(ctx, 1); err != nil {
-		return err
+	points := 0
+	switch topic {
+	case l.telemetryTopic:
+		if l.own.dataPoints != nil || l.own.telemetry != nil {
+			var doc any
+			_ = json.Unmarshal(payload, &doc)
+			points = max(1, countDataPoints(doc))
+		}
+	case l.attributesTopic:
+		if l.own.dataPoints != nil || l.own.telemetry != nil {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(payload, &m)
+			points = max(1, len(m))
+		}
 	}
-	if l.dataPoints != nil {
-		return l.dataPoints.Wait(ctx, countDataPoints(doc))
+	tel := 0
+	if points > 0 {
+		tel = 1
 	}
-	return nil
-}
-
-func isTelemetryTopic(topic string) bool {
-	return topic == topicTelemetry || topic == topicGatewayTelemetry
+	return l.own.charge(ctx, 1, tel, points)
 }
 
 // countDataPoints counts the key/value pairs of a decoded telemetry payload

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,7 +31,7 @@ func TestMalformedDownlinksContained(t *testing.T) {
 	var reported atomic.Int32
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := Connect(ctx, Config{Host: host, Port: p, AccessToken: "tok", OnError: func(error) { reported.Add(1) }, Logger: testLogger(t)})
+	d, err := Connect(ctx, Config{Host: host, Port: p, Protocol: os.Getenv("TBFLOW_TEST_MQTT"), AccessToken: "tok", OnError: func(error) { reported.Add(1) }, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func FuzzSessionLimits(f *testing.F) {
 		if json.Unmarshal(b, &sl) != nil {
 			return
 		}
-		l, err := newLimits(&sl)
+		l, err := newLimits(&sl, nil)
 		if err == nil && l.maxPayload <= 0 {
 			t.Fatal("non-positive payload limit")
 		}
@@ -164,7 +165,7 @@ func FuzzTelemetryShape(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := encodeTelemetry(json.RawMessage(b))
+		out, err := encodeTelemetry(json.RawMessage(b), nil)
 		if err != nil {
 			return
 		}

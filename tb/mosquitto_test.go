@@ -189,7 +189,7 @@ func copyMap(m map[string]any) map[string]any {
 func (p *mosquittoPeer) config(*testing.T) tb.Config {
 	host, port, _ := strings.Cut(p.broker.Addr, ":")
 	n, _ := strconv.Atoi(port)
-	return tb.Config{Host: host, Port: n, AccessToken: "device-token", SkipSessionLimits: true}
+	return tb.Config{Host: host, Port: n, AccessToken: "device-token", SkipSessionLimits: true, Protocol: testProtocol()}
 }
 
 func (p *mosquittoPeer) telemetry(key string) []any {

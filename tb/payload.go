@@ -30,29 +30,20 @@ type Telemetry struct {
 }
 
 // MarshalJSON writes {"ts": ms, "values": {...}}, or the flat values when Ts
-// is zero.
-func (t Telemetry) MarshalJSON() ([]byte, error) {
-	if t.Ts.IsZero() {
-		return json.Marshal(t.Values)
-	}
-	return json.Marshal(struct {
-		Ts     int64          `json:"ts"`
-		Values map[string]any `json:"values"`
-	}{t.Ts.UnixMilli(), t.Values})
-}
+// is zero. Integral floats keep a decimal point (21.0).
+func (t Telemetry) MarshalJSON() ([]byte, error) { return t.appendJSON(nil, 0) }
 
 // encodeTelemetry turns the accepted telemetry shapes into a payload
 // ThingsBoard accepts: a flat object, a {ts, values} object, or a non-empty
-// array of those. json.RawMessage and []byte are checked, not re-encoded.
-func encodeTelemetry(v any) ([]byte, error) {
+// array of those, checked as ThingsBoard's JsonConverter would.
+// json.RawMessage and []byte are checked, not re-encoded. With stamp set,
+// records without a timestamp get one (see clock).
+func encodeTelemetry(v any, stamp func() int64) ([]byte, error) {
 	b, err := encodeAny(v)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTelemetryShape(b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return checkAndStamp(b, stamp)
 }
 
 // encodeAttributes accepts only a JSON object.
@@ -79,11 +70,7 @@ func encodeAny(v any) ([]byte, error) {
 	case string:
 		b = []byte(t)
 	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
-		}
-		return b, nil
+		return marshalJSON(v)
 	}
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
@@ -99,25 +86,8 @@ func firstByte(b []byte) byte {
 	return b[0]
 }
 
+// checkTelemetryShape checks a telemetry payload without stamping it.
 func checkTelemetryShape(b []byte) error {
-	switch firstByte(b) {
-	case '{':
-		return nil
-	case '[':
-		var elems []json.RawMessage
-		if err := json.Unmarshal(b, &elems); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidPayload, err)
-		}
-		if len(elems) == 0 {
-			// ThingsBoard parses [] but never acknowledges it.
-			return fmt.Errorf("%w: empty telemetry array", ErrInvalidPayload)
-		}
-		for i, e := range elems {
-			if firstByte(e) != '{' {
-				return fmt.Errorf("%w: telemetry array element %d is not an object", ErrInvalidPayload, i)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%w: telemetry must be a JSON object or an array of objects", ErrInvalidPayload)
+	_, err := checkAndStamp(b, nil)
+	return err
 }

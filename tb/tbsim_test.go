@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,7 @@ func newSimPeer(t *testing.T) peer { return &simPeer{s: newSim(t, tbsim.Options{
 func simConfig(s *tbsim.Server, token string) tb.Config {
 	host, port, _ := net.SplitHostPort(s.MQTTAddr())
 	n, _ := strconv.Atoi(port)
-	return tb.Config{Host: host, Port: n, AccessToken: token}
+	return tb.Config{Host: host, Port: n, AccessToken: token, Protocol: testProtocol()}
 }
 
 func (p *simPeer) config(*testing.T) tb.Config { return simConfig(p.s, "dev1-token") }
@@ -357,7 +358,7 @@ func TestX509Authentication(t *testing.T) {
 	host, port, _ := net.SplitHostPort(s.TLSAddr())
 	n, _ := strconv.Atoi(port)
 	ctx := ctxT(t)
-	cfg := tb.Config{Host: host, Port: n, TLS: &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}}
+	cfg := tb.Config{Host: host, Port: n, Protocol: testProtocol(), TLS: &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}}
 	d, err := tb.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatalf("X.509 connect: %v", err)
@@ -579,7 +580,7 @@ func TestProvisionX509(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(s.TLSAddr())
 	n, _ := strconv.Atoi(port)
-	cfg := res.Apply(tb.Config{Host: host, Port: n})
+	cfg := res.Apply(tb.Config{Host: host, Port: n, Protocol: testProtocol()})
 	cfg.TLS = &tb.TLSConfig{CAFile: ca.File, CertFile: devCert.CertFile, KeyFile: devCert.KeyFile}
 	d, err := tb.Connect(ctx, cfg)
 	if err != nil {
@@ -643,5 +644,55 @@ func TestCloseStopsFlushingWhenConnectionLost(t *testing.T) {
 	defer again.Close(ctx)
 	if n := again.Status().Queued; n != 1 {
 		t.Fatalf("outbox holds %d messages after Close, want 1", n)
+	}
+}
+
+// TestServerDisconnectReasons: under MQTT 5 a takeover (0x8E) and an
+// administrative close (0x98) are named in the status, and a device whose
+// session was taken over waits Config.TakeoverBackoff before it reconnects,
+// so that two processes on one token do not evict each other in a loop.
+func TestServerDisconnectReasons(t *testing.T) {
+	if testProtocol() == tb.ProtocolMQTT311 {
+		t.Skip("MQTT 3.1.1 carries no DISCONNECT reason codes")
+	}
+	s := newSim(t, tbsim.Options{})
+	var mu sync.Mutex
+	var errs []string
+	d := connect(t, &simPeer{s: s}, func(c *tb.Config) {
+		c.TakeoverBackoff = time.Hour
+		c.OnStatus = func(st tb.Status) {
+			if st.Err != nil {
+				mu.Lock()
+				errs = append(errs, st.Err.Error())
+				mu.Unlock()
+			}
+		}
+	})
+	seen := func(text string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range errs {
+				if strings.Contains(e, text) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	s.Kick(simDevice)
+	eventually(t, "the administrative-action status", seen("disconnected by the server (administrative action)"))
+	if err := d.WaitConnected(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// A second process on the same token takes the session over.
+	other := connect(t, &simPeer{s: s}, nil)
+	eventually(t, "the session-taken-over status", seen("session taken over"))
+	time.Sleep(time.Second)
+	if st := d.Status(); st.State == tb.StateConnected {
+		t.Fatal("the evicted device reconnected at once")
+	}
+	if other.Status().State != tb.StateConnected {
+		t.Fatalf("the new session was evicted back: %+v", other.Status())
 	}
 }

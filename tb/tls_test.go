@@ -34,7 +34,8 @@ func TestMosquittoTLS(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		d, err := tb.Connect(ctx, tb.Config{
-			Host: "127.0.0.1", Port: tlsPort, AccessToken: "tls-device", TLS: tlsCfg, SkipSessionLimits: true,
+			Protocol: testProtocol(),
+			Host:     "127.0.0.1", Port: tlsPort, AccessToken: "tls-device", TLS: tlsCfg, SkipSessionLimits: true,
 			ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
 		})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -120,9 +121,12 @@ func TestEncodeTelemetryShapes(t *testing.T) {
 		"raw object":      {json.RawMessage(`{"a":1}`), `{"a":1}`},
 		"raw array":       {[]byte(` [{"a":1}]`), ` [{"a":1}]`},
 		"struct":          {struct{ A int }{3}, `{"A":3}`},
+		"integral float":  {map[string]any{"t": 21.0, "n": json.Number("12345678901234567890"), "i": 7}, `{"i":7,"n":12345678901234567890,"t":21.0}`},
+		"float forms":     {map[string]any{"a": 1e21, "b": 1e-7, "c": 0.0, "d": float32(2)}, `{"a":1e+21,"b":1e-7,"c":0.0,"d":2.0}`},
+		"nested float":    {map[string]any{"o": map[string]any{"x": []any{3.0, "s<"}}}, `{"o":{"x":[3.0,"s\u003c"]}}`},
 	}
 	for name, tc := range good {
-		b, err := encodeTelemetry(tc.in)
+		b, err := encodeTelemetry(tc.in, nil)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -139,14 +143,34 @@ func TestEncodeTelemetryShapes(t *testing.T) {
 		"array of ints":  json.RawMessage(`[1,2]`),
 		"invalid json":   []byte(`{"a":`),
 		"unmarshallable": map[string]any{"f": func() {}},
+		"values scalar":  json.RawMessage(`{"ts":1,"values":5}`),
+		"ts not number":  json.RawMessage(`[{"ts":"soon","values":{}}]`),
+		"NaN":            map[string]any{"f": math.NaN()},
 	}
 	for name, in := range bad {
-		if _, err := encodeTelemetry(in); !errors.Is(err, ErrInvalidPayload) {
+		if _, err := encodeTelemetry(in, nil); !errors.Is(err, ErrInvalidPayload) {
 			t.Errorf("%s: error %v, want ErrInvalidPayload", name, err)
 		}
 	}
 	if _, err := encodeAttributes([]any{map[string]any{"a": 1}}); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("attributes array: error %v, want ErrInvalidPayload", err)
+	}
+	// Records without a timestamp are stamped, strictly increasing.
+	var k clock
+	stamp := func() int64 { return k.stamp("") }
+	b, err := encodeTelemetry([]map[string]any{{"a": 1.0}, {"a": 2.0}}, stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct {
+		Ts     int64          `json:"ts"`
+		Values map[string]any `json:"values"`
+	}
+	if err := json.Unmarshal(b, &recs); err != nil || len(recs) != 2 || recs[0].Ts == 0 || recs[1].Ts <= recs[0].Ts || recs[1].Values["a"] != 2.0 {
+		t.Fatalf("stamped %s (%v)", b, err)
+	}
+	if b, _ := encodeTelemetry(Telemetry{Ts: ts, Values: map[string]any{"t": 1}}, stamp); string(b) != `{"ts":1700000000123,"values":{"t":1}}` {
+		t.Fatalf("a record with its own ts was changed: %s", b)
 	}
 }
 
@@ -253,28 +277,25 @@ func TestBackoffBounds(t *testing.T) {
 	}
 }
 
-// Gateway publishes count against the limits of each sub-device they name:
-// one message per device, and for telemetry one telemetry message and the
-// device's data points; the gateway's own data-point limit counts them all.
-func TestGatewayDeviceLimitAccounting(t *testing.T) {
-	l, err := newLimits(&SessionLimits{
+// Gateway publishes count against ONE bucket shared by all sub-devices
+// (ThingsBoard keys gatewayRateLimits by the gateway): one message per
+// device named, its implicit connect and session open the first time in a
+// session, and for data its data points. The gateway's own limits apply
+// to its own device-API messages only. Session closes are charged when the
+// connection ends, and the bucket carries over to the next connection.
+func TestGatewaySharedLimitAccounting(t *testing.T) {
+	sl := &SessionLimits{
 		RateLimits:        RateLimits{TelemetryDataPoints: "100:1"},
 		GatewayRateLimits: &RateLimits{Messages: "100:1", TelemetryMessages: "100:1", TelemetryDataPoints: "100:1"},
-	})
+	}
+	l, err := newLimits(sl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A frozen clock: the buckets do not refill between publishes.
 	frozen := time.Unix(1700000000, 0)
-	freeze := func(ls ...*Limiter) {
-		for _, x := range ls {
-			x.now = func() time.Time { return frozen }
-		}
-	}
-	freeze(l.dataPoints)
-	for _, name := range []string{"A", "B", "C"} {
-		d := l.device(name)
-		freeze(d.messages, d.telemetry, d.dataPoints)
+	for _, x := range []*Limiter{l.own.dataPoints, l.gw.messages, l.gw.telemetry, l.gw.dataPoints} {
+		x.now = func() time.Time { return frozen }
 	}
 	used := func(x *Limiter) float64 {
 		if x.windows[0].last.IsZero() {
@@ -284,28 +305,35 @@ func TestGatewayDeviceLimitAccounting(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, p := range []struct{ topic, payload string }{
-		{topicGatewayTelemetry, `{"A":[{"a":1,"b":2}],"B":[{"ts":1,"values":{"x":1}}]}`},
-		{topicGatewayAttributes, `{"A":{"k":1}}`},
-		{topicGatewayConnect, `{"device":"C","type":"meter"}`},
-		{topicGatewayTelemetry, `not json`},
-		{topicTelemetry, `{"A":[{"a":1}]}`},
+		{topicGatewayConnect, `{"device":"C","type":"meter"}`},                           // 1 + session open
+		{topicGatewayTelemetry, `{"A":[{"a":1,"b":2}],"B":[{"ts":1,"values":{"x":1}}]}`}, // 2×(1 + 2 implicit)
+		{topicGatewayAttributes, `{"A":{"k":1}}`},                                        // 1
+		{topicGatewayTelemetry, `{"C":[{"a":1}]}`},                                       // 1 (connected)
+		{topicTelemetry, `{"A":[{"a":1}]}`},                                              // own bucket
 	} {
 		if err := l.wait(ctx, p.topic, []byte(p.payload)); err != nil {
 			t.Fatalf("%s %s: %v", p.topic, p.payload, err)
 		}
 	}
-	for name, want := range map[string][3]float64{"A": {2, 1, 2}, "B": {1, 1, 1}, "C": {1, 0, 0}} {
-		d := l.device(name)
-		if got := [3]float64{used(d.messages), used(d.telemetry), used(d.dataPoints)}; got != want {
-			t.Errorf("device %s used messages, telemetry, data points %v, want %v", name, got, want)
-		}
+	if got, want := [3]float64{used(l.gw.messages), used(l.gw.telemetry), used(l.gw.dataPoints)}, [3]float64{2 + 6 + 1 + 1, 4, 5}; got != want {
+		t.Errorf("shared bucket used messages, telemetry, data points %v, want %v", got, want)
 	}
-	// 3 in the gateway telemetry, 1 for the payload that is not JSON, 1 in
-	// the device's own telemetry.
-	if got := used(l.dataPoints); got != 5 {
-		t.Errorf("gateway data points used %v, want 5", got)
+	if got := used(l.own.dataPoints); got != 1 {
+		t.Errorf("own data points used %v, want 1", got)
 	}
-	if n := len(l.devs); n != 3 {
-		t.Errorf("%d devices have limiters, want 3 (A, B, C)", n)
+	// The connection ends: three sub-device sessions close.
+	l.closeSession()
+	if got := used(l.gw.messages); got != 13 {
+		t.Errorf("after the close the shared bucket used %v messages, want 13", got)
+	}
+	// Same limits on the next connection: the buckets carry on.
+	next, err := newLimits(sl, l)
+	if err != nil || next.gw != l.gw || next.own != l.own {
+		t.Fatalf("buckets not carried over: %v", err)
+	}
+	// No batch may charge more than a window holds.
+	small, _ := newLimits(&SessionLimits{GatewayRateLimits: &RateLimits{Messages: "30:1", TelemetryDataPoints: "40:1"}}, nil)
+	if e, p := small.gatewayBurst(); e != 10 || p != 40 {
+		t.Errorf("gatewayBurst = %d entries, %d points; want 10, 40", e, p)
 	}
 }

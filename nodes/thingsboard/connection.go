@@ -51,6 +51,7 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 		Fields: []engine.Field{
 			{Name: "host", Kind: engine.KindString, Label: "Host", Default: "127.0.0.1", Required: true, Help: "Host name or IP address of the ThingsBoard MQTT transport.", Example: "thingsboard.example.com"},
 			{Name: "port", Kind: engine.KindInt, Label: "Port", Default: 0, Min: engine.Float(0), Max: engine.Float(65535), Help: "MQTT port; 0 means 1883, or 8883 with TLS."},
+			{Name: "protocol", Label: "MQTT version", Kind: engine.KindEnum, Default: "5", Enum: []string{"5", "3.1.1"}, Help: "MQTT version: `5` (default; the server's reason codes such as quota exceeded or payload invalid are acted on) or `3.1.1` (for servers or proxies that do not speak MQTT 5)."},
 			{Name: "mode", Kind: engine.KindEnum, Label: "Mode", Default: modeDevice, Enum: []string{modeDevice, modeGateway}, Help: "`device`: the session is one ThingsBoard device. `gateway`: a gateway that sends for many devices."},
 			{Name: "accessToken", Kind: engine.KindSecret, Label: "Access token", Help: "The device's access token (its MQTT user name). Leave empty for MQTT basic or X.509 credentials.", Example: "${TB_TOKEN}"},
 			{Name: "clientId", Kind: engine.KindString, Label: "Client id", Help: "MQTT basic credentials: client id.", Advanced: true},
@@ -79,6 +80,7 @@ type connConfig struct {
 	Host           string          `json:"host"`
 	Port           int             `json:"port"`
 	Mode           string          `json:"mode"`
+	Protocol       string          `json:"protocol"`
 	AccessToken    string          `json:"accessToken"`
 	ClientID       string          `json:"clientId"`
 	Username       string          `json:"username"`
@@ -163,7 +165,7 @@ func (c *Connection) gateway() bool { return c.conf.Mode == modeGateway }
 func (c *Connection) tbConfig() (tb.Config, error) {
 	cf := c.conf
 	cfg := tb.Config{
-		Host: cf.Host, Port: cf.Port,
+		Host: cf.Host, Port: cf.Port, Protocol: cf.Protocol,
 		AccessToken: cf.AccessToken, ClientID: cf.ClientID, Username: cf.Username, Password: cf.Password,
 		ReconnectMin:      cf.ReconnectMin.D(),
 		ReconnectMax:      cf.ReconnectMax.D(),

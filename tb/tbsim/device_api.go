@@ -86,11 +86,15 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			accepted = f.Filter == topicProvisionResp
 		case attrFilters[f.Filter] != "":
 			accepted = true
-			ss.attrTopic = attrFilters[f.Filter]
+			if s.subscribeAllowedLocked(ss, f.Filter) {
+				ss.attrTopic = attrFilters[f.Filter]
+			}
 		case rpcFilters[f.Filter] != "":
 			accepted = true
-			ss.rpcPrefix = rpcFilters[f.Filter]
-			rpcSubscribed = true
+			if s.subscribeAllowedLocked(ss, f.Filter) {
+				ss.rpcPrefix = rpcFilters[f.Filter]
+				rpcSubscribed = true
+			}
 		case passiveFilters[f.Filter]:
 			accepted = true
 		}
@@ -123,6 +127,19 @@ func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		})
 	}
 	return pk
+}
+
+// subscribeAllowedLocked charges an attribute or RPC subscription to the
+// session's bucket (MqttTransportHandler sends each as a message without a
+// callback): over the limit the SUBACK still grants it, but it never takes
+// effect; the loss is recorded.
+func (s *Server) subscribeAllowedLocked(ss *session, filter string) bool {
+	if ss.dev == nil || ss.dev.limiter.allow(time.Now(), 0) {
+		return true
+	}
+	s.log.Info("subscription over the rate limit", "device", ss.dev.info.Name, "filter", filter)
+	s.recordDropLocked(ss.dev, ss, packets.Packet{TopicName: filter}, DropSubscriptionRateLimit, -1)
+	return false
 }
 
 // OnUnsubscribe cancels attribute and RPC subscriptions.
@@ -171,24 +188,30 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 // fail reacts to a bad publish as ThingsBoard does (§1.6).
+// A payload that fails to parse is answered (sendResponseForAdaptorErrorOr
+// CloseContext) with PUBACK 0x99 under MQTT 5, or under 3.1.1 with a plain
+// PUBACK when the device profile sets sendAckOnValidationException; the
+// message is then dropped and recorded. Otherwise the connection closes.
 func (s *Server) fail(ss *session, pk packets.Packet, err error) {
 	s.log.Info("bad publish", "topic", pk.TopicName, "error", err)
 	if isRuntime(err) {
 		ss.close(codeServerShuttingDown)
 		return
 	}
-	if ss.version == 5 && pk.PacketID > 0 {
+	if (ss.version == 5 || s.profileOf(ss.dev).SendAckOnValidationException) && pk.PacketID > 0 {
+		s.recordDrop(ss.dev, ss, pk, DropInvalidPayload, ss.pubackSeen(pk, codePayloadFormatInvalid))
 		ss.puback(pk, codePayloadFormatInvalid)
 		return
 	}
 	ss.close(codePayloadFormatInvalid)
 }
 
-// limited applies the device's rate limits; over the limit the session is
+// limited applies the session's own rate limits (a gateway's own bucket for
+// a gateway session) to a message with points data points; over the limit the session is
 // closed without PUBACK (MQTT 5: DISCONNECT 0x83) and it returns true.
-func (s *Server) limited(ss *session, telemetry bool, points int) bool {
+func (s *Server) limited(ss *session, points int) bool {
 	s.mu.Lock()
-	ok := ss.dev.limiter.allow(time.Now(), telemetry, points)
+	ok := ss.dev.limiter.allow(time.Now(), points)
 	name := ss.dev.info.Name
 	s.mu.Unlock()
 	if ok {
@@ -201,17 +224,27 @@ func (s *Server) limited(ss *session, telemetry bool, points int) bool {
 
 func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	t := pk.TopicName
+	prof := s.profileOf(ss.dev)
+	// Topics whose payload the profile's adaptor parses: under PROTOBUF a
+	// JSON payload fails there.
+	if s.profileAdaptorTopic(prof, t) && s.protoRefused(ss, pk, prof) {
+		return
+	}
 	switch {
 	case strings.HasPrefix(t, topicGatewayPrefix):
 		if ss.gateway {
+			if s.protoRefused(ss, pk, prof) {
+				return
+			}
 			s.handleGatewayPublish(ss, pk)
 			return
 		}
 		// ThingsBoard sends nothing for a non-gateway device publishing here.
 		s.log.Warn("gateway topic from a device that is not a gateway", "device", ss.dev.info.Name, "topic", t)
-	case t == topicAttributes, t == "v2/a", t == "v2/a/j":
+		s.recordDrop(ss.dev, ss, pk, DropNotGateway, -1)
+	case matchProfileTopic(prof.AttributesTopic, t), t == "v2/a", t == "v2/a/j":
 		s.onAttributes(ss, pk)
-	case t == topicTelemetry, t == "v2/t", t == "v2/t/j":
+	case matchProfileTopic(prof.TelemetryTopic, t), t == "v2/t", t == "v2/t/j":
 		s.onTelemetry(ss, pk)
 	case strings.HasPrefix(t, topicAttrRequest):
 		s.onAttrRequest(ss, pk, topicAttrRequest, topicAttrResponse)
@@ -228,24 +261,43 @@ func (s *Server) handleDevicePublish(ss *session, pk packets.Packet) {
 	case strings.HasPrefix(t, "v2/r/res/j/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/res/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/res/"):
 		s.onRPCResponse(ss, pk, "v2/r/res/")
 	case strings.HasPrefix(t, "v2/r/req/j/"):
 		s.onClientRPC(ss, pk, "v2/r/req/j/", "v2/r/res/j/")
 	case strings.HasPrefix(t, "v2/r/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/r/req/"):
 		s.onClientRPC(ss, pk, "v2/r/req/", "v2/r/res/")
 	case strings.HasPrefix(t, "v2/a/req/j/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/j/", "v2/a/res/j/")
 	case strings.HasPrefix(t, "v2/a/req/p/"):
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	case strings.HasPrefix(t, "v2/a/req/"):
 		s.onAttrRequest(ss, pk, "v2/a/req/", "v2/a/res/")
 	default:
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	}
+}
+
+// profileAdaptorTopic reports whether MqttTransportHandler parses t's
+// payload with the profile's adaptor (not a forced …/j or …/p one).
+func (s *Server) profileAdaptorTopic(p *DeviceProfile, t string) bool {
+	switch {
+	case strings.HasPrefix(t, topicGatewayPrefix), strings.HasSuffix(t, "/j"), strings.Contains(t, "/j/"),
+		strings.HasPrefix(t, "v2/fw/"), strings.HasPrefix(t, "v2/sw/"):
+		return false
+	case matchProfileTopic(p.AttributesTopic, t), matchProfileTopic(p.TelemetryTopic, t),
+		t == "v2/a", t == "v2/t", t == topicClaim:
+		return true
+	}
+	for _, prefix := range []string{topicAttrRequest, topicRPCResponse, topicRPCRequest, "v2/r/res/", "v2/r/req/", "v2/a/req/"} {
+		if strings.HasPrefix(t, prefix) && !strings.HasPrefix(t, prefix+"p/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) onTelemetry(ss *session, pk packets.Packet) {
@@ -258,7 +310,7 @@ func (s *Server) onTelemetry(ss *session, pk packets.Packet) {
 		// "[]": parsed, but ThingsBoard never acknowledges it.
 		return
 	}
-	if s.limited(ss, true, dataPoints(recs)) {
+	if s.limited(ss, dataPoints(recs)) {
 		return
 	}
 	s.mu.Lock()
@@ -273,7 +325,7 @@ func (s *Server) onAttributes(ss *session, pk packets.Packet) {
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, len(kvs)) {
 		return
 	}
 	s.storeClientAttributes(ss.dev, kvs)
@@ -385,7 +437,7 @@ func (s *Server) onAttrRequest(ss *session, pk packets.Packet, reqPrefix, respPr
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.mu.Lock()
@@ -474,7 +526,7 @@ func (s *Server) onClaim(ss *session, pk packets.Packet) {
 		s.fail(ss, pk, err)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.storeClaim(ss.dev, c)

@@ -54,8 +54,32 @@
 //     v2/fw/error followed by a disconnect.
 //   - Packets with a remaining length over MaxPayloadSize (65536) close the
 //     connection (MQTT 5: DISCONNECT 0x81 first; above 16 MiB mochi closes
-//     without it). Rate limits "cap:seconds,..." per device for messages,
-//     telemetry messages and data points, reported by getSessionLimits.
+//     without it). A topic name with wildcards closes it too (MQTT 5 0x81);
+//     $SYS/... is an unknown topic. A client that is not MQTT 5 and sends a
+//     bad protocol name or level gets CONNACK 1.
+//   - Rate limits "cap:seconds,..." as DefaultTransportRateLimitService
+//     checks them: a message with data points (telemetry, client
+//     attributes) takes one telemetry message and its points, any other
+//     (requests, RPC, claims, session open and close, attribute and RPC
+//     subscriptions) one message. A device session over its limit is
+//     closed (MQTT 5 DISCONNECT 0x83); a session open over it gets CONNACK
+//     0x9F (3.1.1: 3); a subscription over it is granted but lost.
+//   - Device profiles (AddDeviceProfile, by the device's Type): custom
+//     telemetry/attributes topic filters (the default topics become
+//     unknown topics), PROTOBUF (every payload on the profile's topics
+//     fails to parse, as JSON does on ThingsBoard; …/j topics take JSON),
+//     sendAckOnValidationException (3.1.1: PUBACK instead of close).
+//   - Messages the server takes and discards (unknown topics, invalid
+//     payloads that are acknowledged, gateway messages over the limit,
+//     gateway topics from a plain device, lost subscriptions) are recorded
+//     per device: Dropped, newest first, at most 1000.
+//   - RenameDevice and DeleteDevice; the gateway that last connected the
+//     device gets the persistent one-way RPCs gateway_device_renamed
+//     ({"old":"new"}) / gateway_device_deleted ("name") on its own RPC
+//     topic. Values of one key in the same millisecond overwrite.
+//   - X.509: the CertificateRequest lists the server's own chain, so Go
+//     clients send a self-signed device certificate only through
+//     GetClientCertificate.
 //   - No keep-alive enforcement; a connection without any packet for 10
 //     minutes is dropped (ThingsBoard's inactivity timeout).
 //   - The Gateway API (§3) for devices added with Gateway: true: connect
@@ -69,30 +93,29 @@
 //     PUBACK (MQTT 5 0x83) and the connection is closed; a per-device
 //     conversion error: MQTT 5 PUBACK 0x99, 3.1.1 closed; one PUBACK per
 //     message; unknown v1/gateway/ topics: 0x90. Sub-devices end with the
-//     gateway connection and hold the device's one session. Gateway-device
-//     rate limits per sub-device: MQTT 5 {"device","reason":150} notice,
-//     PUBACK 0x97, then close; getSessionLimits reports gatewayRateLimits.
+//     gateway connection and hold the device's one session. The gateway's
+//     rateLimits limit its own traffic; gatewayRateLimits are one bucket
+//     shared by all its sub-devices (every sub-device connect is two
+//     messages: get-or-create and session open). A sub-device message over
+//     it: PUBACK 0x97 (3.1.1: an ordinary PUBACK for a dropped message),
+//     then close, no notice; a connect over it: close without PUBACK (MQTT 5
+//     DISCONNECT 0x8B).
 //     Sub-devices are ordinary devices to the Go and HTTP APIs (by name);
 //     SubDevices, SetGatewayRateLimits and DropSubDevice are gateway-only.
 //
 // # Not emulated
 //
-//   - Protobuf payloads: the …/p topics are answered as unknown topics
-//     (PUBACK, MQTT 5 0x90) and the …/p filters are rejected; device
-//     profiles with custom topics or Protobuf payloads do not exist.
+//   - Protobuf decoding: the …/p topics are answered as unknown topics
+//     (PUBACK, MQTT 5 0x90) and the …/p filters are rejected; a PROTOBUF
+//     profile refuses every payload; custom attribute subscribe topics.
 //   - Gateway extras: gatewayMetrics aggregation of telemetry "metadata"
-//     (it is stripped), the gateway_device_renamed/deleted service RPCs,
-//     device-count limits, the gateway's own limits on v1/gateway/
-//     messages, Protobuf gateway payloads.
+//     (it is stripped), device-count limits, Protobuf gateway payloads.
 //   - JSON is parsed strictly (Gson's lenient parser also accepts unquoted
 //     names, single quotes, comments); numeric strings with non-ASCII digits
 //     stay strings; numbers whose plain form exceeds 4096 digits are
 //     rejected as malformed.
-//   - Server-assigned telemetry timestamps are unique per device (+1 ms on
-//     collision) so that every message is kept; ThingsBoard would overwrite
-//     values of the same key and millisecond.
-//   - IP blocking, tenant/gateway/connection rate limits, RPC delivery
-//     retries and persistent RPCs, session-open rate limiting, the
+//   - IP blocking, tenant rate limits, RPC delivery retries and
+//     persistent RPCs other than the gateway notices, the
 //     pre-CONNACK queue limit, the provisionState server attribute beyond
 //     its effect on check-pre-provisioned, X.509 chain auto-provisioning,
 //     external-URL OTA packages, Sparkplug.
@@ -107,7 +130,11 @@
 //
 //	GET    /healthz
 //	GET    /api/devices                              list (with "connected", "lastGateway")
-//	POST   /api/devices                              {"name","type","gateway","token","clientId","username","password","certPem"}
+//	POST   /api/devices                              {"name","type"|"profile","gateway","token","clientId","username","password","certPem"}
+//	POST   /api/devices/{name}/rename                {"name": "new"}
+//	DELETE /api/devices/{name}
+//	GET    /api/devices/{name}/dropped               discarded messages, newest first
+//	PUT    /api/devices/{name}/rate-limits           {"messages","telemetryMessages","telemetryDataPoints"}
 //	GET    /api/devices/{name}/telemetry             latest values; ?key=k for the history of k
 //	GET    /api/devices/{name}/attributes?scope=client|shared
 //	POST   /api/devices/{name}/attributes/shared     {"k": v} → pushed to the device
@@ -117,9 +144,13 @@
 //	DELETE /api/devices/{name}/ota/{fw|sw}
 //	GET    /api/devices/{name}/claims
 //	POST   /api/provision-profiles                   {"key","secret","type","strategy"}
+//	POST   /api/device-profiles                      {"name","telemetryTopic","attributesTopic","payloadType","sendAckOnValidationException"}
+//	GET    /api/device-profiles
+//	PUT    /api/device-profiles/{name}/ota/{fw|sw}?title=&version=&tag=&algorithm=   body = package bytes
+//	DELETE /api/device-profiles/{name}/ota/{fw|sw}
 //	GET    /api/gateways/{name}/devices              sub-devices connected through it
 //	DELETE /api/gateways/{name}/devices/{device}?reason=150   DropSubDevice (default 128)
-//	PUT    /api/gateways/{name}/rate-limits          {"messages","telemetryMessages","telemetryDataPoints"}
+//	PUT    /api/gateways/{name}/rate-limits          {"gateway":{…},"devices":{…}} (flat: devices)
 //
 // Gateway sub-devices are addressed by name through the /api/devices/{name}
 // endpoints like any device (URL-encode spaces); GET /api/devices lists them

@@ -1,6 +1,7 @@
 package tbsim
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -182,12 +183,21 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("close code %d", code)
 		}
 	})
-	s.SetRateLimits("d", RateLimits{Messages: "2:3600"})
+	// The session open is a regular message; client attributes carry data
+	// points and take the telemetry buckets, as in ThingsBoard.
+	s.SetRateLimits("d", RateLimits{Messages: "3:3600"})
 	c := dialRaw(t, s.MQTTAddr(), 5)
 	c.connectOK("T")
-	c.publishAck("v1/devices/me/attributes", `{"a":1}`)
 	c.publishAck("v1/devices/me/claim", ``)
-	c.publish("v1/devices/me/attributes", 1, `{"a":1}`)
+	for range 5 {
+		if code := c.publishAck("v1/devices/me/attributes", `{"a":1}`); code != 0 {
+			t.Fatalf("attributes puback %#x", code)
+		}
+	}
+	if code, pubs := c.publishCollect("v1/devices/me/attributes/request/1", `{}`); code != 0 || len(pubs) != 1 {
+		t.Fatalf("attribute request: %#x %v", code, pubs)
+	}
+	c.publish("v1/devices/me/claim", 1, ``)
 	if code := c.expectClosed(); code != 0x83 {
 		t.Fatalf("close code %d", code)
 	}
@@ -416,6 +426,9 @@ func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn strin
 func TestX509Auth(t *testing.T) {
 	_, ca, caKey := testCA(t)
 	serverCert, _ := issue(t, ca, caKey, "server", true, time.Now().Add(time.Hour))
+	// The server's chain names the CA, so it is on the CertificateRequest's
+	// list and Go clients send certificates it issued.
+	serverCert.Certificate = append(serverCert.Certificate, ca.Raw)
 	s := newServer(t, Options{TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}}})
 	devCert, devPEM := issue(t, ca, caKey, "device", false, time.Now().Add(time.Hour))
 	strangerCert, _ := issue(t, ca, caKey, "stranger", false, time.Now().Add(time.Hour))
@@ -447,5 +460,63 @@ func TestX509Auth(t *testing.T) {
 		check(&strangerCert, connectOpts{clientID: "any", username: "T"}, codeNotAuthorized, 5)
 		check(&expiredCert, connectOpts{clientID: "any"}, codeNotAuthorized, 5)
 		check(nil, connectOpts{clientID: "any", username: "T"}, 0, 0) // token over TLS
+	})
+}
+
+// selfSigned returns a self-signed client certificate and its PEM.
+func selfSigned(t *testing.T, cn string) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestX509CertificateRequestListsCAs: the server lists its own CAs, so a Go
+// client that offers a self-signed certificate through Certificates sends
+// nothing and is refused, as against ThingsBoard; one that supplies it
+// through GetClientCertificate is accepted.
+func TestX509CertificateRequestListsCAs(t *testing.T) {
+	_, ca, caKey := testCA(t)
+	serverCert, _ := issue(t, ca, caKey, "server", true, time.Now().Add(time.Hour))
+	s := newServer(t, Options{TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}}})
+	devCert, devPEM := selfSigned(t, "device")
+	mustAdd(t, s, Device{Name: "x", CertPEM: devPEM})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	both(t, func(t *testing.T, v byte) {
+		var listed [][]byte
+		cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{devCert}}
+		c := dialRawTLS(t, s.TLSAddr(), v, cfg)
+		// No certificate arrived: the client id is all there is.
+		if ack := c.connect(connectOpts{clientID: "any"}); ack.ReasonCode != map[byte]byte{4: 2, 5: codeClientIDInvalid}[v] {
+			t.Fatalf("certificate via Certificates: connack %#x", ack.ReasonCode)
+		}
+		c.disconnect()
+		cfg = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1",
+			GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				listed = cri.AcceptableCAs
+				return &devCert, nil
+			}}
+		c = dialRawTLS(t, s.TLSAddr(), v, cfg)
+		if ack := c.connect(connectOpts{clientID: "any"}); ack.ReasonCode != 0 {
+			t.Fatalf("certificate via GetClientCertificate: connack %#x", ack.ReasonCode)
+		}
+		c.disconnect()
+		leaf, _ := x509.ParseCertificate(serverCert.Certificate[0])
+		if len(listed) != 1 || !bytes.Equal(listed[0], leaf.RawSubject) {
+			t.Fatalf("acceptable CAs %q", listed)
+		}
 	})
 }

@@ -3,9 +3,9 @@ package tbsim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -23,6 +23,9 @@ const (
 	topicGwClaim      = "v1/gateway/claim"
 	defaultDeviceType = "default"
 )
+
+// errConnectLimited is a sub-device connect over the gateway's bucket.
+var errConnectLimited = errors.New("gateway rate limit exceeded")
 
 // Reasons of the MQTT 5 downlink {"device","reason"} on v1/gateway/disconnect.
 const (
@@ -58,12 +61,15 @@ func (s *Server) SubDevices(gateway string) []string {
 	return out
 }
 
-// SetGatewayRateLimits sets the limits for devices behind the gateway
-// (ThingsBoard's gateway-device limits): reported as gatewayRateLimits by
-// getSessionLimits and enforced per sub-device. A sub-device over its limit
-// gets PUBACK 0x97 and the gateway connection is closed (MQTT 5: a
-// {"device","reason":150} notice first). Malformed windows are logged and
-// ignored.
+// SetGatewayRateLimits sets the limits for the devices behind the gateway
+// (ThingsBoard's tenant-profile "transportGateway…" limits, reported as
+// gatewayRateLimits by getSessionLimits). They are one bucket keyed by the
+// gateway and shared by all its sub-devices' traffic together, including
+// every sub-device connect. A sub-device message over it gets PUBACK
+// (MQTT 5 0x97, MQTT 3.1.1 an ordinary PUBACK for a message that is
+// dropped) and the gateway connection is closed. The gateway's own
+// device-API traffic is limited by SetRateLimits. Malformed windows are
+// logged and ignored.
 func (s *Server) SetGatewayRateLimits(gateway string, l RateLimits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,8 +79,8 @@ func (s *Server) SetGatewayRateLimits(gateway string, l RateLimits) {
 		return
 	}
 	d.gwLimits = l
-	d.gwLimiters = map[string]*limiterSet{}
-	for _, e := range newLimiterSet(l).errs {
+	d.gwLimiter = newLimiterSet(l)
+	for _, e := range d.gwLimiter.errs {
 		s.log.Warn("ignoring gateway rate limit", "gateway", gateway, "error", e)
 	}
 }
@@ -134,8 +140,8 @@ func (s *Server) evictLocked(d *device) *session {
 
 // removeViewLocked disconnects a sub-device view from its gateway session.
 func (s *Server) removeViewLocked(v *view) {
-	if cur := v.sess.gwDevices[v.dev.info.Name]; cur == v {
-		delete(v.sess.gwDevices, v.dev.info.Name)
+	if cur := v.sess.gwDevices[v.key]; cur == v {
+		delete(v.sess.gwDevices, v.key)
 	}
 	for i, x := range v.dev.views {
 		if x == v {
@@ -160,6 +166,12 @@ func (s *Server) gwConnectLocked(ss *session, name, typ string) (*view, bool, *s
 	if d == ss.dev {
 		return nil, false, nil, fmt.Errorf("gateway %q can't connect itself as a sub-device", name)
 	}
+	// GetOrCreateDeviceFromGatewayRequestMsg is one message of the shared
+	// bucket, checked before the device is looked up or created.
+	now := time.Now()
+	if !ss.dev.gwLimiter.allow(now, 0) {
+		return nil, false, nil, fmt.Errorf("connecting %q: %w", name, errConnectLimited)
+	}
 	if d == nil {
 		if typ == "" {
 			typ = defaultDeviceType
@@ -171,7 +183,14 @@ func (s *Server) gwConnectLocked(ss *session, name, typ string) (*view, bool, *s
 		s.log.Info("sub-device created", "device", name, "type", typ, "gateway", ss.dev.info.Name)
 	}
 	old := s.evictLocked(d)
-	v := &view{sess: ss, dev: d, gw: true}
+	v := &view{sess: ss, dev: d, gw: true, key: name}
+	// The sub-device's session open (with its attribute and RPC
+	// subscriptions) is one more message; over the limit ThingsBoard drops
+	// it without telling anyone, and the device gets no updates or RPCs.
+	if !ss.dev.gwLimiter.allow(now, 0) {
+		v.muted = true
+		s.recordDropLocked(d, ss, packets.Packet{TopicName: "(session open)"}, DropSubscriptionRateLimit, -1)
+	}
 	ss.gwDevices[name] = v
 	d.views = append(d.views, v)
 	d.info.LastGateway = ss.dev.info.Name
@@ -198,10 +217,12 @@ func (s *Server) gwConnect(ss *session, name, typ string) (*view, bool, error) {
 // connected (their pending RPCs follow the PUBACK) and the first failure,
 // which decides the reaction.
 type gwResult struct {
-	connected []*view
-	err       error  // first failure
-	quota     string // device whose rate limit failed first ("" = not a quota failure)
-	procErr   bool   // first failure is a processing error (PUBACK 0x80)
+	connected   []*view
+	err         error     // first failure
+	quota       string    // device whose rate limit failed first ("" = not a quota failure)
+	dropped     []*device // devices whose part was dropped over the rate limit
+	procErr     bool      // first failure is a processing error (PUBACK 0x80)
+	connLimited bool      // a sub-device connect was over the rate limit
 }
 
 func (r *gwResult) failed(err error) {
@@ -221,6 +242,10 @@ func (s *Server) gwImplicit(ss *session, r *gwResult, name string) *view {
 // nil means it failed.
 func (s *Server) gwJoin(ss *session, r *gwResult, name, typ string) *view {
 	v, isNew, err := s.gwConnect(ss, name, typ)
+	if errors.Is(err, errConnectLimited) {
+		r.err, r.connLimited = err, true
+		return nil
+	}
 	if err != nil {
 		if r.err == nil {
 			r.err, r.procErr = err, true
@@ -233,23 +258,19 @@ func (s *Server) gwJoin(ss *session, r *gwResult, name, typ string) *view {
 	return v
 }
 
-// gwAllow applies the gateway-device rate limits to one sub-device message.
-func (s *Server) gwAllow(ss *session, r *gwResult, v *view, telemetry bool, points int) bool {
+// gwAllow applies the gateway's shared sub-device bucket to one sub-device
+// message with points data points (DefaultTransportRateLimitService
+// checkLimits with a gateway id: the sub-device's own limits do not apply).
+func (s *Server) gwAllow(ss *session, r *gwResult, v *view, points int) bool {
 	s.mu.Lock()
-	gw := ss.dev
-	if gw.gwLimiters == nil {
-		gw.gwLimiters = map[string]*limiterSet{}
-	}
-	l := gw.gwLimiters[v.dev.info.Name]
-	if l == nil {
-		l = newLimiterSet(gw.gwLimits)
-		gw.gwLimiters[v.dev.info.Name] = l
-	}
-	ok := l.allow(time.Now(), telemetry, points)
+	ok := ss.dev.gwLimiter.allow(time.Now(), points)
 	s.mu.Unlock()
-	if !ok && r.err == nil {
-		r.err = fmt.Errorf("rate limit of sub-device %q exceeded", v.dev.info.Name)
-		r.quota = v.dev.info.Name
+	if !ok {
+		if r.err == nil {
+			r.err = fmt.Errorf("gateway rate limit exceeded by sub-device %q", v.dev.info.Name)
+			r.quota = v.dev.info.Name
+		}
+		r.dropped = append(r.dropped, v.dev)
 	}
 	return ok
 }
@@ -258,13 +279,25 @@ func (s *Server) gwAllow(ss *session, r *gwResult, v *view, telemetry bool, poin
 // gateway publish were processed.
 func (s *Server) gwFinish(ss *session, pk packets.Packet, r *gwResult) {
 	switch {
+	case r.connLimited:
+		// ThingsBoard's get-or-create fails at once, the exception escapes
+		// the handler and Netty closes the channel (exceptionCaught): no
+		// PUBACK, MQTT 5 DISCONNECT 0x8B.
+		s.log.Info("gateway rate limit exceeded on sub-device connect", "gateway", ss.dev.info.Name, "error", r.err)
+		ss.close(codeServerShuttingDown)
 	case r.quota != "":
-		s.log.Info("gateway sub-device rate limit exceeded", "gateway", ss.dev.info.Name, "device", r.quota)
-		if ss.version == 5 {
-			s.sendDisconnectNotice(ss, r.quota, GatewayDisconnectRateLimit)
+		// getAggregatePubAckCallback.onError: PUBACK 0x97 (plain under
+		// 3.1.1), close; the v1/gateway/disconnect notice it attempts
+		// afterwards goes to a closed channel and is never delivered.
+		s.log.Info("gateway rate limit exceeded", "gateway", ss.dev.info.Name, "device", r.quota)
+		seen := ss.pubackSeen(pk, codeQuotaExceeded)
+		s.mu.Lock()
+		for _, d := range r.dropped {
+			s.recordDropLocked(d, ss, pk, DropGatewayRateLimit, seen)
 		}
+		s.mu.Unlock()
 		ss.puback(pk, codeQuotaExceeded)
-		ss.drop("sub-device rate limit exceeded")
+		ss.drop("gateway rate limit exceeded")
 	case r.procErr:
 		s.log.Info("gateway publish failed", "gateway", ss.dev.info.Name, "topic", pk.TopicName, "error", r.err)
 		ss.puback(pk, codeUnspecified)
@@ -324,7 +357,7 @@ func (s *Server) handleGatewayPublish(ss *session, pk packets.Packet) {
 	case topicGwClaim:
 		s.onGwClaim(ss, pk)
 	default:
-		ss.puback(pk, codeTopicNameInvalid)
+		s.unknownTopic(ss, pk)
 	}
 }
 
@@ -348,6 +381,7 @@ func (s *Server) onGwDisconnect(ss *session, pk packets.Packet) {
 	s.mu.Lock()
 	if v := ss.gwDevices[name]; v != nil {
 		s.removeViewLocked(v)
+		ss.dev.gwLimiter.allow(time.Now(), 0) // the session close message
 	}
 	s.mu.Unlock()
 	ss.puback(pk, codeSuccess)
@@ -367,6 +401,9 @@ func (s *Server) gwEach(ss *session, pk packets.Packet, want byte, fn func(r *gw
 		if v := s.gwImplicit(ss, r, e.device); v != nil {
 			fn(r, v, e)
 		}
+		if r.connLimited {
+			break // the exception ends the handler
+		}
 	}
 	s.gwFinish(ss, pk, r)
 }
@@ -378,7 +415,7 @@ func (s *Server) onGwTelemetry(ss *session, pk packets.Packet) {
 			r.failed(fmt.Errorf("telemetry of %q: %w", e.device, err))
 			return
 		}
-		if !s.gwAllow(ss, r, v, true, dataPoints(recs)) {
+		if !s.gwAllow(ss, r, v, dataPoints(recs)) {
 			return
 		}
 		s.mu.Lock()
@@ -398,7 +435,7 @@ func (s *Server) onGwAttributes(ss *session, pk packets.Packet) {
 			r.failed(fmt.Errorf("attributes of %q: %w", e.device, err))
 			return
 		}
-		if !s.gwAllow(ss, r, v, false, 0) {
+		if !s.gwAllow(ss, r, v, len(kvs)) {
 			return
 		}
 		s.storeClientAttributes(v.dev, kvs)
@@ -416,7 +453,7 @@ func (s *Server) onGwClaim(ss *session, pk packets.Packet) {
 			r.failed(fmt.Errorf("claim of %q: %w", e.device, err))
 			return
 		}
-		if !s.gwAllow(ss, r, v, false, 0) {
+		if !s.gwAllow(ss, r, v, 0) {
 			return
 		}
 		s.storeClaim(v.dev, c)
@@ -431,7 +468,7 @@ func (s *Server) onGwAttrRequest(ss *session, pk packets.Packet) {
 	}
 	r := &gwResult{}
 	v := s.gwImplicit(ss, r, req.device)
-	if v == nil || !s.gwAllow(ss, r, v, false, 0) {
+	if v == nil || !s.gwAllow(ss, r, v, 0) {
 		s.gwFinish(ss, pk, r)
 		return
 	}
@@ -510,285 +547,10 @@ func (s *Server) onGwRPCReply(ss *session, pk packets.Packet) {
 	}
 	r := &gwResult{}
 	v := s.gwImplicit(ss, r, name)
-	if v != nil && s.gwAllow(ss, r, v, false, 0) {
+	if v != nil && s.gwAllow(ss, r, v, 0) {
 		s.mu.Lock()
 		completeRPCLocked(v.dev, id, data)
 		s.mu.Unlock()
 	}
 	s.gwFinish(ss, pk, r)
-}
-
-// --- payload parsers ---------------------------------------------------
-//
-// Whole-payload errors are returned as runtime failures ("wrong shape",
-// the gateway connection is closed) except for invalid JSON, which is a
-// format error (§1.6).
-
-// gwEntry is one device's part of a multi-device gateway payload.
-type gwEntry struct {
-	device string
-	raw    json.RawMessage
-}
-
-// gwObject parses a payload that must be a JSON object.
-func gwObject(payload []byte) ([]member, error) {
-	raw, err := parseJSON(payload)
-	if err != nil {
-		return nil, err
-	}
-	if kind(raw) != '{' {
-		return nil, runtimeFailure("can't parse value: %s", truncate(raw))
-	}
-	return objectMembers(raw)
-}
-
-func truncate(b []byte) string {
-	if len(b) > 64 {
-		return string(b[:64]) + "…"
-	}
-	return string(b)
-}
-
-// parseGatewayEntries parses {"Dev A": <value>, ...} for telemetry (want
-// '[') or attributes and claims (want '{'). Entries of another kind are
-// skipped; none left is a wrong shape, and so is an empty device name.
-func parseGatewayEntries(payload []byte, want byte) ([]gwEntry, error) {
-	ms, err := gwObject(payload)
-	if err != nil {
-		return nil, err
-	}
-	var out []gwEntry
-	for _, m := range ms {
-		if kind(m.raw) != want {
-			continue
-		}
-		if m.key == "" {
-			return nil, runtimeFailure("device name is empty")
-		}
-		out = append(out, gwEntry{device: m.key, raw: m.raw})
-	}
-	if len(out) == 0 {
-		return nil, runtimeFailure("no usable device entries")
-	}
-	return out, nil
-}
-
-// parseGatewayTelemetryDevice converts one device's telemetry array; every
-// element must be an object (flat or {ts, values}); an optional "metadata"
-// member (gateway latency data) is stripped.
-func parseGatewayTelemetryDevice(raw json.RawMessage) ([]tsRecord, error) {
-	elems, err := arrayElements(raw)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]tsRecord, 0, len(elems))
-	for _, e := range elems {
-		if kind(e) != '{' {
-			return nil, malformed("can't parse value: %s", truncate(e))
-		}
-		ms, err := objectMembers(e)
-		if err != nil {
-			return nil, err
-		}
-		for i, m := range ms {
-			if m.key == "metadata" {
-				ms = append(ms[:i:i], ms[i+1:]...)
-				break
-			}
-		}
-		rec, err := parseTelemetryMembers(ms)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
-}
-
-// gwDeviceName reads the required, non-empty "device" member.
-func gwDeviceName(ms []member) (string, error) {
-	r, ok := findMember(ms, "device")
-	if !ok {
-		return "", runtimeFailure("device is missing")
-	}
-	name, ok := gsonString(r)
-	if !ok {
-		return "", runtimeFailure("device is not a string")
-	}
-	if name == "" {
-		return "", runtimeFailure("device name is empty")
-	}
-	return name, nil
-}
-
-// parseGatewayConnect parses {"device", "type"}; type defaults to
-// "default" (also when null or empty).
-func parseGatewayConnect(payload []byte) (name, typ string, err error) {
-	ms, err := gwObject(payload)
-	if err != nil {
-		return "", "", err
-	}
-	if name, err = gwDeviceName(ms); err != nil {
-		return "", "", err
-	}
-	typ = defaultDeviceType
-	if r, ok := findMember(ms, "type"); ok && kind(r) != 'n' {
-		t, ok := gsonString(r)
-		if !ok {
-			return "", "", runtimeFailure("type is not a string")
-		}
-		if t != "" {
-			typ = t
-		}
-	}
-	return name, typ, nil
-}
-
-// parseGatewayDisconnect parses {"device"}.
-func parseGatewayDisconnect(payload []byte) (string, error) {
-	ms, err := gwObject(payload)
-	if err != nil {
-		return "", err
-	}
-	return gwDeviceName(ms)
-}
-
-// gwAttrRequest is a parsed v1/gateway/attributes/request.
-type gwAttrRequest struct {
-	id     int
-	device string
-	client bool
-	keys   []string // distinct, in request order
-}
-
-// gsonInt is JsonElement.getAsInt.
-func gsonInt(raw json.RawMessage) (int, error) {
-	switch kind(raw) {
-	case '0':
-		v, err := gsonLong(raw)
-		if err != nil {
-			return 0, runtimeFailure("%s is not an int", raw)
-		}
-		return int(int32(v)), nil
-	case '"':
-		str, _ := gsonString(raw)
-		v, ok := javaParseInt(str)
-		if !ok {
-			return 0, runtimeFailure("%q is not an int", str)
-		}
-		return v, nil
-	case '[':
-		elems, err := arrayElements(raw)
-		if err != nil || len(elems) != 1 {
-			return 0, runtimeFailure("%s is not an int", truncate(raw))
-		}
-		return gsonInt(elems[0])
-	default:
-		return 0, runtimeFailure("%s is not an int", truncate(raw))
-	}
-}
-
-// gsonBool is JsonElement.getAsBoolean: strings are Boolean.parseBoolean.
-func gsonBool(raw json.RawMessage) (bool, error) {
-	switch kind(raw) {
-	case 't':
-		return true, nil
-	case 'f', '0':
-		return false, nil
-	case '"':
-		str, _ := gsonString(raw)
-		return strings.EqualFold(str, "true"), nil
-	case '[':
-		elems, err := arrayElements(raw)
-		if err != nil || len(elems) != 1 {
-			return false, runtimeFailure("%s is not a boolean", truncate(raw))
-		}
-		return gsonBool(elems[0])
-	default:
-		return false, runtimeFailure("%s is not a boolean", truncate(raw))
-	}
-}
-
-// parseGatewayAttrRequest parses {"id", "device", "client", "key"|"keys"};
-// all required, "key" wins over "keys".
-func parseGatewayAttrRequest(payload []byte) (gwAttrRequest, error) {
-	var req gwAttrRequest
-	ms, err := gwObject(payload)
-	if err != nil {
-		return req, err
-	}
-	idRaw, ok := findMember(ms, "id")
-	if !ok {
-		return req, runtimeFailure("id is missing")
-	}
-	if req.id, err = gsonInt(idRaw); err != nil {
-		return req, err
-	}
-	if req.device, err = gwDeviceName(ms); err != nil {
-		return req, err
-	}
-	clientRaw, ok := findMember(ms, "client")
-	if !ok {
-		return req, runtimeFailure("client is missing")
-	}
-	if req.client, err = gsonBool(clientRaw); err != nil {
-		return req, err
-	}
-	if r, ok := findMember(ms, "key"); ok {
-		k, ok := gsonString(r)
-		if !ok {
-			return req, runtimeFailure("key is not a string")
-		}
-		req.keys = []string{k}
-		return req, nil
-	}
-	r, ok := findMember(ms, "keys")
-	if !ok {
-		return req, runtimeFailure("key or keys is missing")
-	}
-	if kind(r) != '[' {
-		return req, runtimeFailure("keys is not an array")
-	}
-	elems, err := arrayElements(r)
-	if err != nil {
-		return req, err
-	}
-	seen := map[string]bool{}
-	for _, e := range elems {
-		k, ok := gsonString(e)
-		if !ok {
-			return req, runtimeFailure("key %s is not a string", truncate(e))
-		}
-		if !seen[k] {
-			seen[k] = true
-			req.keys = append(req.keys, k)
-		}
-	}
-	return req, nil
-}
-
-// parseGatewayRPCReply parses {"device", "id", "data"} (all required); data
-// is kept as compact JSON text.
-func parseGatewayRPCReply(payload []byte) (name string, id int, data json.RawMessage, err error) {
-	ms, err := gwObject(payload)
-	if err != nil {
-		return "", 0, nil, err
-	}
-	if name, err = gwDeviceName(ms); err != nil {
-		return "", 0, nil, err
-	}
-	idRaw, ok := findMember(ms, "id")
-	if !ok {
-		return "", 0, nil, runtimeFailure("id is missing")
-	}
-	if id, err = gsonInt(idRaw); err != nil {
-		return "", 0, nil, err
-	}
-	d, ok := findMember(ms, "data")
-	if !ok {
-		return "", 0, nil, runtimeFailure("data is missing")
-	}
-	var b bytes.Buffer
-	_ = json.Compact(&b, d)
-	return name, id, b.Bytes(), nil
 }

@@ -459,34 +459,6 @@ func TestGatewayRateLimits(t *testing.T) {
 		"rateLimits":{"messages":null,"telemetryMessages":null,"telemetryDataPoints":null},
 		"gatewayRateLimits":{"messages":null,"telemetryMessages":null,"telemetryDataPoints":null}}`)
 
-	both(t, func(t *testing.T, v byte) {
-		s.SetGatewayRateLimits("gw", RateLimits{Messages: "2:3600"})
-		c := dialGateway(t, s, v)
-		sfx := fmt.Sprint(v)
-		l, m := "L"+sfx, "M"+sfx
-		c.publishOK(topicGwTelemetry, fmt.Sprintf(`{%q:[{"a":1}]}`, l))
-		c.publishOK(topicGwAttributes, fmt.Sprintf(`{%q:{"b":1},%q:{"c":1}}`, l, m))
-		// Third message for l: over its limit; m is still fine.
-		code, pubs := c.publishCollect(topicGwTelemetry, fmt.Sprintf(`{%q:[{"a":2}],%q:[{"a":3}]}`, m, l))
-		if v == 5 {
-			if code != codeQuotaExceeded || len(pubs) != 1 {
-				t.Fatalf("puback %#x, publishes %v", code, pubs)
-			}
-			if pubs[0].TopicName != topicGwDisconnect {
-				t.Fatalf("notice on %q", pubs[0].TopicName)
-			}
-			jsonEqual(t, "notice", pubs[0].Payload, fmt.Sprintf(`{"device":%q,"reason":150}`, l))
-		} else if code != 0 || len(pubs) != 0 {
-			t.Fatalf("puback %#x, publishes %v", code, pubs)
-		}
-		c.expectClosed()
-		if h := s.History(l, "a"); len(h) != 1 {
-			t.Fatalf("Dev L history %+v", h)
-		}
-		if h := s.History(m, "a"); len(h) != 1 {
-			t.Fatalf("Dev M history %+v", h)
-		}
-	})
 }
 
 func TestDropSubDevice(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -123,6 +124,14 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			code = codeNotAuthorized
 		}
 		return h.reject(ss, code, "bad credentials")
+	}
+	// The session open event is one message of the device's own bucket
+	// (a gateway's own bucket for a gateway); over it ThingsBoard refuses
+	// the connection (CONNACK 0x9F, 3.1.1: 3; MQTT 5 DISCONNECT 0x96) and
+	// the older session stays.
+	if !d.limiter.allow(time.Now(), 0) {
+		s.mu.Unlock()
+		return h.reject(ss, codeConnectionRateExceeded, "session open over the rate limit")
 	}
 	old := s.evictLocked(d)
 	ss.dev = d
@@ -253,6 +262,15 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		if ss.connackCode == codeSuccess && (ss.dev != nil || ss.provision) {
 			s.stats.Disconnects++
 		}
+		if ss.connackCode == codeSuccess && ss.dev != nil && !ss.ended {
+			// Session close events are messages too: the device's own
+			// one, and one per sub-device in the gateway's shared bucket.
+			now := time.Now()
+			ss.dev.limiter.allow(now, 0)
+			for range ss.gwDevices {
+				ss.dev.gwLimiter.allow(now, 0)
+			}
+		}
 		s.detachLocked(ss)
 	}
 	s.mu.Unlock()
@@ -297,6 +315,19 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if ss != nil && pk.FixedHeader.Type == packets.Puback {
 		h.s.onPuback(ss, pk.PacketID)
 	}
+	if pk.FixedHeader.Type == packets.Publish && !mqtt.IsValidFilter(pk.TopicName, true) {
+		// mochi drops these silently ($SYS/..., wildcards) without ever
+		// calling OnPublish.
+		if strings.ContainsAny(pk.TopicName, "+#") {
+			// Netty's decoder refuses a topic name with wildcards.
+			if ss != nil && ss.version == 5 {
+				_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: codeMalformedPacket})
+			}
+			return pk, packets.ErrRejectPacket
+		}
+		// Any other topic ($SYS/x, ...) is an ordinary unknown topic.
+		_, _ = h.OnPublish(cl, pk)
+	}
 	return pk, nil
 }
 
@@ -306,8 +337,15 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
 		ss := h.session(cl)
+		reason := pk.Properties.ReasonString
 		pk.Properties = packets.Properties{}
 		if ss == nil {
+			// Refused by mochi before OnConnect (bad protocol name or
+			// level, ...): a client that is not MQTT 5 gets an MQTT 3.1.1
+			// return code, never an MQTT 5 reason code.
+			if cl.Properties.ProtocolVersion != 5 && pk.ReasonCode >= codeUnspecified {
+				pk.ReasonCode = v3RefusalCode(pk.ReasonCode, reason)
+			}
 			return pk
 		}
 		h.s.mu.Lock()
@@ -348,7 +386,11 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
 		if pk.ReasonCode != 0 && ss.version == 5 {
-			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: pk.ReasonCode})
+			code := pk.ReasonCode
+			if code == codeConnectionRateExceeded {
+				code = codeMessageRateTooHigh
+			}
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code})
 		}
 	case packets.Suback:
 		h.s.mu.Lock()

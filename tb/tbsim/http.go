@@ -215,6 +215,38 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	mux.HandleFunc("POST /api/devices/{name}/rename", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if err := s.RenameDevice(r.PathValue("name"), req.Name); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.Devices() {
+			if x.Name == req.Name {
+				writeJSON(w, http.StatusOK, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("DELETE /api/devices/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteDevice(r.PathValue("name")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/devices/{name}/dropped", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if !s.exists(w, name) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Dropped(name))
+	})
 	mux.HandleFunc("GET /api/gateways/{name}/devices", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !s.exists(w, name) {
@@ -244,12 +276,92 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("PUT /api/gateways/{name}/rate-limits", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		var req struct {
+			Gateway *RateLimits `json:"gateway"`
+			Devices *RateLimits `json:"devices"`
+			// The flat form sets the sub-device bucket only.
+			RateLimits
+		}
+		if !readJSON(w, r, &req) || !s.exists(w, name) {
+			return
+		}
+		flat := req.RateLimits != (RateLimits{})
+		if flat && (req.Gateway != nil || req.Devices != nil) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `give {"gateway":…,"devices":…} or the flat sub-device limits, not both`})
+			return
+		}
+		if flat {
+			req.Devices = &req.RateLimits
+		}
+		for _, l := range []*RateLimits{req.Gateway, req.Devices} {
+			if l == nil {
+				continue
+			}
+			if err := validateRateLimits(*l); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+		if req.Gateway != nil {
+			s.SetRateLimits(name, *req.Gateway)
+		}
+		if req.Devices != nil {
+			s.SetGatewayRateLimits(name, *req.Devices)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /api/devices/{name}/rate-limits", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
 		var l RateLimits
 		if !readJSON(w, r, &l) || !s.exists(w, name) {
 			return
 		}
-		s.SetGatewayRateLimits(name, l)
+		if err := validateRateLimits(l); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		s.SetRateLimits(name, l)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/device-profiles", func(w http.ResponseWriter, r *http.Request) {
+		var p DeviceProfile
+		if !readJSON(w, r, &p) {
+			return
+		}
+		if err := s.AddDeviceProfile(p); err != nil {
+			writeError(w, err)
+			return
+		}
+		for _, x := range s.DeviceProfiles() {
+			if x.Name == p.Name {
+				writeJSON(w, http.StatusCreated, x)
+				return
+			}
+		}
+	})
+	mux.HandleFunc("PUT /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		body, ok := readBody(w, r, maxOTABody)
+		if !ok {
+			return
+		}
+		q := r.URL.Query()
+		p := OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
+			ChecksumAlgorithm: q.Get("algorithm"), Data: body}
+		if err := s.AssignProfileOTA(r.PathValue("name"), r.PathValue("kind"), p); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.UnassignProfileOTA(r.PathValue("name"), r.PathValue("kind")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/device-profiles", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.DeviceProfiles())
 	})
 	mux.HandleFunc("POST /api/provision-profiles", func(w http.ResponseWriter, r *http.Request) {
 		var p ProvisionProfile

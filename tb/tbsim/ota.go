@@ -34,32 +34,52 @@ func otaKind(kind string) error {
 // telemetry target_<kind>_* and <kind>_state QUEUED, then the shared
 // attributes <kind>_title, _version, (_tag), _size, _checksum_algorithm,
 // _checksum through the normal update path, then <kind>_state INITIATED.
+// A package assigned to the device itself wins over its profile's.
 func (s *Server) AssignOTA(name, kind string, p OTAPackage) error {
-	if err := otaKind(kind); err != nil {
+	a, err := newOTAAssignment(kind, p)
+	if err != nil {
 		return err
 	}
-	if p.ChecksumAlgorithm == "" {
-		p.ChecksumAlgorithm = "SHA256"
-	}
-	p.ChecksumAlgorithm = strings.ToUpper(p.ChecksumAlgorithm)
-	if p.Title == "" || p.Version == "" {
-		return fmt.Errorf("assigning %s package: title and version are required", kind)
-	}
-	if len(p.Data) == 0 {
-		return fmt.Errorf("assigning %s package %q: no data", kind, p.Title)
-	}
-	sum, err := checksum(p.ChecksumAlgorithm, p.Data)
-	if err != nil {
-		return fmt.Errorf("assigning %s package %q: %w", kind, p.Title, err)
-	}
-	p.Data = append([]byte(nil), p.Data...)
 	s.mu.Lock()
 	d := s.devices[name]
 	if d == nil {
 		s.mu.Unlock()
 		return fmt.Errorf("assigning %s package to %q: %w", kind, name, ErrUnknownDevice)
 	}
-	d.ota[kind] = &otaAssignment{pkg: p, checksum: sum}
+	d.ota[kind] = a
+	push := s.applyOTALocked(d, kind, a)
+	s.mu.Unlock()
+	push()
+	return nil
+}
+
+// newOTAAssignment validates a package and computes its checksum.
+func newOTAAssignment(kind string, p OTAPackage) (*otaAssignment, error) {
+	if err := otaKind(kind); err != nil {
+		return nil, err
+	}
+	if p.ChecksumAlgorithm == "" {
+		p.ChecksumAlgorithm = "SHA256"
+	}
+	p.ChecksumAlgorithm = strings.ToUpper(p.ChecksumAlgorithm)
+	if p.Title == "" || p.Version == "" {
+		return nil, fmt.Errorf("assigning %s package: title and version are required", kind)
+	}
+	if len(p.Data) == 0 {
+		return nil, fmt.Errorf("assigning %s package %q: no data", kind, p.Title)
+	}
+	sum, err := checksum(p.ChecksumAlgorithm, p.Data)
+	if err != nil {
+		return nil, fmt.Errorf("assigning %s package %q: %w", kind, p.Title, err)
+	}
+	p.Data = append([]byte(nil), p.Data...)
+	return &otaAssignment{pkg: p, checksum: sum}, nil
+}
+
+// applyOTALocked records the assignment's telemetry and shared attributes
+// for d and returns the pushes to make once s.mu is released.
+func (s *Server) applyOTALocked(d *device, kind string, a *otaAssignment) func() {
+	p, sum := a.pkg, a.checksum
 	now := time.Now().UnixMilli()
 	target := []kv{
 		{kind + "_state", "QUEUED"},
@@ -70,7 +90,7 @@ func (s *Server) AssignOTA(name, kind string, p OTAPackage) error {
 	if p.Tag != "" {
 		target = append(target, kv{"target_" + kind + "_tag", p.Tag})
 	}
-	s.storeTelemetryLocked(d, []tsRecord{{KV: target}})
+	s.storeTelemetryLocked(d, []tsRecord{{Ts: now, HasTs: true, KV: target}})
 	var deleted []string
 	if _, ok := d.shared[kind+"_tag"]; ok && p.Tag == "" {
 		deleted = append(deleted, kind+"_tag")
@@ -90,15 +110,19 @@ func (s *Server) AssignOTA(name, kind string, p OTAPackage) error {
 		attrs[kind+"_tag"] = p.Tag
 	}
 	targets := s.setSharedLocked(d, attrs)
-	s.storeTelemetryLocked(d, []tsRecord{{KV: []kv{{kind + "_state", "INITIATED"}}}})
-	s.mu.Unlock()
-	pushAll(delTargets, delPayload)
-	pushAll(targets, jsonObject(attrs))
-	return nil
+	// ThingsBoard saves the two states in separate steps, so they never
+	// share a millisecond there.
+	s.storeTelemetryLocked(d, []tsRecord{{Ts: max(time.Now().UnixMilli(), now+1), HasTs: true,
+		KV: []kv{{kind + "_state", "INITIATED"}}}})
+	return func() {
+		pushAll(delTargets, delPayload)
+		pushAll(targets, jsonObject(attrs))
+	}
 }
 
-// UnassignOTA removes the package and deletes its shared attributes (a
-// {"deleted":[...]} push).
+// UnassignOTA removes the device's own package and deletes its shared
+// attributes (a {"deleted":[...]} push); when the device's profile has a
+// package, that one applies from then on.
 func (s *Server) UnassignOTA(name, kind string) error {
 	if err := otaKind(kind); err != nil {
 		return err
@@ -109,6 +133,18 @@ func (s *Server) UnassignOTA(name, kind string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("unassigning %s package of %q: %w", kind, name, ErrUnknownDevice)
 	}
+	push := s.unassignOTALocked(d, kind)
+	if pa := s.profileOTA[d.info.Type][kind]; pa != nil {
+		d.ota[kind] = pa
+		push2 := s.applyOTALocked(d, kind, pa)
+		push = chain(push, push2)
+	}
+	s.mu.Unlock()
+	push()
+	return nil
+}
+
+func (s *Server) unassignOTALocked(d *device, kind string) func() {
 	delete(d.ota, kind)
 	var keys []string
 	for _, k := range []string{"title", "version", "tag", "url", "size", "checksum_algorithm", "checksum"} {
@@ -117,9 +153,76 @@ func (s *Server) UnassignOTA(name, kind string) error {
 		}
 	}
 	targets, payload := s.deleteSharedLocked(d, keys)
+	return func() { pushAll(targets, payload) }
+}
+
+func chain(fs ...func()) func() {
+	return func() {
+		for _, f := range fs {
+			f()
+		}
+	}
+}
+
+// AssignProfileOTA assigns a package to a device profile (by name, the
+// devices' Type): every device of the profile without a package of its own
+// gets it as AssignOTA would give it, devices created later too.
+func (s *Server) AssignProfileOTA(profile, kind string, p OTAPackage) error {
+	if strings.TrimSpace(profile) == "" {
+		return fmt.Errorf("assigning %s package: empty profile name", kind)
+	}
+	a, err := newOTAAssignment(kind, p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.profileOTA[profile] == nil {
+		s.profileOTA[profile] = map[string]*otaAssignment{}
+	}
+	old := s.profileOTA[profile][kind]
+	s.profileOTA[profile][kind] = a
+	var pushes []func()
+	for _, d := range s.devices {
+		if d.info.Type != profile {
+			continue
+		}
+		if cur := d.ota[kind]; cur != nil && cur != old {
+			continue // the device's own package wins
+		}
+		d.ota[kind] = a
+		pushes = append(pushes, s.applyOTALocked(d, kind, a))
+	}
 	s.mu.Unlock()
-	pushAll(targets, payload)
+	chain(pushes...)()
 	return nil
+}
+
+// UnassignProfileOTA removes a profile's package from the profile and from
+// the devices that had it through the profile.
+func (s *Server) UnassignProfileOTA(profile, kind string) error {
+	if err := otaKind(kind); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.profileOTA[profile][kind]
+	delete(s.profileOTA[profile], kind)
+	var pushes []func()
+	for _, d := range s.devices {
+		if old != nil && d.info.Type == profile && d.ota[kind] == old {
+			pushes = append(pushes, s.unassignOTALocked(d, kind))
+		}
+	}
+	s.mu.Unlock()
+	chain(pushes...)()
+	return nil
+}
+
+// inheritOTALocked gives a new device its profile's packages.
+func (s *Server) inheritOTALocked(d *device) {
+	for kind, a := range s.profileOTA[d.info.Type] {
+		d.ota[kind] = a
+		s.applyOTALocked(d, kind, a) // a new device has no session to push to
+	}
 }
 
 // onOTARequest serves v2/{fw,sw}/request/{req}/chunk/{n} (§2.10).
@@ -150,7 +253,7 @@ func (s *Server) onOTARequest(ss *session, pk packets.Packet, kind string, m []s
 		s.otaError(ss, "PAYLOAD_TOO_LARGE")
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	s.mu.Lock()

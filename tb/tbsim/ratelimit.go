@@ -1,6 +1,7 @@
 package tbsim
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -87,19 +88,22 @@ func newLimiterSet(l RateLimits) *limiterSet {
 	return ls
 }
 
-// allow consumes one message (and for telemetry one telemetry message and
-// its data points); false means a limit is exceeded.
-func (ls *limiterSet) allow(now time.Time, telemetry bool, points int) bool {
-	if !ls.messages.tryConsume(now, 1) {
-		return false
+// allow is DefaultTransportRateLimitService.checkEntityRateLimit: a message
+// carrying data points (telemetry, client attributes) takes one telemetry
+// message and its data points, any other message (attribute request, RPC,
+// claim, session open or close, subscription) one regular message; false
+// means a limit is exceeded.
+func (ls *limiterSet) allow(now time.Time, points int) bool {
+	if ls == nil {
+		return true
 	}
-	if telemetry {
-		if !ls.telemetry.tryConsume(now, 1) {
-			return false
-		}
-		if !ls.points.tryConsume(now, points) {
-			return false
-		}
+	if points > 0 {
+		return ls.telemetry.tryConsume(now, 1) && ls.points.tryConsume(now, points)
 	}
-	return true
+	return ls.messages.tryConsume(now, 1)
+}
+
+// validateRateLimits reports a malformed window in l.
+func validateRateLimits(l RateLimits) error {
+	return errors.Join(newLimiterSet(l).errs...)
 }

@@ -61,12 +61,7 @@ func (s *Server) RPC(ctx context.Context, name, method string, params any, oneWa
 		s.mu.Unlock()
 		return nil, fmt.Errorf("rpc %q to %q: %w", method, name, ErrUnknownDevice)
 	}
-	c := &rpcCall{id: d.rpcSeq, method: method, params: p, oneWay: oneWay,
-		sentCh: make(chan struct{}), done: make(chan struct{})}
-	d.rpcSeq++
-	d.pending = append(d.pending, c)
-	s.notifyLocked()
-	targets := rpcSubscribers(d)
+	c, targets := s.queueRPCLocked(d, method, p, oneWay)
 	s.mu.Unlock()
 	for _, v := range targets {
 		s.deliverRPC(v, c)
@@ -95,6 +90,17 @@ func (s *Server) RPC(ctx context.Context, name, method string, params any, oneWa
 		return nil, fmt.Errorf("rpc %q (%d) to %q: %w: %w", method, c.id, name, ErrNoActiveConnection, cause)
 	}
 	return nil, fmt.Errorf("rpc %q (%d) to %q: %w: %w", method, c.id, name, ErrRPCTimeout, cause)
+}
+
+// queueRPCLocked adds a request with the device's next id to its pending
+// list and returns it with the views to deliver it to now.
+func (s *Server) queueRPCLocked(d *device, method string, params json.RawMessage, oneWay bool) (*rpcCall, []*view) {
+	c := &rpcCall{id: d.rpcSeq, method: method, params: params, oneWay: oneWay,
+		sentCh: make(chan struct{}), done: make(chan struct{})}
+	d.rpcSeq++
+	d.pending = append(d.pending, c)
+	s.notifyLocked()
+	return c, rpcSubscribers(d)
 }
 
 func rpcParams(params any) (json.RawMessage, error) {
@@ -166,6 +172,9 @@ func (s *Server) deliverRPC(v *view, c *rpcCall) {
 func (s *Server) pendingRPCs(v *view) []*rpcCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if v.muted {
+		return nil
+	}
 	return append([]*rpcCall(nil), v.dev.pending...)
 }
 
@@ -188,7 +197,7 @@ func (s *Server) onRPCResponse(ss *session, pk packets.Packet, prefix string) {
 		s.fail(ss, pk, malformed("request id in %q is not an integer", pk.TopicName))
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	reply := json.RawMessage(append([]byte(nil), pk.Payload...))
@@ -291,7 +300,7 @@ func (s *Server) onClientRPC(ss *session, pk packets.Packet, reqPrefix, respPref
 		s.sendClientRPCResponse(ss, id, b)
 		return
 	}
-	if s.limited(ss, false, 0) {
+	if s.limited(ss, 0) {
 		return
 	}
 	ss.puback(pk, codeSuccess)

@@ -85,8 +85,12 @@ type Options struct {
 // (MQTT_BASIC) or CertPEM (X509_CERTIFICATE). A device added without any
 // gets a generated access token.
 type Device struct {
-	Name     string `json:"name"`
-	Type     string `json:"type,omitempty"`
+	Name string `json:"name"`
+	// Type is the device profile's name (default "default").
+	Type string `json:"type,omitempty"`
+	// Profile is another name for Type (ThingsBoard's device profile) for
+	// AddDevice; when both are given they must agree. Listed as Type.
+	Profile  string `json:"profile,omitempty"`
 	Gateway  bool   `json:"gateway,omitempty"`
 	Token    string `json:"token,omitempty"`
 	ClientID string `json:"clientId,omitempty"`
@@ -140,7 +144,8 @@ type Claim struct {
 }
 
 // RateLimits are ThingsBoard rate-limit strings "cap:seconds,..." ("" = no
-// limit) applied to one device's sessions.
+// limit, every window enforced): a device's own (SetRateLimits) or the
+// bucket shared by a gateway's sub-devices (SetGatewayRateLimits).
 type RateLimits struct {
 	Messages            string `json:"messages,omitempty"`
 	TelemetryMessages   string `json:"telemetryMessages,omitempty"`
@@ -173,21 +178,25 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	devices   map[string]*device
-	creds     map[string]*credential
-	profiles  map[string]ProvisionProfile
-	sessions  map[*mqtt.Client]*session
-	changed   chan struct{}
-	broker    *mqtt.Server
-	paused    bool
-	gates     []*gate // the MQTT listeners, closed to clients while paused
-	closed    bool
-	mqttAddr  string
-	tlsAddr   string
-	tlsConfig *tls.Config
-	stats     Stats
-	nextSess  uint64
+	mu       sync.Mutex
+	devices  map[string]*device
+	creds    map[string]*credential
+	profiles map[string]ProvisionProfile
+	// devProfiles are the device profiles by name.
+	devProfiles map[string]*DeviceProfile
+	// profileOTA are the packages assigned to device profiles by name.
+	profileOTA map[string]map[string]*otaAssignment
+	sessions   map[*mqtt.Client]*session
+	changed    chan struct{}
+	broker     *mqtt.Server
+	paused     bool
+	gates      []*gate // the MQTT listeners, closed to clients while paused
+	closed     bool
+	mqttAddr   string
+	tlsAddr    string
+	tlsConfig  *tls.Config
+	stats      Stats
+	nextSess   uint64
 
 	httpSrv *http.Server
 	httpURL string
@@ -219,17 +228,19 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:     opts,
-		log:      log,
-		ctx:      ctx,
-		cancel:   cancel,
-		devices:  map[string]*device{},
-		creds:    map[string]*credential{},
-		profiles: map[string]ProvisionProfile{},
-		sessions: map[*mqtt.Client]*session{},
-		changed:  make(chan struct{}),
-		mqttAddr: opts.MQTTAddr,
-		tlsAddr:  opts.TLSAddr,
+		opts:        opts,
+		log:         log,
+		ctx:         ctx,
+		cancel:      cancel,
+		devices:     map[string]*device{},
+		creds:       map[string]*credential{},
+		profiles:    map[string]ProvisionProfile{},
+		devProfiles: map[string]*DeviceProfile{},
+		profileOTA:  map[string]map[string]*otaAssignment{},
+		sessions:    map[*mqtt.Client]*session{},
+		changed:     make(chan struct{}),
+		mqttAddr:    opts.MQTTAddr,
+		tlsAddr:     opts.TLSAddr,
 	}
 	if opts.TLS != nil {
 		s.tlsConfig = serverTLSConfig(opts.TLS)
@@ -251,7 +262,12 @@ func New(opts Options) (*Server, error) {
 
 // serverTLSConfig requests client certificates without requiring them and,
 // unless the caller chose its own policy, only checks that a presented chain
-// is signed link by link (ThingsBoard's trust manager).
+// is signed link by link (ThingsBoard's trust manager). The request lists
+// as acceptable issuers the certificates of the server's own chains (or
+// ClientCAs when given), as ThingsBoard's trust manager lists its key
+// store: a client that offers only a certificate whose issuer is not on
+// that list (a self-signed device certificate, the usual ThingsBoard X.509
+// setup) sends none from Go's crypto/tls.
 func serverTLSConfig(c *tls.Config) *tls.Config {
 	c = c.Clone()
 	if c.ClientAuth == tls.NoClientCert {
@@ -260,7 +276,29 @@ func serverTLSConfig(c *tls.Config) *tls.Config {
 			c.VerifyPeerCertificate = verifyChainLinks
 		}
 	}
+	if c.ClientCAs == nil {
+		c.ClientCAs = ownChainPool(c.Certificates)
+	}
 	return c
+}
+
+// ownChainPool is a pool of every certificate in the server's chains; nil
+// when there is none to list.
+func ownChainPool(certs []tls.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	n := 0
+	for _, tc := range certs {
+		for _, der := range tc.Certificate {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				pool.AddCert(c)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return pool
 }
 
 func verifyChainLinks(rawCerts [][]byte, _ [][]*x509.Certificate) error {

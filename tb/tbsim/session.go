@@ -23,9 +23,12 @@ const (
 	codeSessionTakenOver     = 0x8E
 	codeTopicFilterInvalid   = 0x8F
 	codeTopicNameInvalid     = 0x90
+	codeMessageRateTooHigh   = 0x96
 	codeQuotaExceeded        = 0x97
 	codeAdministrativeAction = 0x98
 	codePayloadFormatInvalid = 0x99
+	// codeConnectionRateExceeded is CONNACK "connection rate exceeded".
+	codeConnectionRateExceeded = 0x9F
 )
 
 // v3ConnackCode maps a CONNACK reason to MQTT 3.1.1 as ReturnCodeResolver.
@@ -40,6 +43,16 @@ func v3ConnackCode(code byte) byte {
 	default:
 		return 5
 	}
+}
+
+// v3RefusalCode maps a CONNACK refusal that mochi decided before tbsim saw
+// the connection to MQTT 3.1.1: protocol name and level problems are
+// 1 (unacceptable protocol version), the rest as v3ConnackCode.
+func v3RefusalCode(code byte, reason string) byte {
+	if code == 0x84 || (code == 0x82 && strings.Contains(reason, "protocol")) {
+		return 1
+	}
+	return v3ConnackCode(code)
 }
 
 // session is one MQTT connection. Fields are guarded by Server.mu.
@@ -86,9 +99,11 @@ type grant struct {
 // connected sub-device (gw set), which is always subscribed to attribute
 // updates and RPC and wraps deliveries in {"device","data"}.
 type view struct {
-	sess *session
-	dev  *device
-	gw   bool
+	sess  *session
+	dev   *device
+	gw    bool
+	key   string // the name the gateway session knows the device by
+	muted bool   // its session open was lost: no updates or RPCs
 }
 
 // attrSubscribers returns the views that receive shared-attribute updates.
@@ -96,7 +111,7 @@ type view struct {
 func attrSubscribers(d *device) []*view {
 	var out []*view
 	for _, v := range d.views {
-		if (v.gw || v.sess.attrTopic != "") && !v.sess.ended {
+		if (v.gw || v.sess.attrTopic != "") && !v.sess.ended && !v.muted {
 			out = append(out, v)
 		}
 	}
@@ -107,7 +122,7 @@ func attrSubscribers(d *device) []*view {
 func rpcSubscribers(d *device) []*view {
 	var out []*view
 	for _, v := range d.views {
-		if (v.gw || v.sess.rpcPrefix != "") && !v.sess.ended {
+		if (v.gw || v.sess.rpcPrefix != "") && !v.sess.ended && !v.muted {
 			out = append(out, v)
 		}
 	}

@@ -34,20 +34,20 @@ type device struct {
 	credID  string
 	latest  map[string]TsValue
 	history map[string][]TsValue
-	lastTs  int64 // last server-assigned timestamp
 	client  map[string]any
 	shared  map[string]any
 	rpcSeq  int
 	pending []*rpcCall // ordered by id
 	claims  []Claim
+	drops   []Drop                    // newest last, at most dropLimit
 	ota     map[string]*otaAssignment // "fw", "sw"
 	limits  RateLimits
 	limiter *limiterSet
-	// gwLimits are the limits for devices behind this gateway, gwLimiters
-	// their per-sub-device state (kept across sessions, as TB keys them by
-	// device).
-	gwLimits   RateLimits
-	gwLimiters map[string]*limiterSet
+	// gwLimits are the limits for devices behind this gateway and
+	// gwLimiter their one bucket, shared by all its sub-devices and kept
+	// across sessions (ThingsBoard keys it by the gateway's id).
+	gwLimits  RateLimits
+	gwLimiter *limiterSet
 	// provisioned is TB's server attribute provisionState = "provisioned".
 	provisioned bool
 	// direct is the device's own MQTT session (one per device).
@@ -159,9 +159,16 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	if strings.TrimSpace(d.Name) == "" {
 		return nil, fmt.Errorf("adding device: empty name")
 	}
+	if d.Profile != "" {
+		if d.Type != "" && d.Type != d.Profile {
+			return nil, fmt.Errorf("adding device %q: type %q and profile %q differ", d.Name, d.Type, d.Profile)
+		}
+		d.Type = d.Profile
+	}
 	if d.Type == "" {
 		d.Type = defaultDeviceType
 	}
+	d.Profile = "" // stored and listed as Type
 	d.LastGateway = ""
 	if _, dup := s.devices[d.Name]; dup {
 		return nil, fmt.Errorf("adding device %q: %w", d.Name, ErrDuplicate)
@@ -180,6 +187,7 @@ func (s *Server) addDeviceLocked(d Device) (*device, error) {
 	dev.credID = id
 	s.devices[d.Name] = dev
 	s.creds[id] = c
+	s.inheritOTALocked(dev)
 	s.notifyLocked()
 	return dev, nil
 }
@@ -253,8 +261,13 @@ func (s *Server) Claims(name string) []Claim {
 	return append([]Claim(nil), d.claims...)
 }
 
-// SetRateLimits sets the device's rate limits (reported by getSessionLimits
-// and enforced on its sessions). Malformed windows are logged and ignored.
+// SetRateLimits sets the device's rate limits (reported as rateLimits by
+// getSessionLimits and enforced on its own sessions; for a gateway, on the
+// gateway's own traffic, ThingsBoard's "transportGatewayDevice…" limits).
+// They are counted as ThingsBoard counts them: telemetry and client
+// attributes take a telemetry message and their data points, every other
+// message (requests, RPC, claims, session open and close, attribute and RPC
+// subscriptions) a message. Malformed windows are logged and ignored.
 func (s *Server) SetRateLimits(name string, l RateLimits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -283,18 +296,16 @@ func (s *Server) AddProvisionProfile(p ProvisionProfile) {
 	s.profiles[p.Key] = p
 }
 
-// storeTelemetryLocked stores records; explicit timestamps replace an
-// existing value of the same key and ts (ThingsBoard's primary key), server
-// timestamps are made unique per device.
+// storeTelemetryLocked stores records. A value replaces an existing value
+// of the same key and millisecond (ThingsBoard's primary key), whether the
+// timestamp was given or is the server's time of arrival: two values of
+// one key in the same millisecond keep the last.
 func (s *Server) storeTelemetryLocked(d *device, recs []tsRecord) {
+	now := time.Now().UnixMilli()
 	for _, r := range recs {
 		ts := r.Ts
 		if !r.HasTs {
-			ts = time.Now().UnixMilli()
-			if ts <= d.lastTs {
-				ts = d.lastTs + 1
-			}
-			d.lastTs = ts
+			ts = now
 		}
 		for _, e := range r.KV {
 			s.putTsLocked(d, e.Key, TsValue{Ts: ts, Value: e.Value})

@@ -244,3 +244,30 @@ func fuzzGatewayParsers(t *testing.T, b []byte) {
 		isPayloadErr("rpc reply", err)
 	}
 }
+
+// TestSameMillisecondOverwrites: ThingsBoard keys a value by (key, ts), so
+// the values of one message, stamped with one server time, keep the last.
+func TestSameMillisecondOverwrites(t *testing.T) {
+	both(t, func(t *testing.T, v byte) {
+		s := newGatewayServer(t)
+		c := dialRaw(t, s.MQTTAddr(), v)
+		c.connectOK("DEV")
+		if code := c.publishAck("v1/devices/me/telemetry", `[{"t":1},{"t":2},{"t":3}]`); code != 0 {
+			t.Fatalf("puback %#x", code)
+		}
+		if h := s.History("dev", "t"); len(h) != 1 || h[0].Value != int64(3) {
+			t.Fatalf("history %+v", h)
+		}
+		if code := c.publishAck("v1/devices/me/telemetry", `[{"ts":5,"values":{"t":1}},{"ts":5,"values":{"t":2}}]`); code != 0 {
+			t.Fatalf("puback %#x", code)
+		}
+		if h := s.History("dev", "t"); len(h) != 2 || h[0] != (TsValue{Ts: 5, Value: int64(2)}) {
+			t.Fatalf("history %+v", h)
+		}
+		g := dialGateway(t, s, v)
+		g.publishOK(topicGwTelemetry, `{"A":[{"t":1},{"t":2}]}`)
+		if h := s.History("A", "t"); len(h) != 1 || h[0].Value != int64(2) {
+			t.Fatalf("gateway history %+v", h)
+		}
+	})
+}

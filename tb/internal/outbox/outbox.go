@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -91,6 +92,7 @@ type Options struct {
 	Policy     FullPolicy          // what Append does when full; default Block
 	OnDrop     func(seqs []uint64) // DropOldest only; called without locks held
 	NoSync     bool                // skip fsync per commit (survives process crash, not power loss); default false = fsync
+	MaxDead    int                 // bound on dead letters kept; 0 = DefaultMaxDead
 
 	// FlushInterval bounds how long removals may stay unwritten when
 	// nothing else is committed; 0 = 1 s.
@@ -133,6 +135,7 @@ type Outbox struct {
 	waiters  int           // Appends waiting on changed
 	closed   bool
 	stats    Stats
+	dead     deadStore
 }
 
 type request struct {
@@ -171,12 +174,13 @@ func Open(opts Options) (*Outbox, error) {
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 		nextSeq: 1,
+		dead:    deadStore{byseq: map[uint64]Dead{}},
 	}
 	if opts.Path == "" {
 		close(o.done)
 		return o, nil
 	}
-	db, err := openDB(opts)
+	db, file, err := openDB(opts)
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening outbox %q: file locked by another process (waited %v): %w", opts.Path, opts.LockTimeout, err)
@@ -184,7 +188,7 @@ func Open(opts Options) (*Outbox, error) {
 		return nil, fmt.Errorf("opening outbox %q: %w", opts.Path, err)
 	}
 	if err := o.load(db); err != nil {
-		_ = db.Close()
+		release(db, file)
 		return nil, fmt.Errorf("opening outbox %q: %w", opts.Path, err)
 	}
 	o.db = db
@@ -192,13 +196,27 @@ func Open(opts Options) (*Outbox, error) {
 	return o, nil
 }
 
-func openDB(opts Options) (db *bolt.DB, err error) {
+// openDB opens the bbolt file and returns the *os.File under it too: when
+// bbolt panics on a corrupt file half-way through Open, the file lock would
+// otherwise stay held until the process exits (the mapping bbolt made keeps
+// the open file alive even once the descriptor is closed), and a later
+// Open from the same process would find the file locked.
+func openDB(opts Options) (db *bolt.DB, file *os.File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("unreadable database: %v", r)
+			if file != nil {
+				unlockFile(file)
+				_ = file.Close()
+			}
+			db, file, err = nil, nil, fmt.Errorf("unreadable database: %v", r)
 		}
 	}()
-	return bolt.Open(opts.Path, 0o600, &bolt.Options{
+	db, err = bolt.Open(opts.Path, 0o600, &bolt.Options{
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			file = f
+			return f, err
+		},
 		Timeout:      opts.LockTimeout,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
@@ -206,6 +224,28 @@ func openDB(opts Options) (db *bolt.DB, err error) {
 		// open by walking the file in a goroutine of its own, where a
 		// corrupt page is a panic no caller can recover.
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, file, nil
+}
+
+// release closes a database whose load failed. bbolt's Close may block on
+// a lock a panicking transaction left held, so it gets a moment, and the
+// file is closed directly either way: that releases the file lock.
+func release(db *bolt.DB, file *os.File) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }()
+		_ = db.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	unlockFile(file)
+	_ = file.Close()
 }
 
 // load restores the index and the next sequence number from db. bbolt
@@ -234,6 +274,12 @@ func (o *Outbox) load(db *bolt.DB) (err error) {
 				return fmt.Errorf("reading entry %d: %w", seq, err)
 			}
 			o.idx.push(Entry{Seq: seq, Record: rec})
+			last = max(last, seq)
+		}
+		if err := o.loadDead(tx); err != nil {
+			return err
+		}
+		for seq := range o.dead.byseq {
 			last = max(last, seq)
 		}
 		if last == math.MaxUint64 {

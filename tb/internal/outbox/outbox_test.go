@@ -870,6 +870,21 @@ func TestCorruptFile(t *testing.T) {
 				t.Fatalf("error %q does not name the path", err)
 			}
 			t.Logf("%v", err)
+			// The failed Open let go of the file: once it is emptied in
+			// place (same inode), this process opens it again at once.
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_TRUNC, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			o, err = Open(Options{Path: path, LockTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("re-opening after the failed Open: %v", err)
+			}
+			appendOne(t, o, rec(1))
+			if err := o.Close(); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
