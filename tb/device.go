@@ -187,8 +187,18 @@ func (d *Device) RequestAttributes(ctx context.Context, clientKeys, sharedKeys [
 
 func decodeAttributes(b []byte) (*Attributes, error) {
 	var a Attributes
-	if err := json.Unmarshal(b, &a); err != nil {
+	m, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed attribute response %q: %w", truncate(b), err)
+	}
+	for scope, dst := range map[string]*map[string]any{"client": &a.Client, "shared": &a.Shared} {
+		switch v := m[scope].(type) {
+		case map[string]any:
+			*dst = v
+		case nil:
+		default:
+			return nil, fmt.Errorf("tb: malformed attribute response %q: %q is not an object", truncate(b), scope)
+		}
 	}
 	if a.Client == nil {
 		a.Client = map[string]any{}
@@ -224,8 +234,8 @@ func (d *Device) SubscribeAttributes(keys []string, fn func(AttributeUpdate)) (u
 }
 
 func (d *Device) onAttributeUpdate(_ string, payload []byte) {
-	var m map[string]any
-	if err := json.Unmarshal(payload, &m); err != nil {
+	m, err := decodeObject(payload)
+	if err != nil {
 		d.c.reportError(fmt.Errorf("tb: malformed attribute update %q: %w", truncate(payload), err))
 		return
 	}
@@ -373,7 +383,7 @@ func rpcReply(res any, err error) []byte {
 			return v
 		}
 	}
-	b, merr := json.Marshal(res)
+	b, merr := marshalJSON(res)
 	if merr != nil {
 		return mustJSON(map[string]string{"error": "reply is not JSON: " + merr.Error()})
 	}

@@ -495,23 +495,14 @@ func (g *Gateway) RequestDeviceAttributes(ctx context.Context, device string, cl
 	if err != nil {
 		return nil, fmt.Errorf("tb: attributes of %q: %w", device, err)
 	}
-	var resp struct {
-		Device string          `json:"device"`
-		Value  json.RawMessage `json:"value"`
-		Values map[string]any  `json:"values"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
+	resp, err := decodeObject(b)
+	if err != nil {
 		return nil, fmt.Errorf("tb: malformed gateway attribute response %q: %w", truncate(b), err)
 	}
 	out := map[string]any{}
-	switch {
-	case resp.Values != nil:
-		out = resp.Values
-	case len(resp.Value) > 0 && len(keys) == 1:
-		var v any
-		if err := json.Unmarshal(resp.Value, &v); err != nil {
-			return nil, fmt.Errorf("tb: malformed gateway attribute value: %w", err)
-		}
+	if vals, ok := resp["values"].(map[string]any); ok {
+		out = vals
+	} else if v, ok := resp["value"]; ok && len(keys) == 1 {
 		out[keys[0]] = v
 	}
 	return out, nil
@@ -563,10 +554,15 @@ func (g *Gateway) SubscribeDeviceAttributes(device string, keys []string, fn fun
 
 func (g *Gateway) onAttributeUpdate(_ string, payload []byte) {
 	var m struct {
-		Device string         `json:"device"`
-		Data   map[string]any `json:"data"`
+		Device string
+		Data   map[string]any
 	}
-	if err := json.Unmarshal(payload, &m); err != nil || m.Device == "" || m.Data == nil {
+	doc, err := decodeObject(payload)
+	if err == nil {
+		m.Device, _ = doc["device"].(string)
+		m.Data, _ = doc["data"].(map[string]any)
+	}
+	if err != nil || m.Device == "" || m.Data == nil {
 		g.c.reportError(fmt.Errorf("tb: malformed gateway attribute update %q", truncate(payload)))
 		return
 	}

@@ -119,13 +119,14 @@ func msTime(v any) (time.Time, bool) {
 	return time.UnixMilli(int64(f)), true
 }
 
-// toJSONValue turns raw JSON into message values (numbers as float64).
+// toJSONValue turns raw JSON into message values; integers stay exact
+// (int64, uint64, or json.Number beyond 64 bits), see tb.UnmarshalExact.
 func toJSONValue(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := tb.UnmarshalExact(raw, &v); err != nil {
 		return string(raw)
 	}
 	return v

@@ -138,8 +138,9 @@ func TestTelemetryBatchStampsEachMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	hist := s.History("dev", "v")
+	// The payloads' values are float64: written 1.0, stored as doubles.
 	for i, tv := range hist {
-		if tv.Value != int64(i+1) {
+		if tv.Value != float64(i+1) {
 			t.Errorf("value %d = %v (%T), want %d", i, tv.Value, tv.Value, i+1)
 		}
 		if i > 0 && tv.Ts <= hist[i-1].Ts {
@@ -169,7 +170,7 @@ func TestTelemetryShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, tv := range s.History("dev", "a") {
-		if want := int64(1700000000000 + 1000*i); tv.Ts != want || tv.Value != int64(i+1) {
+		if want := int64(1700000000000 + 1000*i); tv.Ts != want || tv.Value != float64(i+1) {
 			t.Errorf("record %d = %+v, want ts %d value %d", i, tv, want, i+1)
 		}
 	}
@@ -185,12 +186,12 @@ func TestGatewayTelemetryForDevices(t *testing.T) {
 	h.Send("a", engine.NewMsg(map[string]any{"p": 1.0}))
 	h.Send("b", engine.NewMsg(map[string]any{"p": 2.0}))
 	ctx := waitCtx(t)
-	for dev, want := range map[string]int64{"Meter A": 1, "Meter B": 2} {
+	for dev, want := range map[string]float64{"Meter A": 1, "Meter B": 2} {
 		if err := s.WaitTelemetry(ctx, dev, "p", 1); err != nil {
 			t.Fatal(err)
 		}
 		if got := s.History(dev, "p")[0].Value; got != want {
-			t.Errorf("%s: p = %v, want %d", dev, got, want)
+			t.Errorf("%s: p = %v, want %v", dev, got, want)
 		}
 	}
 	var typ string
@@ -392,7 +393,7 @@ func TestRedeployKeepsMQTTSession(t *testing.T) {
 	if err := s.WaitTelemetry(ctx, "dev", "v", 2); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.History("dev", "v")[1].Value; got != int64(20) {
+	if got := s.History("dev", "v")[1].Value; got != float64(20) {
 		t.Errorf("after redeploy v = %v, want 20", got)
 	}
 	if after := s.Stats().Connects; after != before {
@@ -548,5 +549,37 @@ func TestAttrInRedeployedOntoLiveConnectionGetsCurrentValues(t *testing.T) {
 	}
 	if s.Stats().Connects != before {
 		t.Error("redeploying tb-attr-in reconnected")
+	}
+}
+
+// TestRPCNumbersExact: numbers pass through a flow exactly: an integer
+// beyond float64's 53 bits (12345678901234567890, which a float64 turns
+// into 12345678901234567168) comes back as sent, on a device and behind a
+// gateway, and a float written 21.0 stays a float.
+func TestRPCNumbersExact(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"), conn(s, "g", "gateway", "gw-token"),
+		node("in", "tb-rpc-in", map[string]any{"connection": "c", "method": "write"}, []string{"reply"}),
+		node("reply", "tb-rpc-out", map[string]any{"connection": "c"}),
+		node("gd", "gw-device", map[string]any{"connection": "g", "device": "Meter A"}, nil, []string{"greply"}),
+		node("greply", "tb-rpc-out", map[string]any{"connection": "g"}))
+	ctx := waitCtx(t)
+	for _, d := range []string{"dev", "Meter A"} {
+		if err := s.WaitConnected(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := json.RawMessage(`{"register":40001,"value":12345678901234567890,"neg":-9223372036854775808,"huge":123456789012345678901234567890,"temp":21.0}`)
+	for _, device := range []string{"dev", "Meter A"} {
+		got, err := s.RPC(ctx, device, "write", params, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"value":12345678901234567890`, `"neg":-9223372036854775808`, `"huge":123456789012345678901234567890`, `"temp":21.0`, `"register":40001`} {
+			if !strings.Contains(string(got), want) {
+				t.Errorf("%s: reply %s lacks %s", device, got, want)
+			}
+		}
 	}
 }
