@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
@@ -29,7 +31,17 @@ const MaxExprNodes = 2000
 type Expr struct {
 	src  string
 	prog *vm.Program
+	// usesMsg: the expression names msg (or $env), so it needs the whole
+	// message as a map; otherwise Eval skips building it.
+	usesMsg bool
 }
+
+// vms recycles expression machines: expr.Run makes a new one per run.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// envs recycles the environments handed to the machine (a struct passed
+// as any would be copied to the heap on every run).
+var envs = sync.Pool{New: func() any { return new(exprEnv) }}
 
 // ExprError is an expression that does not compile, with the 1-based line
 // and column of the problem within the expression.
@@ -74,7 +86,23 @@ func CompileExpr(src string) (*Expr, error) {
 		}
 		return nil, &ExprError{Line: 1, Column: 1, Msg: err.Error()}
 	}
-	return &Expr{src: src, prog: prog}, nil
+	return &Expr{src: src, prog: prog, usesMsg: namesMsg(prog.Node())}, nil
+}
+
+// namesMsg reports whether the tree refers to msg or to the whole
+// environment.
+func namesMsg(n ast.Node) bool {
+	v := &identFinder{}
+	ast.Walk(&n, v)
+	return v.found
+}
+
+type identFinder struct{ found bool }
+
+func (v *identFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && (id.Value == "msg" || id.Value == "$env") {
+		v.found = true
+	}
 }
 
 // String returns the source text.
@@ -82,8 +110,16 @@ func (e *Expr) String() string { return e.src }
 
 // Eval evaluates the expression against msg.
 func (e *Expr) Eval(msg *Msg) (any, error) {
-	env := exprEnv{Msg: msg.Map(), Payload: msg.Payload, Topic: msg.Topic}
-	v, err := expr.Run(e.prog, env)
+	env := envs.Get().(*exprEnv)
+	*env = exprEnv{Payload: msg.Payload, Topic: msg.Topic}
+	if e.usesMsg {
+		env.Msg = msg.Map()
+	}
+	m := vms.Get().(*vm.VM)
+	v, err := m.Run(e.prog, env)
+	*env = exprEnv{}
+	envs.Put(env)
+	vms.Put(m)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %q: %w", e.src, err)
 	}
