@@ -112,11 +112,17 @@ func (d *Device) SessionLimits() *SessionLimits {
 // that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
 // Wait on the Ack for the server's acknowledgement.
 func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
-	b, err := encodeTelemetry(v, d.c.stamper(""))
+	b, bp, err := encodeTelemetryInto(v, d.c.stamper(""))
 	if err != nil {
 		return nil, err
 	}
-	return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	if d.c.cfg.QoS != 0 {
+		// QoS 1: the outbox holds its own copy. QoS 0 hands the bytes
+		// to the connection, which may still be writing them.
+		putPayloadBuf(bp, b)
+	}
+	return a, err
 }
 
 // SendTelemetry publishes telemetry and waits for the server's

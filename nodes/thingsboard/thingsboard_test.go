@@ -128,7 +128,7 @@ func TestTelemetryBatchStampsEachMessage(t *testing.T) {
 	// A linger far longer than the test (1 minute): the batch goes when maxBatch
 	// messages are there, so the test does not depend on timing.
 	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
-		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 3}))
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 3, "batching": "linger"}))
 	for i := 1; i <= 3; i++ {
 		h.Send("out", engine.NewMsg(map[string]any{"v": float64(i)}))
 		time.Sleep(2 * time.Millisecond) // distinct arrival times, so distinct timestamps
@@ -149,6 +149,36 @@ func TestTelemetryBatchStampsEachMessage(t *testing.T) {
 	}
 	if n := s.Stats().PublishesByTopic["v1/devices/me/telemetry"]; n != 1 {
 		t.Errorf("%d telemetry publishes, want 1 batch", n)
+	}
+}
+
+// Adaptive batching: a message goes at once when nothing awaits an
+// acknowledgement; what arrives while something does waits for it (not
+// for the 1-minute linger) and goes as one batch.
+func TestTelemetryAdaptiveBatching(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 100}))
+	ctx := waitCtx(t)
+	s.SetPubAckDelay(time.Second)
+	publishes := func() uint64 { return s.Stats().PublishesByTopic["v1/devices/me/telemetry"] }
+	h.Send("out", engine.NewMsg(map[string]any{"v": 1.0}))
+	for publishes() < 1 { // sent at once, long before its acknowledgement
+		select {
+		case <-ctx.Done():
+			t.Fatal("the first message was not sent at once")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for i := 2; i <= 4; i++ {
+		h.Send("out", engine.NewMsg(map[string]any{"v": float64(i)}))
+	}
+	if err := s.WaitTelemetry(ctx, "dev", "v", 4); err != nil {
+		t.Fatal(err, s.History("dev", "v"), publishes(), s.Stats())
+	}
+	if n := publishes(); n != 2 {
+		t.Errorf("%d telemetry publishes, want 2 (one at once, one batch after the acknowledgement)", n)
 	}
 }
 
