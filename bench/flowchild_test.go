@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tbflow/tbflow/engine"
+	_ "github.com/tbflow/tbflow/nodes/all" // every node type, as tbflow run has them
+)
+
+// The flow workload: a source sends N records {t, h, seq} (with rate > 0
+// at that many per second, stamped with their send time in µs as "sent"),
+// a transform turns each into {temperature, humidity, seq[, sent]}, and the
+// sink publishes it to v1/devices/me/telemetry at QoS 1. tbflow runs it as
+// source → transform → tb-telemetry-out (defaults), Node-RED as inject →
+// function → function → mqtt out.
+
+const (
+	transformExpr        = `{"temperature": payload.t / 10, "humidity": payload.h, "seq": payload.seq}`
+	transformExprLatency = `{"temperature": payload.t / 10, "humidity": payload.h, "seq": payload.seq, "sent": payload.sent}`
+)
+
+type sourceConf struct{}
+
+// benchSource sends the workload's records when "go" arrives on stdin.
+type benchSource struct {
+	nc   *engine.NodeContext
+	n    int
+	rate int
+	goCh <-chan struct{}
+}
+
+func (s *benchSource) Start(context.Context) error { return nil }
+func (s *benchSource) Stop(context.Context) error  { return nil }
+
+func (s *benchSource) Run(ctx context.Context) error {
+	select {
+	case <-s.goCh:
+	case <-ctx.Done():
+		return nil
+	}
+	var tick *time.Ticker
+	if s.rate > 0 {
+		tick = time.NewTicker(time.Second / time.Duration(s.rate))
+		defer tick.Stop()
+	}
+	for i := 0; i < s.n; i++ {
+		p := map[string]any{"t": 215.0, "h": 40, "seq": i}
+		if tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil
+			}
+			p["sent"] = time.Now().UnixMicro()
+		}
+		if err := s.nc.Send(ctx, engine.NewMsg(p)); err != nil {
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestHelperFlowChild is the tbflow process of the flow benchmarks: the
+// engine with every node type, running the workload against the broker
+// at TBFLOW_FLOW_ADDR once the parent writes "go" on stdin.
+func TestHelperFlowChild(t *testing.T) {
+	addr := os.Getenv("TBFLOW_FLOW_ADDR")
+	if addr == "" {
+		t.Skip("helper process for the flow benchmarks")
+	}
+	n, _ := strconv.Atoi(os.Getenv("TBFLOW_FLOW_N"))
+	rate, _ := strconv.Atoi(os.Getenv("TBFLOW_FLOW_RATE"))
+	host, port, _ := strings.Cut(addr, ":")
+	goCh := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if sc.Text() == "go" {
+				close(goCh)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}()
+	reg := engine.DefaultRegistry().Clone()
+	reg.Register(engine.Type{Name: "bench-source", Category: "bench", Outputs: 1, Help: "Sends the benchmark's records.",
+		New: engine.Construct(func(nc *engine.NodeContext, _ *sourceConf) (engine.Node, error) {
+			return &benchSource{nc: nc, n: n, rate: rate, goCh: goCh}, nil
+		})})
+	expr := transformExpr
+	if rate > 0 {
+		expr = transformExprLatency
+	}
+	f, err := engine.ParseFlow(fmt.Appendf(nil, `[
+	 {"id":"conn","type":"tb-connection","host":%q,"port":%s,"mode":"device","accessToken":"bench"},
+	 {"id":"src","type":"bench-source","wires":[["tr"]]},
+	 {"id":"tr","type":"transform","expression":%q,"wires":[["out"]]},
+	 {"id":"out","type":"tb-telemetry-out","connection":"conn"}
+	]`, host, port, expr))
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	e := engine.New(engine.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if _, err := e.Deploy(context.Background(), f, "", engine.DeployFull); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	select {} // the parent ends the process once it has counted the records
+}
