@@ -25,6 +25,10 @@ type Result struct {
 	Delivered    int `json:"delivered"`
 	Duplicated   int `json:"duplicated"`
 	Lost         int `json:"lost"`
+	// DeadLettered counts the messages tbflow moved out of the outbox
+	// because the server will never take them (refused payload or topic):
+	// they are kept, reported, never silently lost.
+	DeadLettered int `json:"dead_lettered"`
 	// Recovery is the time from the end of the fault to the point the
 	// fault's test defines (docs/faults.md); zero when not meaningful.
 	Recovery time.Duration `json:"-"`
@@ -51,8 +55,8 @@ func (r Result) MarshalJSON() ([]byte, error) {
 
 // TableHeader is the header of the result table (Markdown).
 func TableHeader() string {
-	return "| fault | sent | acknowledged | delivered | duplicated | lost | recovery | notes |\n" +
-		"|---|---:|---:|---:|---:|---:|---:|---|"
+	return "| fault | sent | acknowledged | delivered | duplicated | dead-lettered | lost | recovery | notes |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|---:|---|"
 }
 
 // Row renders the result as a table row (Markdown).
@@ -77,8 +81,8 @@ func (r Result) Row() string {
 		}
 		notes += strings.Join(parts, " ")
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %s | %s |",
-		r.Fault, r.Sent, r.Acknowledged, r.Delivered, r.Duplicated, r.Lost, rec, notes)
+	return fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %s | %s |",
+		r.Fault, r.Sent, r.Acknowledged, r.Delivered, r.Duplicated, r.DeadLettered, r.Lost, rec, notes)
 }
 
 // ArtifactsDir is where results.jsonl goes: $TBFLOW_ARTIFACTS, or

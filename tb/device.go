@@ -3,6 +3,7 @@ package tb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -480,11 +481,21 @@ func (d *Device) Call(ctx context.Context, method string, params any) (json.RawM
 // answer leaves the defaults. A gateway whose answer has no
 // gatewayRateLimits is refused with ErrNotGateway.
 func (d *Device) fetchSessionLimits(cn *conn) error {
-	ctx, cancel := context.WithTimeout(cn.ctx, 10*time.Second)
-	defer cancel()
-	id := strconv.FormatInt(d.c.nextRequestID(), 10)
+	// getSessionLimits is answered by the transport itself (no rule chain
+	// runs it), so asking again is harmless: an answer lost while the
+	// server tears down the previous session costs 3 s, not 10.
 	payload := mustJSON(map[string]any{"method": "getSessionLimits", "params": map[string]int{"timeout": 5000}})
-	b, err := d.c.requestOn(ctx, cn, topicRPCRequest+id, topicRPCResponse+id, payload)
+	var b []byte
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		ctx, cancel := context.WithTimeout(cn.ctx, 3*time.Second+time.Duration(attempt)*time.Second)
+		id := strconv.FormatInt(d.c.nextRequestID(), 10)
+		b, err = d.c.requestOn(ctx, cn, topicRPCRequest+id, topicRPCResponse+id, payload)
+		cancel()
+		if err == nil || !errors.Is(err, ErrTimeout) {
+			break
+		}
+	}
 	if err != nil {
 		if cn.ctx.Err() == nil {
 			d.c.log.Info("server gave no session limits; using defaults", "error", err)

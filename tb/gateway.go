@@ -51,8 +51,9 @@ type Gateway struct {
 	anyAttrs map[int]func(AttributeUpdate)
 	anySeq   int
 	onDrop   func(device string, reason int)
-	onRename []func(oldName, newName string)
-	onDelete []func(name string)
+	onRename map[int]func(oldName, newName string)
+	onDelete map[int]func(name string)
+	cbSeq    int
 	renamed  map[string]string // old name → new name, followed by every call
 	backoff  time.Duration
 	lastDrop time.Time
@@ -78,6 +79,8 @@ func NewGateway(cfg Config) (*Gateway, error) {
 		handlers: map[string]RPCHandler{},
 		anyAttrs: map[int]func(AttributeUpdate){},
 		renamed:  map[string]string{},
+		onRename: map[int]func(string, string){},
+		onDelete: map[int]func(string){},
 		rpc:      newRPCState(),
 	}
 	c := d.c
@@ -121,21 +124,36 @@ const (
 // this gateway connected was renamed. From then on the gateway follows the
 // rename: everything sent, requested or subscribed under the old name goes
 // to the new one (otherwise ThingsBoard would create a new device under
-// the old name). fn runs on its own goroutine.
-func (g *Gateway) OnDeviceRenamed(fn func(oldName, newName string)) {
+// the old name). fn runs on its own goroutine. The returned function
+// unregisters fn.
+func (g *Gateway) OnDeviceRenamed(fn func(oldName, newName string)) (remove func()) {
 	g.mu.Lock()
-	g.onRename = append(g.onRename, fn)
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	g.cbSeq++
+	id := g.cbSeq
+	g.onRename[id] = fn
+	return func() {
+		g.mu.Lock()
+		delete(g.onRename, id)
+		g.mu.Unlock()
+	}
 }
 
 // OnDeviceDeleted registers fn for ThingsBoard's notice that a sub-device
 // this gateway connected was deleted. The gateway stops connecting it
 // after a reconnect (data sent for it later creates it again). fn runs on
-// its own goroutine.
-func (g *Gateway) OnDeviceDeleted(fn func(name string)) {
+// its own goroutine. The returned function unregisters fn.
+func (g *Gateway) OnDeviceDeleted(fn func(name string)) (remove func()) {
 	g.mu.Lock()
-	g.onDelete = append(g.onDelete, fn)
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	g.cbSeq++
+	id := g.cbSeq
+	g.onDelete[id] = fn
+	return func() {
+		g.mu.Lock()
+		delete(g.onDelete, id)
+		g.mu.Unlock()
+	}
 }
 
 // Resolve returns the name a sub-device has now: name itself unless the
@@ -206,7 +224,7 @@ func (g *Gateway) renameDevice(oldName, newName string) {
 			g.handlers[newName] = h
 		}
 	}
-	fns := append([]func(string, string){}, g.onRename...)
+	fns := slices.Collect(maps.Values(g.onRename))
 	g.mu.Unlock()
 	g.c.log.Info("sub-device renamed by the server; following it", "old", oldName, "new", newName)
 	for _, fn := range fns {
@@ -222,7 +240,7 @@ func (g *Gateway) deleteDevice(name string) {
 			delete(g.renamed, o)
 		}
 	}
-	fns := append([]func(string){}, g.onDelete...)
+	fns := slices.Collect(maps.Values(g.onDelete))
 	g.mu.Unlock()
 	g.c.log.Info("sub-device deleted by the server", "device", name)
 	for _, fn := range fns {

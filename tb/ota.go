@@ -2,6 +2,7 @@ package tb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -77,6 +78,12 @@ func packageFrom(kind OTAKind, shared map[string]any) *OTAPackage {
 	switch v := shared[p+"size"].(type) {
 	case float64:
 		pkg.Size = int64(v)
+	case int64:
+		pkg.Size = v
+	case uint64:
+		pkg.Size = int64(min(v, 1<<62))
+	case json.Number:
+		pkg.Size, _ = v.Int64()
 	case string:
 		pkg.Size, _ = strconv.ParseInt(v, 10, 64)
 	}

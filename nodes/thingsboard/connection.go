@@ -64,6 +64,8 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 			{Name: "serverName", Kind: engine.KindString, Label: "Server name", ShowIf: tlsOnly, Help: "Name to check in the server certificate (default: host).", Advanced: true},
 			{Name: "insecure", Kind: engine.KindBool, Label: "Skip certificate check", ShowIf: tlsOnly, Default: false, Help: "Do not verify the server certificate. Only for lab set-ups.", Advanced: true},
 			{Name: "qos", Kind: engine.KindInt, Label: "QoS", Default: 1, Min: engine.Float(0), Max: engine.Float(1), Help: "MQTT QoS of telemetry and attributes: 1 (kept in the outbox until acknowledged) or 0 (fire and forget; fails while offline). Gateways always use 1."},
+			{Name: "telemetryTopic", Label: "Telemetry topic", Kind: engine.KindString, Default: "", ShowIf: map[string][]any{"mode": {modeDevice}}, Help: "Only for a device profile with custom MQTT topic filters: the topic to publish telemetry on (ThingsBoard drops data on the default topic then). Empty = `v1/devices/me/telemetry`.", Example: "sensors/meter-1/telemetry", Advanced: true},
+			{Name: "attributesTopic", Label: "Attributes topic", Kind: engine.KindString, Default: "", ShowIf: map[string][]any{"mode": {modeDevice}}, Help: "Only for a device profile with custom MQTT topic filters: the topic to publish client attributes on. Empty = `v1/devices/me/attributes`.", Example: "sensors/meter-1/attributes", Advanced: true},
 			{Name: "outboxPath", Kind: engine.KindString, Label: "Outbox file", Default: "", Help: "File of the durable outbox; empty keeps it in memory (lost on restart).", Example: "/var/lib/tbflow/site-outbox.db"},
 			{Name: "outboxMaxBytes", Kind: engine.KindInt, Label: "Outbox size limit (bytes)", Default: 64 << 20, Min: engine.Float(1024), Help: "Most bytes the outbox holds.", Advanced: true},
 			{Name: "outboxFull", Kind: engine.KindEnum, Label: "When the outbox is full", Default: "block", Enum: []string{"block", "reject", "drop-oldest"}, Help: "When the outbox is full: `block` holds the flow until there is room, `reject` fails the message (to `catch`), `drop-oldest` evicts the oldest messages.", Advanced: true},
@@ -77,28 +79,30 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 }
 
 type connConfig struct {
-	Host           string          `json:"host"`
-	Port           int             `json:"port"`
-	Mode           string          `json:"mode"`
-	Protocol       string          `json:"protocol"`
-	AccessToken    string          `json:"accessToken"`
-	ClientID       string          `json:"clientId"`
-	Username       string          `json:"username"`
-	Password       string          `json:"password"`
-	TLS            bool            `json:"tls"`
-	CAFile         string          `json:"caFile"`
-	CertFile       string          `json:"certFile"`
-	KeyFile        string          `json:"keyFile"`
-	ServerName     string          `json:"serverName"`
-	Insecure       bool            `json:"insecure"`
-	QoS            int             `json:"qos"`
-	OutboxPath     string          `json:"outboxPath"`
-	OutboxMaxBytes int64           `json:"outboxMaxBytes"`
-	OutboxFull     string          `json:"outboxFull"`
-	ReconnectMin   engine.Duration `json:"reconnectMin"`
-	ReconnectMax   engine.Duration `json:"reconnectMax"`
-	RequestTimeout engine.Duration `json:"requestTimeout"`
-	RPCTimeout     engine.Duration `json:"rpcTimeout"`
+	Host            string          `json:"host"`
+	Port            int             `json:"port"`
+	Mode            string          `json:"mode"`
+	Protocol        string          `json:"protocol"`
+	TelemetryTopic  string          `json:"telemetryTopic"`
+	AttributesTopic string          `json:"attributesTopic"`
+	AccessToken     string          `json:"accessToken"`
+	ClientID        string          `json:"clientId"`
+	Username        string          `json:"username"`
+	Password        string          `json:"password"`
+	TLS             bool            `json:"tls"`
+	CAFile          string          `json:"caFile"`
+	CertFile        string          `json:"certFile"`
+	KeyFile         string          `json:"keyFile"`
+	ServerName      string          `json:"serverName"`
+	Insecure        bool            `json:"insecure"`
+	QoS             int             `json:"qos"`
+	OutboxPath      string          `json:"outboxPath"`
+	OutboxMaxBytes  int64           `json:"outboxMaxBytes"`
+	OutboxFull      string          `json:"outboxFull"`
+	ReconnectMin    engine.Duration `json:"reconnectMin"`
+	ReconnectMax    engine.Duration `json:"reconnectMax"`
+	RequestTimeout  engine.Duration `json:"requestTimeout"`
+	RPCTimeout      engine.Duration `json:"rpcTimeout"`
 }
 
 // Validate checks what the spec cannot express.
@@ -166,6 +170,7 @@ func (c *Connection) tbConfig() (tb.Config, error) {
 	cf := c.conf
 	cfg := tb.Config{
 		Host: cf.Host, Port: cf.Port, Protocol: cf.Protocol,
+		TelemetryTopic: cf.TelemetryTopic, AttributesTopic: cf.AttributesTopic,
 		AccessToken: cf.AccessToken, ClientID: cf.ClientID, Username: cf.Username, Password: cf.Password,
 		ReconnectMin:      cf.ReconnectMin.D(),
 		ReconnectMax:      cf.ReconnectMax.D(),
@@ -342,9 +347,17 @@ func (c *Connection) onStatus(st tb.Status) {
 
 func statusOf(st tb.Status) engine.Status {
 	var ce *tb.ConnectError
+	var de *tb.DisconnectError
 	switch {
+	case st.State == tb.StateConnected && st.LastDeadLetter != nil && st.DeadLetters > 0:
+		// Messages the server will never take (payload or topic invalid).
+		return engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("connected, %d dead-lettered: %v", st.DeadLetters, st.LastDeadLetter)}
 	case st.State == tb.StateConnected:
 		return engine.StatusConnected
+	case errors.Is(st.Err, tb.ErrNotGateway):
+		return engine.StatusError(st.Err)
+	case errors.As(st.Err, &de):
+		return engine.Status{Fill: "red", Shape: "ring", Text: fmt.Sprintf("offline (%d queued): %v", st.Queued, de)}
 	case errors.As(st.Err, &ce) && ce.Permanent():
 		return engine.StatusError(st.Err)
 	case st.State == tb.StateOffline:
@@ -376,6 +389,14 @@ func (c *Connection) addRPC(l *rpcListener) (remove func()) {
 	}
 }
 
+// resolveLocked follows the server's renames of a sub-device. c.mu is held.
+func (c *Connection) resolveLocked(device string) string {
+	if c.gw == nil {
+		return device
+	}
+	return c.gw.Resolve(device)
+}
+
 // pickRPCLocked chooses the node for a request: the most specific listener
 // (a node for this very device before one for every device, a method filter
 // before none, a tb-rpc-in before a gw-device), the oldest first among
@@ -397,7 +418,7 @@ func (c *Connection) pickRPCLocked(req tb.RPCRequest) *rpcListener {
 	var best *rpcListener
 	bestScore := 0
 	for _, l := range c.rpcs {
-		if (l.device != "" && l.device != req.Device) || (l.method != "" && l.method != req.Method) {
+		if (l.device != "" && c.resolveLocked(l.device) != req.Device) || (l.method != "" && l.method != req.Method) {
 			continue
 		}
 		if s := score(l); best == nil || s > bestScore || (s == bestScore && l.seq < best.seq) {

@@ -2,6 +2,7 @@ package thingsboard
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/tbflow/tbflow/engine"
@@ -119,7 +120,19 @@ func (n *gwDevice) connectLocked(ctx context.Context, device string) error {
 		removeRPC()
 		return err
 	}
-	n.devices[device] = func() { removeRPC(); unsub() }
+	// ThingsBoard renames and deletes devices: the gateway follows, the
+	// node shows it.
+	removeRenamed := gw.OnDeviceRenamed(func(oldName, newName string) {
+		if oldName == device || gw.Resolve(device) == newName {
+			n.nc.Status(engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("renamed in ThingsBoard: %s → %s", oldName, newName)})
+		}
+	})
+	removeDeleted := gw.OnDeviceDeleted(func(name string) {
+		if name == device || gw.Resolve(device) == name {
+			n.nc.Status(engine.Status{Fill: "red", Shape: "ring", Text: fmt.Sprintf("deleted in ThingsBoard: %s (data sent for it creates it again)", name)})
+		}
+	})
+	n.devices[device] = func() { removeRPC(); unsub(); removeRenamed(); removeDeleted() }
 	return nil
 }
 
