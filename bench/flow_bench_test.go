@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/internal/peers"
+	"github.com/tbflow/tbflow/tb"
 )
 
 // envInt reads a positive integer override of a benchmark parameter.
@@ -145,9 +146,10 @@ func BenchmarkFlowLatency(b *testing.B) {
 }
 
 // BenchmarkFlowBurstFrozenBroker sends 1,000,000 records (override:
-// TBFLOW_BENCH_BURST_N) through tbflow's flow with its defaults while the
-// broker is frozen for 10 s, and reports the process's peak RSS beside the
-// outbox's byte bound; everything must arrive once the broker runs again.
+// TBFLOW_BENCH_BURST_N) through tbflow's flow with its defaults
+// (TBFLOW_FLOW_OUTBOX_BYTES sets outboxMaxBytes) while the broker is
+// frozen (SIGSTOP) for 10 s, and reports the process's peak RSS beside the
+// outbox's byte bound and the records lost once the broker runs again.
 func BenchmarkFlowBurstFrozenBroker(b *testing.B) {
 	n := envInt("TBFLOW_BENCH_BURST_N", 1_000_000)
 	br := startBroker(b)
@@ -156,9 +158,13 @@ func BenchmarkFlowBurstFrozenBroker(b *testing.B) {
 		runs = append(runs, runFlow(b, br, tbflowTool, n, 0, 10*time.Second))
 	}
 	r := medianRun(runs)
+	bound := float64(defaultOutboxMB)
+	if v, err := strconv.ParseFloat(os.Getenv("TBFLOW_FLOW_OUTBOX_BYTES"), 64); err == nil && v > 0 {
+		bound = v / (1 << 20)
+	}
 	b.ReportMetric(r.rssMB, "peak-rss-MB")
-	b.ReportMetric(float64(defaultOutboxMB), "baseline-outbox-bound-MB")
-	b.ReportMetric(r.rssMB/float64(defaultOutboxMB), "x-outbox-bound")
+	b.ReportMetric(bound, "baseline-outbox-bound-MiB")
+	b.ReportMetric(r.rssMB/bound, "x-outbox-bound")
 	b.ReportMetric(float64(sumLost(runs)), "lost")
 	b.ReportMetric(0, "ns/op")
 }
@@ -217,4 +223,4 @@ func nodeRED(b *testing.B) nodeREDPeer {
 }
 
 // defaultOutboxMB is tb's default outbox byte bound, in MiB.
-const defaultOutboxMB = 64
+const defaultOutboxMB = tb.DefaultOutboxMaxBytes >> 20

@@ -97,16 +97,20 @@ func TestHelperFlowChild(t *testing.T) {
 		New: engine.Construct(func(nc *engine.NodeContext, _ *sourceConf) (engine.Node, error) {
 			return &benchSource{nc: nc, n: n, rate: rate, goCh: goCh}, nil
 		})})
+	outbox := ""
+	if v := os.Getenv("TBFLOW_FLOW_OUTBOX_BYTES"); v != "" {
+		outbox = `,"outboxMaxBytes":` + v
+	}
 	expr := transformExpr
 	if rate > 0 {
 		expr = transformExprLatency
 	}
 	f, err := engine.ParseFlow(fmt.Appendf(nil, `[
-	 {"id":"conn","type":"tb-connection","host":%q,"port":%s,"mode":"device","accessToken":"bench"},
+	 {"id":"conn","type":"tb-connection","host":%q,"port":%s,"mode":"device","accessToken":"bench"%s},
 	 {"id":"src","type":"bench-source","wires":[["tr"]]},
 	 {"id":"tr","type":"transform","expression":%q,"wires":[["out"]]},
 	 {"id":"out","type":"tb-telemetry-out","connection":"conn"}
-	]`, host, port, expr))
+	]`, host, port, outbox, expr))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
