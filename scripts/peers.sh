@@ -69,3 +69,13 @@ if [ ! -f "$e2e/node_modules/playwright-core/package.json" ] || [ ! -f "$stamp" 
   (cd "$e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
   touch "$stamp"
 fi
+
+# Node-RED 4 (the version bench/nodered/package-lock.json pins) runs the
+# flow benchmarks' Node-RED row beside tbflow in make bench.
+nrb="$root/bench/nodered"
+stamp="$nrb/node_modules/.package-lock.json"
+if [ ! -f "$nrb/node_modules/node-red/package.json" ] || [ ! -f "$stamp" ] || [ "$nrb/package-lock.json" -nt "$stamp" ]; then
+  echo "peers: npm ci in bench/nodered" >&2
+  (cd "$nrb" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  touch "$stamp"
+fi
