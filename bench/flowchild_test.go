@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,5 +124,18 @@ func TestHelperFlowChild(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("ready")
-	select {} // the parent ends the process once it has counted the records
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	if path := os.Getenv("TBFLOW_FLOW_CPUPROFILE"); path != "" {
+		// A CPU profile of the run, from "go" until the parent ends it.
+		<-goCh
+		if pf, err := os.Create(path); err == nil && pprof.StartCPUProfile(pf) == nil {
+			<-term
+			pprof.StopCPUProfile()
+			pf.Close()
+			os.Exit(0)
+		}
+	}
+	<-term // the parent ends the process once it has counted the records
+	os.Exit(0)
 }

@@ -309,10 +309,13 @@ func (p *proc) peakRSS() float64 {
 	return 0
 }
 
+// stop ends the process: SIGTERM, then SIGKILL after 5 s.
 func (p *proc) stop() {
 	if p.cmd.ProcessState != nil {
 		return
 	}
-	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.AfterFunc(5*time.Second, func() { _ = p.cmd.Process.Kill() })
 	_ = p.cmd.Wait()
+	t.Stop()
 }
