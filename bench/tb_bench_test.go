@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tbflow/tbflow/internal/peers"
@@ -40,6 +43,39 @@ func pahoRate(b *testing.B, addr string, qos byte, n int) float64 {
 	for _, t := range toks {
 		t.Wait()
 		if err := t.Error(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// pahoV5Rate publishes n messages with a raw paho.golang MQTT 5 client
+// (QoS 1 publishes block until their PUBACK, so up to 100 run at once, as
+// tb's in-flight window) and returns messages per second.
+func pahoV5Rate(b *testing.B, addr string, qos byte, n int) float64 {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(nc), ClientID: "paho-v5-baseline"})
+	ctx := context.Background()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "paho-v5-baseline", CleanStart: true, KeepAlive: 30}); err != nil {
+		b.Fatalf("paho.golang connect: %v", err)
+	}
+	defer c.Disconnect(&paho.Disconnect{})
+	sem := make(chan struct{}, 100)
+	errs := make(chan error, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := c.Publish(ctx, &paho.Publish{Topic: "v1/devices/me/telemetry", QoS: qos, Payload: payload})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -106,25 +142,38 @@ func BenchmarkTelemetry(b *testing.B) {
 		name       string
 		qos        byte
 		publishers int
+		protocol   string
 		outbox     func(b *testing.B) tb.OutboxConfig
 	}{
-		{"qos0", 0, 1, nil},
-		{"qos1-memory-outbox", 1, 1, func(*testing.B) tb.OutboxConfig { return tb.OutboxConfig{} }},
-		{"qos1-disk-nosync", 1, 1, func(b *testing.B) tb.OutboxConfig {
+		{"qos0", 0, 1, tb.ProtocolMQTT5, nil},
+		{"qos1-memory-outbox-mqtt5", 1, 1, tb.ProtocolMQTT5, func(*testing.B) tb.OutboxConfig { return tb.OutboxConfig{} }},
+		{"qos1-memory-outbox-mqtt311", 1, 1, tb.ProtocolMQTT311, func(*testing.B) tb.OutboxConfig { return tb.OutboxConfig{} }},
+		{"qos1-disk-nosync-mqtt5", 1, 1, tb.ProtocolMQTT5, func(b *testing.B) tb.OutboxConfig {
 			return tb.OutboxConfig{Path: filepath.Join(b.TempDir(), "o.db"), NoSync: true}
 		}},
-		{"qos1-disk-fsync-1-publisher", 1, 1, func(b *testing.B) tb.OutboxConfig {
+		{"qos1-disk-nosync-mqtt311", 1, 1, tb.ProtocolMQTT311, func(b *testing.B) tb.OutboxConfig {
+			return tb.OutboxConfig{Path: filepath.Join(b.TempDir(), "o.db"), NoSync: true}
+		}},
+		{"qos1-disk-fsync-1-publisher", 1, 1, tb.ProtocolMQTT5, func(b *testing.B) tb.OutboxConfig {
 			return tb.OutboxConfig{Path: filepath.Join(b.TempDir(), "o.db")}
 		}},
-		{"qos1-disk-fsync-16-publishers", 1, 16, func(b *testing.B) tb.OutboxConfig {
+		{"qos1-disk-fsync-16-publishers", 1, 16, tb.ProtocolMQTT5, func(b *testing.B) tb.OutboxConfig {
 			return tb.OutboxConfig{Path: filepath.Join(b.TempDir(), "o.db")}
 		}},
+	}
+	// The baseline is the raw Paho client of the same MQTT version:
+	// paho.golang for MQTT 5, paho.mqtt.golang for 3.1.1.
+	baseline := func(b *testing.B, protocol string, qos byte, n int) float64 {
+		if protocol == tb.ProtocolMQTT311 {
+			return pahoRate(b, m.Addr, qos, n)
+		}
+		return pahoV5Rate(b, m.Addr, qos, n)
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			n := max(b.N, 2000)
 			n -= n % tc.publishers
-			cfg := tb.Config{QoS0: tc.qos == 0}
+			cfg := tb.Config{QoS0: tc.qos == 0, Protocol: tc.protocol}
 			if tc.outbox != nil {
 				cfg.Outbox = tc.outbox(b)
 			}
@@ -135,7 +184,7 @@ func BenchmarkTelemetry(b *testing.B) {
 				// Let the broker finish the previous burst (QoS 0 tokens
 				// complete on the write, before the broker has read it).
 				time.Sleep(300 * time.Millisecond)
-				bases = append(bases, pahoRate(b, m.Addr, tc.qos, n))
+				bases = append(bases, baseline(b, tc.protocol, tc.qos, n))
 				time.Sleep(300 * time.Millisecond)
 				if tc.outbox != nil {
 					cfg.Outbox = tc.outbox(b)

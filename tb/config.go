@@ -52,6 +52,13 @@ type Config struct {
 	// (ThingsBoard would keep only the last).
 	ServerTimestamps bool
 
+	// MaxStringValueLength, when set, is the server's
+	// transport.json.max_string_value_length (0, no limit, by default on
+	// ThingsBoard): telemetry or attributes holding a longer string value
+	// fail at once with ErrInvalidPayload instead of being refused by the
+	// server (MQTT 3.1.1: the connection closed on them).
+	MaxStringValueLength int
+
 	// TelemetryTopic and AttributesTopic replace v1/devices/me/telemetry
 	// and v1/devices/me/attributes for a device profile with custom MQTT
 	// topic filters (ThingsBoard then treats the default topics as

@@ -117,6 +117,10 @@ func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
+		putPayloadBuf(bp, b)
+		return nil, err
+	}
 	a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
 	if d.c.cfg.QoS != 0 {
 		// QoS 1: the outbox holds its own copy. QoS 0 hands the bytes
@@ -141,6 +145,9 @@ func (d *Device) SendTelemetry(ctx context.Context, v any) error {
 func (d *Device) PublishAttributes(ctx context.Context, v any) (*Ack, error) {
 	b, err := encodeAttributes(v)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
 		return nil, err
 	}
 	return d.c.publish(ctx, d.c.cfg.AttributesTopic, b)

@@ -6,6 +6,10 @@
 // shared-attribute updates, attribute requests, server-side RPC handlers,
 // client-side RPC, claiming, provisioning and firmware/software OTA.
 //
+// It speaks MQTT 5 by default (Config.Protocol; MQTT 3.1.1 too), through
+// Eclipse Paho's clients behind one small transport interface: everything
+// above it is shared by both versions.
+//
 // What sets it apart from other ThingsBoard clients:
 //
 //   - A QoS 1 publish is durable before it returns: it is appended to an
@@ -17,7 +21,15 @@
 //     After every CONNACK the client subscribes again (ThingsBoard keeps no
 //     session), requests the shared attributes its subscribers watch and
 //     delivers what changed while it was offline, and re-sends the requests
-//     (attribute requests, client RPC, OTA chunks) that are still waiting.
+//     (attribute requests, OTA chunks) that are still waiting. A
+//     client-side RPC is sent at most once (the rule chain runs every copy):
+//     its connection lost, it fails with ErrOutcomeUnknown.
+//   - The server's answers are acted on: an MQTT 5 PUBACK 0x97, 0x80 or
+//     0x83 (and DISCONNECT 0x96, 0x97) keeps the message and sends it again
+//     after a back-off; PUBACK 0x99 or 0x90 — or, under MQTT 3.1.1, a
+//     connection closed on the same message three times — moves it to a
+//     bounded dead-letter store (in the outbox file) so that the messages
+//     behind it go on, and fails its Ack with a *DeadLetterError.
 //   - Every call that waits takes a context; requests without a deadline get
 //     Config.RequestTimeout.
 //   - Handlers never run on the MQTT library's network goroutine. A handler
@@ -27,7 +39,9 @@
 //     message, telemetry-message and data-point rates) are honoured with
 //     token buckets: bursts up to each window's capacity, then 98% of the
 //     sustained rate, a margin for network jitter (ThingsBoard measures on
-//     arrival and closes the connection of a device over its limit).
+//     arrival and closes the connection of a device over its limit). A
+//     gateway's sub-device limits are one bucket for all its sub-devices,
+//     as the server keeps them.
 //
 // Lifecycle: NewDevice validates the configuration and opens the outbox (no
 // network I/O); Connect starts the connection loop and waits for the first

@@ -61,6 +61,56 @@ func encodeAttributes(v any) ([]byte, error) {
 	return b, nil
 }
 
+// checkStrings refuses a payload holding a string value longer than max
+// (ThingsBoard's transport.json.max_string_value_length, counted in UTF-16
+// units as Java does); max <= 0 checks nothing.
+func checkStrings(b []byte, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	return walkStrings(v, max, 0)
+}
+
+func walkStrings(v any, max, depth int) error {
+	if depth > 64 {
+		return nil // deeper values are stored as JSON text, not checked one by one
+	}
+	switch t := v.(type) {
+	case string:
+		if n := utf16Len(t); n > max {
+			return fmt.Errorf("%w: a string value of %d characters, the server accepts %d", ErrInvalidPayload, n, max)
+		}
+	case map[string]any:
+		for _, e := range t {
+			if err := walkStrings(e, max, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if err := walkStrings(e, max, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r >= 0x10000 {
+			n++
+		}
+	}
+	return n
+}
+
 func encodeAny(v any) ([]byte, error) {
 	var b []byte
 	switch t := v.(type) {

@@ -696,3 +696,48 @@ func TestServerDisconnectReasons(t *testing.T) {
 		t.Fatalf("the new session was evicted back: %+v", other.Status())
 	}
 }
+
+// TestClientRPCAtMostOnce: a client-side RPC whose connection drops before
+// the answer is not sent again after the reconnect (the rule chain would
+// run it twice): the call fails with ErrOutcomeUnknown and the server saw
+// it once.
+func TestClientRPCAtMostOnce(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	s := newSim(t, tbsim.Options{ClientRPC: func(ctx context.Context, _, method string, params json.RawMessage) (json.RawMessage, error) {
+		if method == "getSessionLimits" {
+			return nil, errors.New("not handled here")
+		}
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return json.RawMessage(`{"ok":true}`), nil
+	}})
+	defer close(release)
+	d := connect(t, &simPeer{s: s}, nil)
+	ctx := ctxT(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Call(ctx, "openValve", map[string]any{"valve": 1})
+		done <- err
+	}()
+	eventually(t, "the call reached the server", func() bool { return calls.Load() == 1 })
+	s.Kick(simDevice)
+	select {
+	case err := <-done:
+		if !errors.Is(err, tb.ErrOutcomeUnknown) {
+			t.Fatalf("call: %v, want ErrOutcomeUnknown", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the call did not fail when its connection dropped")
+	}
+	if err := d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the server ran the call %d times, want once", n)
+	}
+}

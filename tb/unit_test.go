@@ -155,6 +155,13 @@ func TestEncodeTelemetryShapes(t *testing.T) {
 	if _, err := encodeAttributes([]any{map[string]any{"a": 1}}); !errors.Is(err, ErrInvalidPayload) {
 		t.Errorf("attributes array: error %v, want ErrInvalidPayload", err)
 	}
+	// A string longer than the server's limit (counted in UTF-16 units).
+	if err := checkStrings([]byte(`{"a":"𝄞𝄞"}`), 3); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("4 UTF-16 units under a limit of 3: %v", err)
+	}
+	if err := checkStrings([]byte(`[{"ts":1,"values":{"a":"abc","o":{"s":"xy"}}}]`), 3); err != nil {
+		t.Errorf("strings within the limit: %v", err)
+	}
 	// Records without a timestamp are stamped, strictly increasing.
 	var k clock
 	stamp := func() int64 { return k.stamp("") }

@@ -67,11 +67,13 @@ response (at most **timeout**).
 - Output 2: the message with ` + "`msg.error = {message}`" + `, on a timeout or an error reply (ThingsBoard answers
   ` + "`{\"error\": \"timeout\"}`" + ` when no rule chain replies).
 
-The call is sent again after a reconnect. Calls are made one at a time, in message order.`,
+A call is sent at most once: ThingsBoard's rule chain runs every copy it receives, so a call whose
+connection drops before the answer goes to output 2 with an "outcome unknown" error (retry it in
+the flow if the method is safe to run twice). Calls are made one at a time, in message order.`,
 		Fields: []engine.Field{
 			connField(),
 			{Name: "method", Kind: engine.KindString, Label: "Method", Default: "", Help: "Method to call; empty uses `msg.method`.", Example: "getCurrentTime"},
-			{Name: "timeout", Kind: engine.KindDuration, Label: "Timeout", Default: "10s", Min: engine.Float(0.001), Help: "How long to wait for the response."},
+			{Name: "timeout", Kind: engine.KindDuration, Label: "Timeout", Default: "60s", Min: engine.Float(0.001), Help: "How long to wait for the response (ThingsBoard itself answers `{\"error\": \"timeout\"}` after 60 s)."},
 		},
 		New: engine.Construct(newRPCCall),
 	})
@@ -214,7 +216,7 @@ func newRPCCall(nc *engine.NodeContext, c *rpcCallConfig) (engine.Node, error) {
 		return nil, err
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = engine.Duration(10 * time.Second)
+		c.Timeout = engine.Duration(60 * time.Second)
 	}
 	return &rpcCall{user: u, conf: c}, nil
 }

@@ -111,8 +111,10 @@ func (s *Server) applyOTALocked(d *device, kind string, a *otaAssignment) func()
 	}
 	targets := s.setSharedLocked(d, attrs)
 	// ThingsBoard saves the two states in separate steps, so they never
-	// share a millisecond there.
-	s.storeTelemetryLocked(d, []tsRecord{{Ts: max(time.Now().UnixMilli(), now+1), HasTs: true,
+	// share a millisecond there; wait for the clock rather than stamp the
+	// second one in the future, where a device's own report would sort
+	// before it.
+	s.storeTelemetryLocked(d, []tsRecord{{Ts: afterMilli(now), HasTs: true,
 		KV: []kv{{kind + "_state", "INITIATED"}}}})
 	return func() {
 		pushAll(delTargets, delPayload)
@@ -288,4 +290,16 @@ func (s *Server) onOTARequest(ss *session, pk packets.Packet, kind string, m []s
 func (s *Server) otaError(ss *session, text string) {
 	_, _ = ss.publish(topicOTAError, []byte(text))
 	ss.close(codeImplementationError)
+}
+
+// afterMilli waits until the wall clock has passed the millisecond ms and
+// returns the current millisecond (at most about 1 ms of waiting).
+func afterMilli(ms int64) int64 {
+	for {
+		now := time.Now().UnixMilli()
+		if now > ms {
+			return now
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -358,7 +357,7 @@ func (s *Server) listen() error {
 		return fmt.Errorf("listening for mqtt on %q: %w", mqttAddr, err)
 	}
 	gates := []*gate{plain}
-	if err := b.AddListener(listeners.NewNet("mqtt", plain)); err != nil {
+	if err := b.AddListener(newTrackedListener("mqtt", plain)); err != nil {
 		plain.Close()
 		return fmt.Errorf("listening for mqtt on %q: %w", mqttAddr, err)
 	}
@@ -369,7 +368,7 @@ func (s *Server) listen() error {
 			return fmt.Errorf("listening for mqtts on %q: %w", tlsAddr, err)
 		}
 		gates = append(gates, secure)
-		if err := b.AddListener(listeners.NewNet("mqtts", tls.NewListener(secure, tlsConf))); err != nil {
+		if err := b.AddListener(newTrackedListener("mqtts", tls.NewListener(secure, tlsConf))); err != nil {
 			secure.Close()
 			s.unlisten(b)
 			return fmt.Errorf("listening for mqtts on %q: %w", tlsAddr, err)
@@ -436,12 +435,24 @@ func disconnectListener(b *mqtt.Server, id string) {
 // unlisten closes the listeners and drops every client connected through
 // them.
 func (s *Server) unlisten(b *mqtt.Server) {
+	var closed []*trackedListener
 	for _, id := range listenerIDs {
-		if _, ok := b.Listeners.Get(id); !ok {
+		l, ok := b.Listeners.Get(id)
+		if !ok {
 			continue
 		}
 		b.Listeners.Close(id, func(id string) { disconnectListener(b, id) })
 		b.Listeners.Delete(id)
+		if tl, ok := l.(*trackedListener); ok {
+			closed = append(closed, tl)
+		}
+	}
+	// Every connection was closed at the network level; wait until the
+	// broker has let go of each, so nothing of it runs on afterwards.
+	for _, tl := range closed {
+		if !tl.wait(5 * time.Second) {
+			s.log.Warn("connections still held by the broker after 5 s", "listener", tl.id)
+		}
 	}
 }
 
@@ -462,10 +473,9 @@ func (s *Server) Close() error {
 	s.cancel()
 	var errs []error
 	if b != nil {
-		// Stop accepting first and give connections accepted a moment ago
-		// time to get past mochi's start-up before it shuts down.
+		// Stop accepting and wait until the broker has let go of every
+		// connection it accepted before it shuts down.
 		s.unlisten(b)
-		time.Sleep(20 * time.Millisecond)
 		if err := b.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing broker: %w", err))
 		}
