@@ -37,16 +37,28 @@ type tool func(b *testing.B, br *broker, n, rate int) (p *proc, trigger func())
 
 func tbflowTool(b *testing.B, br *broker, n, rate int) (*proc, func()) {
 	answered := answerSessionLimits(b, br.Addr)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFlowChild$")
-	cmd.Env = append(os.Environ(), "TBFLOW_FLOW_ADDR="+br.Addr, "TBFLOW_FLOW_N="+strconv.Itoa(n), "TBFLOW_FLOW_RATE="+strconv.Itoa(rate))
-	p := startProc(b, cmd)
-	p.waitLine(b, "ready", 30*time.Second)
+	p := startChild(b, br, n, rate, "flow")
 	select {
 	case <-answered:
 	case <-time.After(30 * time.Second):
 		b.Fatal("tbflow did not ask for its session limits")
 	}
 	return p, func() { fmt.Fprintln(p.stdin, "go") }
+}
+
+// pahoTool is the latency baseline: raw paho, one record per message.
+func pahoTool(b *testing.B, br *broker, n, rate int) (*proc, func()) {
+	p := startChild(b, br, n, rate, "paho")
+	return p, func() { fmt.Fprintln(p.stdin, "go") }
+}
+
+func startChild(b *testing.B, br *broker, n, rate int, mode string) *proc {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFlowChild$")
+	cmd.Env = append(os.Environ(), "TBFLOW_FLOW_ADDR="+br.Addr, "TBFLOW_FLOW_N="+strconv.Itoa(n),
+		"TBFLOW_FLOW_RATE="+strconv.Itoa(rate), "TBFLOW_FLOW_MODE="+mode)
+	p := startProc(b, cmd)
+	p.waitLine(b, "ready", 30*time.Second)
+	return p
 }
 
 // runFlow runs the workload once through one tool: n records (rate 0:
@@ -71,6 +83,9 @@ func runFlow(b *testing.B, br *broker, start tool, n, rate int, freeze time.Dura
 		limit += time.Duration(n) * time.Second / time.Duration(rate)
 	}
 	sink.wait(limit)
+	if rate > 0 {
+		b.Logf("latency: p50 %v, p90 %v, p99 %v, p99.9 %v, max %v", sink.percentile(0.5), sink.percentile(0.9), sink.percentile(0.99), sink.percentile(0.999), sink.percentile(1))
+	}
 	got, dups, _, last := sink.counts()
 	cpu1, rss := p.cpu(), p.peakRSS()
 	r := flowRun{rssMB: rss, lost: n - got, dups: dups, p50: sink.percentile(0.50), p99: sink.percentile(0.99)}
@@ -124,23 +139,33 @@ func BenchmarkFlowTelemetryVsNodeRED(b *testing.B) {
 }
 
 // BenchmarkFlowLatency sends 1,000 records per second for 3 s (override:
-// TBFLOW_BENCH_LATENCY_N records) through both flows and reports the
-// latency from the source to the subscriber.
+// TBFLOW_BENCH_LATENCY_N records; TBFLOW_BENCH_ROUNDS rounds) through
+// both flows and through a raw paho publisher (the floor the broker, the
+// subscriber and the machine's scheduling set), and reports the latency
+// from the source to the subscriber.
 func BenchmarkFlowLatency(b *testing.B) {
 	n := envInt("TBFLOW_BENCH_LATENCY_N", 3000)
+	rounds := envInt("TBFLOW_BENCH_ROUNDS", 1)
 	nr := nodeRED(b)
 	br := startBroker(b)
-	var tbs, nrs []flowRun
+	b.Logf("load before: %s", load())
+	var tbs, nrs, ps []flowRun
 	for range b.N {
-		tbs = append(tbs, runFlow(b, br, tbflowTool, n, 1000, 0))
-		nrs = append(nrs, runFlow(b, br, nr.tool, n, 1000, 0))
+		for range rounds {
+			ps = append(ps, runFlow(b, br, pahoTool, n, 1000, 0))
+			tbs = append(tbs, runFlow(b, br, tbflowTool, n, 1000, 0))
+			nrs = append(nrs, runFlow(b, br, nr.tool, n, 1000, 0))
+		}
 	}
-	t, o := medianRun(tbs), medianRun(nrs)
+	b.Logf("load after: %s", load())
+	t, o, p := medianRun(tbs), medianRun(nrs), medianRun(ps)
 	b.ReportMetric(ms(t.p50), "p50-ms")
 	b.ReportMetric(ms(t.p99), "p99-ms")
 	b.ReportMetric(float64(sumLost(tbs)), "lost")
 	b.ReportMetric(ms(o.p50), "nodered-p50-ms")
 	b.ReportMetric(ms(o.p99), "nodered-p99-ms")
+	b.ReportMetric(ms(p.p50), "paho-p50-ms")
+	b.ReportMetric(ms(p.p99), "paho-p99-ms")
 	b.ReportMetric(float64(o.p99)/float64(max(t.p99, 1)), "x-lower-p99-than-nodered")
 	b.ReportMetric(0, "ns/op")
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/tbflow/tbflow/engine"
 	_ "github.com/tbflow/tbflow/nodes/all" // every node type, as tbflow run has them
 )
@@ -95,6 +97,10 @@ func TestHelperFlowChild(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, os.Stdin)
 	}()
+	if os.Getenv("TBFLOW_FLOW_MODE") == "paho" {
+		pahoChild(addr, n, rate, goCh)
+		return
+	}
 	reg := engine.DefaultRegistry().Clone()
 	reg.Register(engine.Type{Name: "bench-source", Category: "bench", Outputs: 1, Help: "Sends the benchmark's records.",
 		New: engine.Construct(func(nc *engine.NodeContext, _ *sourceConf) (engine.Node, error) {
@@ -137,5 +143,31 @@ func TestHelperFlowChild(t *testing.T) {
 		}
 	}
 	<-term // the parent ends the process once it has counted the records
+	os.Exit(0)
+}
+
+// pahoChild is the latency baseline: a raw paho client publishing the
+// transform's output records, one per QoS 1 message, at the same pace,
+// without a flow, an outbox or batching.
+func pahoChild(addr string, n, rate int, goCh <-chan struct{}) {
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("paho-%d", time.Now().UnixNano())).SetCleanSession(true)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		fmt.Println("error", tok.Error())
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	<-goCh
+	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
+	for i := 0; i < n; i++ {
+		if rate > 0 {
+			<-tick.C
+		}
+		p := fmt.Appendf(nil, `{"humidity":40,"sent":%d,"seq":%d,"temperature":21.5}`, time.Now().UnixMicro(), i)
+		c.Publish("v1/devices/me/telemetry", 1, false, p)
+	}
+	<-term
 	os.Exit(0)
 }

@@ -251,9 +251,16 @@ func (n *telemetryOut) Handle(ctx context.Context, msg *engine.Msg) error {
 		n.first, n.firstAt = msg, time.Now()
 	}
 	n.count++
-	wake := n.count == 1 || n.count == n.conf.MaxBatch
+	first, full := n.count == 1, n.count == n.conf.MaxBatch
 	n.mu.Unlock()
-	if wake {
+	switch {
+	case first && n.conf.Batching == batchAdaptive && n.inflight.Load() == 0 && n.sendMu.TryLock():
+		// Quiet: nothing awaits an acknowledgement and the sender is
+		// idle, so this message goes at once from here, one hand-off
+		// fewer on its way.
+		n.flushLocked(ctx)
+		n.sendMu.Unlock()
+	case first || full:
 		n.wake()
 	}
 	return nil
@@ -312,6 +319,11 @@ func (n *telemetryOut) Run(ctx context.Context) error {
 func (n *telemetryOut) flush(ctx context.Context) {
 	n.sendMu.Lock()
 	defer n.sendMu.Unlock()
+	n.flushLocked(ctx)
+}
+
+// flushLocked is flush with sendMu held.
+func (n *telemetryOut) flushLocked(ctx context.Context) {
 	n.mu.Lock()
 	batch, count, first := n.pending, n.count, n.first
 	if count == 0 {

@@ -135,7 +135,7 @@ func print(w io.Writer, results []Result) {
 		// Per-publish allocations replace per-op ones; benchmarks that
 		// report ns/op 0 measure other processes, not their own loop.
 		_, perPublish := r.Metrics["allocs/publish"]
-		if ns, ok := r.Metrics["ns/op"]; ok && ns == 0 {
+		if ns, ok := r.Metrics["ns/op"]; !ok || ns == 0 {
 			perPublish = true
 		}
 		var figs, base, ratios []string
