@@ -29,6 +29,9 @@ type flowRun struct {
 	lost      int           // records never counted
 	dups      int           // records counted twice
 	p50, p99  time.Duration // latency from the source to the subscriber (paced runs)
+	startCPU  time.Duration // CPU from the process's start to the trigger
+	runCPU    time.Duration // CPU from the trigger to the last record
+	span      time.Duration // from the trigger to the last record
 }
 
 // tool starts one side's process, waits until it is connected and returns
@@ -88,7 +91,8 @@ func runFlow(b *testing.B, br *broker, start tool, n, rate int, freeze time.Dura
 	}
 	got, dups, _, last := sink.counts()
 	cpu1, rss := p.cpu(), p.peakRSS()
-	r := flowRun{rssMB: rss, lost: n - got, dups: dups, p50: sink.percentile(0.50), p99: sink.percentile(0.99)}
+	r := flowRun{rssMB: rss, lost: n - got, dups: dups, p50: sink.percentile(0.50), p99: sink.percentile(0.99),
+		startCPU: cpu0, runCPU: cpu1 - cpu0, span: last.Sub(t0)}
 	if got > 0 {
 		r.rate = float64(got) / last.Sub(t0).Seconds()
 		r.cpuPerRec = (cpu1 - cpu0) / time.Duration(got)
@@ -171,26 +175,53 @@ func BenchmarkFlowLatency(b *testing.B) {
 }
 
 // BenchmarkFlowBurstFrozenBroker sends 1,000,000 records (override:
-// TBFLOW_BENCH_BURST_N) through tbflow's flow with its defaults
-// (TBFLOW_FLOW_OUTBOX_BYTES sets outboxMaxBytes) while the broker is
-// frozen (SIGSTOP) for 10 s, and reports the process's peak RSS beside the
-// outbox's byte bound and the records lost once the broker runs again.
+// TBFLOW_BENCH_BURST_N) through tbflow's flow while the broker is frozen
+// (SIGSTOP) for 10 s, with the default outbox bound and with 64 MiB, and
+// reports the process's peak RSS beside the bound, how far it is above
+// 1.5× the bound, and the records lost once the broker runs again.
 func BenchmarkFlowBurstFrozenBroker(b *testing.B) {
 	n := envInt("TBFLOW_BENCH_BURST_N", 1_000_000)
 	br := startBroker(b)
-	var runs []flowRun
+	for _, bound := range []int64{tb.DefaultOutboxMaxBytes, 64 << 20} {
+		b.Run(fmt.Sprintf("outbox=%dMiB", bound>>20), func(b *testing.B) {
+			b.Setenv("TBFLOW_FLOW_OUTBOX_BYTES", strconv.FormatInt(bound, 10))
+			var runs []flowRun
+			for range b.N {
+				runs = append(runs, runFlow(b, br, tbflowTool, n, 0, 10*time.Second))
+			}
+			r := medianRun(runs)
+			mib := float64(bound) / (1 << 20)
+			b.ReportMetric(r.rssMB, "peak-rss-MB")
+			b.ReportMetric(mib, "outbox-bound-MiB")
+			b.ReportMetric(r.rssMB-1.5*float64(bound)/1e6, "MB-above-1.5x-bound")
+			b.ReportMetric(float64(sumLost(runs)), "lost")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkFlowIdle runs both flows at one record per second for 60 s
+// (override: TBFLOW_BENCH_IDLE_N records) and reports the CPU each process
+// used to start (up to the trigger) and, as a share of one core, while
+// sending, and its peak RSS.
+func BenchmarkFlowIdle(b *testing.B) {
+	n := envInt("TBFLOW_BENCH_IDLE_N", 60)
+	nr := nodeRED(b)
+	br := startBroker(b)
+	var tbs, nrs []flowRun
 	for range b.N {
-		runs = append(runs, runFlow(b, br, tbflowTool, n, 0, 10*time.Second))
+		tbs = append(tbs, runFlow(b, br, tbflowTool, n, 1, 0))
+		nrs = append(nrs, runFlow(b, br, nr.tool, n, 1, 0))
 	}
-	r := medianRun(runs)
-	bound := float64(defaultOutboxMB)
-	if v, err := strconv.ParseFloat(os.Getenv("TBFLOW_FLOW_OUTBOX_BYTES"), 64); err == nil && v > 0 {
-		bound = v / (1 << 20)
-	}
-	b.ReportMetric(r.rssMB, "peak-rss-MB")
-	b.ReportMetric(bound, "baseline-outbox-bound-MiB")
-	b.ReportMetric(r.rssMB/bound, "x-outbox-bound")
-	b.ReportMetric(float64(sumLost(runs)), "lost")
+	t, o := medianRun(tbs), medianRun(nrs)
+	core := func(r flowRun) float64 { return 100 * r.runCPU.Seconds() / max(r.span.Seconds(), 1e-9) }
+	b.ReportMetric(t.startCPU.Seconds(), "start-cpu-s")
+	b.ReportMetric(core(t), "idle-cpu-%")
+	b.ReportMetric(t.rssMB, "peak-rss-MB")
+	b.ReportMetric(o.startCPU.Seconds(), "nodered-start-cpu-s")
+	b.ReportMetric(core(o), "nodered-idle-cpu-%")
+	b.ReportMetric(o.rssMB, "nodered-peak-rss-MB")
+	b.ReportMetric(o.rssMB/max(t.rssMB, 1), "x-less-peak-rss-than-nodered")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -219,6 +250,9 @@ func medianRun(rs []flowRun) flowRun {
 		rssMB:     pick(func(r flowRun) float64 { return r.rssMB }),
 		p50:       time.Duration(pick(func(r flowRun) float64 { return float64(r.p50) })),
 		p99:       time.Duration(pick(func(r flowRun) float64 { return float64(r.p99) })),
+		startCPU:  time.Duration(pick(func(r flowRun) float64 { return float64(r.startCPU) })),
+		runCPU:    time.Duration(pick(func(r flowRun) float64 { return float64(r.runCPU) })),
+		span:      time.Duration(pick(func(r flowRun) float64 { return float64(r.span) })),
 	}
 }
 
@@ -246,6 +280,3 @@ func nodeRED(b *testing.B) nodeREDPeer {
 	b.Skip(msg)
 	return nodeREDPeer{}
 }
-
-// defaultOutboxMB is tb's default outbox byte bound, in MiB.
-const defaultOutboxMB = tb.DefaultOutboxMaxBytes >> 20
