@@ -119,14 +119,26 @@ func BenchmarkFlowTelemetryVsNodeRED(b *testing.B) {
 	nr := nodeRED(b)
 	br := startBroker(b)
 	b.Logf("load before: %s", load())
-	var tbs, nrs []flowRun
+	sdk, withSDK := pythonSDK(b)
+	var tbs, nrs, sdks []flowRun
 	for range b.N {
 		for range rounds {
 			tbs = append(tbs, runFlow(b, br, tbflowTool, n, 0, 0))
 			nrs = append(nrs, runFlow(b, br, nr.tool, n, 0, 0))
+			if withSDK {
+				sdks = append(sdks, runFlow(b, br, sdk.tool, n, 0, 0))
+			}
 		}
 	}
 	b.Logf("load after: %s", load())
+	if withSDK {
+		s := medianRun(sdks)
+		b.ReportMetric(s.rate, "sdk-records/s")
+		b.ReportMetric(float64(s.cpuPerRec.Nanoseconds())/1000, "sdk-cpu-µs/record")
+		b.ReportMetric(s.rssMB, "sdk-peak-rss-MB")
+		b.ReportMetric(float64(sumLost(sdks)), "sdk-lost")
+		b.ReportMetric(medianRun(tbs).rate/s.rate, "x-sdk-rate")
+	}
 	t, o := medianRun(tbs), medianRun(nrs)
 	b.ReportMetric(t.rate, "records/s")
 	b.ReportMetric(float64(t.cpuPerRec.Nanoseconds())/1000, "cpu-µs/record")
@@ -279,4 +291,33 @@ func nodeRED(b *testing.B) nodeREDPeer {
 	}
 	b.Skip(msg)
 	return nodeREDPeer{}
+}
+
+// pythonSDK is ThingsBoard's Python SDK (tb-mqtt-client) publishing the
+// workload pipelined (sdk/publish.py). It is installed from PyPI, which
+// scripts/peers.sh cannot reach, so it runs only when
+// TBFLOW_BENCH_SDK_PATH is a PYTHONPATH where tb_device_mqtt imports.
+type pythonSDKPeer struct{ path string }
+
+func pythonSDK(b *testing.B) (pythonSDKPeer, bool) {
+	path := os.Getenv("TBFLOW_BENCH_SDK_PATH")
+	if path == "" {
+		b.Log("Python SDK row skipped: set TBFLOW_BENCH_SDK_PATH to a PYTHONPATH with tb_device_mqtt")
+		return pythonSDKPeer{}, false
+	}
+	cmd := exec.Command("python3", "-c", "import tb_device_mqtt")
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("TBFLOW_BENCH_SDK_PATH is set but tb_device_mqtt does not import: %v\n%s", err, out)
+	}
+	return pythonSDKPeer{path: path}, true
+}
+
+func (s pythonSDKPeer) tool(b *testing.B, br *broker, n, rate int) (*proc, func()) {
+	script, _ := filepath.Abs(filepath.Join("sdk", "publish.py"))
+	cmd := exec.Command("python3", script, "127.0.0.1", strconv.Itoa(br.Port), strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+s.path)
+	p := startProc(b, cmd)
+	p.waitLine(b, "ready", 60*time.Second)
+	return p, func() { fmt.Fprintln(p.stdin, "go") }
 }

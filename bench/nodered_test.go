@@ -15,7 +15,8 @@ import (
 // Node-RED's side of the flow workload. The source is a function node
 // started by an MQTT message on bench/go: it sends N messages, 1,000 per
 // setImmediate turn (Node-RED has no backpressure), or at a paced rate
-// stamped with their send time in µs. A second function node is the
+// (a timer every 1 ms, or every message's period when longer) stamped with
+// their send time in µs. A second function node is the
 // transform, mqtt out (QoS 1) the sink.
 
 const noderedSettings = `const { performance } = require('perf_hooks');
@@ -39,7 +40,7 @@ if (RATE > 0) {
     const target = Math.min(N, Math.floor((perf.now() - t0) * RATE / 1000));
     for (; i < target; i++) node.send({payload: {t: 215, h: 40, seq: i, sent: Math.round((perf.timeOrigin + perf.now()) * 1000)}});
     if (i >= N) clearInterval(h);
-  }, 1);
+  }, Math.max(1, Math.floor(1000 / RATE)));
 } else {
   const step = () => {
     const end = Math.min(i + 1000, N);

@@ -179,14 +179,14 @@ func ratioMeaning(k string) string {
 		return "less peak RSS than Node-RED"
 	case "x-lower-p99-than-nodered":
 		return "lower p99 latency than Node-RED"
-	case "x-outbox-bound":
-		return "the outbox bound (peak RSS over outboxMaxBytes)"
+	case "x-sdk-rate":
+		return "the Python SDK's records/s"
 	}
 	return strings.ReplaceAll(strings.TrimPrefix(k, "x-"), "-", " ")
 }
 
 func isBaseline(k string) bool {
-	for _, p := range []string{"paho-", "chan-", "baseline-", "naive-", "nodered-"} {
+	for _, p := range []string{"paho-", "chan-", "baseline-", "naive-", "nodered-", "sdk-"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}
