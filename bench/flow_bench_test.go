@@ -233,6 +233,7 @@ func BenchmarkFlowIdle(b *testing.B) {
 	b.ReportMetric(o.startCPU.Seconds(), "nodered-start-cpu-s")
 	b.ReportMetric(core(o), "nodered-idle-cpu-%")
 	b.ReportMetric(o.rssMB, "nodered-peak-rss-MB")
+	b.ReportMetric(core(o)/max(core(t), 1e-3), "x-less-idle-cpu-than-nodered")
 	b.ReportMetric(o.rssMB/max(t.rssMB, 1), "x-less-peak-rss-than-nodered")
 	b.ReportMetric(0, "ns/op")
 }

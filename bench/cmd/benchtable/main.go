@@ -179,6 +179,8 @@ func ratioMeaning(k string) string {
 		return "less peak RSS than Node-RED"
 	case "x-lower-p99-than-nodered":
 		return "lower p99 latency than Node-RED"
+	case "x-less-idle-cpu-than-nodered":
+		return "less CPU than Node-RED while idle"
 	case "x-sdk-rate":
 		return "the Python SDK's records/s"
 	}
