@@ -106,9 +106,12 @@ func TestHelperFlowChild(t *testing.T) {
 		New: engine.Construct(func(nc *engine.NodeContext, _ *sourceConf) (engine.Node, error) {
 			return &benchSource{nc: nc, n: n, rate: rate, goCh: goCh}, nil
 		})})
-	outbox := ""
+	outbox, batching := "", ""
 	if v := os.Getenv("TBFLOW_FLOW_OUTBOX_BYTES"); v != "" {
 		outbox = `,"outboxMaxBytes":` + v
+	}
+	if v := os.Getenv("TBFLOW_FLOW_BATCHING"); v != "" {
+		batching = fmt.Sprintf(`,"batching":%q`, v) // adaptive (default) or linger
 	}
 	expr := transformExpr
 	if rate > 0 {
@@ -118,8 +121,8 @@ func TestHelperFlowChild(t *testing.T) {
 	 {"id":"conn","type":"tb-connection","host":%q,"port":%s,"mode":"device","accessToken":"bench"%s},
 	 {"id":"src","type":"bench-source","wires":[["tr"]]},
 	 {"id":"tr","type":"transform","expression":%q,"wires":[["out"]]},
-	 {"id":"out","type":"tb-telemetry-out","connection":"conn"}
-	]`, host, port, outbox, expr))
+	 {"id":"out","type":"tb-telemetry-out","connection":"conn"%s}
+	]`, host, port, outbox, expr, batching))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
