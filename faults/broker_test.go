@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -40,14 +39,14 @@ func newSubscriber(t *testing.T, addr string) *subscriber {
 		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetKeepAlive(5 * time.Second).SetOrderMatters(false)
 	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-		var v struct{ Seq *int }
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if json.Unmarshal(m.Payload(), &v) != nil || v.Seq == nil {
+		seq, ok := SeqOf(m.Payload())
+		if !ok {
 			s.bad++
 			return
 		}
-		s.copies[*v.Seq]++
+		s.copies[seq]++
 	})
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		tok := c.Subscribe(topicTelemetry, 1, nil)

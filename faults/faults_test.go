@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -325,15 +324,15 @@ func newWireLedger(topic string) *wireLedger {
 func (w *wireLedger) observe(ev WireEvent) {
 	switch {
 	case ev.Dir == ToServer && ev.Type == PacketPublish && ev.Topic == w.topic && ev.QoS > 0:
-		var v struct{ Seq *int }
-		if json.Unmarshal(ev.Payload, &v) != nil || v.Seq == nil {
+		seq, ok := SeqOf(ev.Payload)
+		if !ok {
 			return
 		}
 		w.mu.Lock()
 		if w.ids[ev.Link] == nil {
 			w.ids[ev.Link] = map[uint16]int{}
 		}
-		w.ids[ev.Link][ev.PacketID] = *v.Seq
+		w.ids[ev.Link][ev.PacketID] = seq
 		w.publishes++
 		w.mu.Unlock()
 	case ev.Dir == ToClient && ev.Type == PacketPuback:

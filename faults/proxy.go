@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,7 @@ type link struct {
 	id, gen          int
 	client, upstream net.Conn
 	once             sync.Once
+	v5               atomic.Bool // the client's CONNECT asked for MQTT 5
 }
 
 func (l *link) close() {
@@ -226,7 +228,10 @@ func (p *Proxy) pump(l *link, src, dst net.Conn, dir Direction) {
 			p.mu.Unlock()
 			if obs != nil {
 				pr.feed(buf[:n], func(h byte, body []byte) {
-					ev := decode(h, body)
+					if lv := connectLevel(h, body); lv != 0 {
+						l.v5.Store(lv == 5)
+					}
+					ev := decode(h, body, l.v5.Load())
 					ev.Link, ev.Gen, ev.Dir = l.id, l.gen, dir
 					obs(ev)
 				})

@@ -44,7 +44,7 @@ func TestPacketReaderSplitsAnyChunking(t *testing.T) {
 		var got []WireEvent
 		for i := 0; i < len(stream); i += chunk {
 			end := min(i+chunk, len(stream))
-			r.feed(stream[i:end], func(h byte, body []byte) { got = append(got, decode(h, body)) })
+			r.feed(stream[i:end], func(h byte, body []byte) { got = append(got, decode(h, body, false)) })
 		}
 		if len(got) != 3 {
 			t.Fatalf("chunk %d: %d packets, want 3", chunk, len(got))

@@ -1,6 +1,9 @@
 package faults
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"encoding/json"
+)
 
 // MQTT control packet types the suite looks at (MQTT 3.1.1 §2.2.1).
 const (
@@ -91,8 +94,23 @@ func (r *packetReader) feed(b []byte, emit func(header byte, body []byte)) {
 	r.buf = append([]byte(nil), r.buf[off:]...)
 }
 
-// decode turns a packet into a WireEvent (without Link, Gen and Dir).
-func decode(header byte, body []byte) WireEvent {
+// connectLevel returns the protocol level of a CONNECT packet's body (4
+// for MQTT 3.1.1, 5 for MQTT 5), 0 when it is not one.
+func connectLevel(header byte, body []byte) byte {
+	if header>>4 != PacketConnect || len(body) < 2 {
+		return 0
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	if len(body) < 2+n+1 {
+		return 0
+	}
+	return body[2+n]
+}
+
+// decode turns a packet into a WireEvent (without Link, Gen and Dir). v5
+// says the connection speaks MQTT 5: a PUBLISH carries properties after
+// its packet id.
+func decode(header byte, body []byte, v5 bool) WireEvent {
 	ev := WireEvent{Type: header >> 4}
 	switch ev.Type {
 	case PacketPublish:
@@ -113,6 +131,13 @@ func decode(header byte, body []byte) WireEvent {
 			ev.PacketID = binary.BigEndian.Uint16(p)
 			p = p[2:]
 		}
+		if v5 {
+			n, w := binary.Uvarint(p)
+			if w <= 0 || n > uint64(len(p)-w) {
+				return ev
+			}
+			p = p[w+int(n):]
+		}
 		ev.Payload = append([]byte(nil), p...)
 	case PacketPuback:
 		if len(body) >= 2 {
@@ -120,4 +145,29 @@ func decode(header byte, body []byte) WireEvent {
 		}
 	}
 	return ev
+}
+
+// SeqOf reads the sequence number of a numbered telemetry payload:
+// {"seq": n}, or the {"ts", "values": {"seq": n}} record the SDK sends when
+// it stamps a record with the time it was accepted (or an array holding
+// one such record).
+func SeqOf(payload []byte) (int, bool) {
+	var v struct {
+		Seq    *int
+		Values *struct{ Seq *int }
+	}
+	if json.Unmarshal(payload, &v) != nil {
+		var arr []json.RawMessage
+		if json.Unmarshal(payload, &arr) != nil || len(arr) != 1 {
+			return 0, false
+		}
+		return SeqOf(arr[0])
+	}
+	switch {
+	case v.Seq != nil:
+		return *v.Seq, true
+	case v.Values != nil && v.Values.Seq != nil:
+		return *v.Values.Seq, true
+	}
+	return 0, false
 }

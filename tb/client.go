@@ -455,13 +455,30 @@ func (c *client) offline(cn *conn) {
 	}
 	lim := c.lim
 	c.mu.Unlock()
-	<-cn.sender
 	lim.closeSession()
 	if c.ctx.Err() != nil {
+		<-cn.sender
 		cn.tr.close(250 * time.Millisecond)
 		return
 	}
-	cn.tr.close(0)
+	// The connection is already lost, but its library may take up to the
+	// write timeout to notice (MQTT 3.1.1: a publish blocked behind a write
+	// on a reset socket), holding up the sender. That must not hold up the
+	// next connection: the old sender only ever publishes on its own dead
+	// connection, and ends on its own.
+	t := time.NewTimer(time.Second)
+	select {
+	case <-cn.sender:
+	case <-t.C:
+		c.log.Debug("sender of the lost connection still ending; connecting again meanwhile")
+	}
+	t.Stop()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		<-cn.sender
+		cn.tr.close(0)
+	}()
 	c.log.Warn("disconnected", "error", cn.err)
 	c.setState(StateOffline, cn.err)
 }

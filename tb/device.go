@@ -121,13 +121,91 @@ func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
 		putPayloadBuf(bp, b)
 		return nil, err
 	}
-	a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
-	if d.c.cfg.QoS != 0 {
-		// QoS 1: the outbox holds its own copy. QoS 0 hands the bytes
-		// to the connection, which may still be writing them.
+	parts, err := splitForBurst(b, d.c.limits())
+	if err != nil {
 		putPayloadBuf(bp, b)
+		return nil, err
 	}
-	return a, err
+	if d.c.cfg.QoS != 0 {
+		// QoS 1: the outbox holds its own copy of what it stores. QoS 0
+		// hands the bytes to the connection, which may still be writing
+		// them.
+		defer putPayloadBuf(bp, b)
+	}
+	if len(parts) == 1 {
+		return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)
+	}
+	acks := make([]*Ack, 0, len(parts))
+	for _, p := range parts {
+		a, err := d.c.publish(ctx, d.c.cfg.TelemetryTopic, p)
+		if err != nil {
+			return nil, fmt.Errorf("%d of %d messages of the records accepted: %w", len(acks), len(parts), err)
+		}
+		acks = append(acks, a)
+	}
+	return joinAcks(acks), nil
+}
+
+// splitForBurst splits a telemetry array whose data points exceed what the
+// device's data-point limit holds at once (a message over it could never
+// be sent: the server closes the connection on it) into arrays that fit.
+func splitForBurst(b []byte, lim *limits) ([][]byte, error) {
+	if lim == nil || lim.own == nil {
+		return [][]byte{b}, nil
+	}
+	_, maxPoints := lim.own.burst()
+	if maxPoints <= 0 || firstByte(b) != '[' {
+		return [][]byte{b}, nil
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil || countDataPoints(doc) <= maxPoints {
+		return [][]byte{b}, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(b, &elems); err != nil {
+		return [][]byte{b}, nil
+	}
+	var out [][]byte
+	var cur []json.RawMessage
+	points := 0
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, mustJSON(cur))
+			cur, points = nil, 0
+		}
+	}
+	for _, e := range elems {
+		var rec any
+		_ = json.Unmarshal(e, &rec)
+		n := countDataPoints(rec)
+		if n > maxPoints {
+			return nil, fmt.Errorf("%w: a record of %d data points, the server's limit allows %d at once", ErrInvalidPayload, n, maxPoints)
+		}
+		if points+n > maxPoints {
+			flush()
+		}
+		cur = append(cur, e)
+		points += n
+	}
+	flush()
+	return out, nil
+}
+
+// joinAcks completes when every ack did, with the first failure.
+func joinAcks(acks []*Ack) *Ack {
+	all := newAck()
+	all.seq = acks[len(acks)-1].seq
+	go func() {
+		for _, a := range acks {
+			<-a.Done()
+			if err := a.result(); err != nil {
+				all.complete(err)
+				return
+			}
+		}
+		all.complete(nil)
+	}()
+	return all
 }
 
 // SendTelemetry publishes telemetry and waits for the server's
@@ -336,7 +414,7 @@ func (d *Device) onRPCRequest(topic string, payload []byte) {
 	}
 	if err := json.Unmarshal(payload, &body); err != nil || body.Method == "" {
 		d.c.reportError(fmt.Errorf("tb: malformed rpc request %q on %q", truncate(payload), topic))
-		d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"}))
+		go d.sendRPCReply(id, mustJSON(map[string]string{"error": "malformed rpc request"})) // never block the router
 		return
 	}
 	if len(body.Params) == 0 {
@@ -510,8 +588,13 @@ func (d *Device) fetchSessionLimits(cn *conn) error {
 		return nil
 	}
 	var sl SessionLimits
-	if err := json.Unmarshal(b, &sl); err != nil || (sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0) {
-		d.c.log.Info("server gave no usable session limits; using defaults", "answer", truncate(b))
+	if err := json.Unmarshal(b, &sl); err != nil {
+		d.c.reportError(fmt.Errorf("tb: malformed session limits %q: %w", truncate(b), err))
+		return nil
+	}
+	if sl.MaxPayloadSize == 0 && sl.MaxInflightMessages == 0 {
+		// {"error": ...} from a server that does not implement it.
+		d.c.log.Info("server gave no session limits; using defaults", "answer", truncate(b))
 		return nil
 	}
 	if d.gateway && sl.GatewayRateLimits == nil {

@@ -344,19 +344,7 @@ func (g *Gateway) publishBatch(ctx context.Context, topic string, parts map[stri
 		}
 		acks = append(acks, a)
 	}
-	all := newAck()
-	all.seq = acks[len(acks)-1].seq
-	go func() {
-		for _, a := range acks {
-			<-a.Done()
-			if err := a.result(); err != nil {
-				all.complete(err)
-				return
-			}
-		}
-		all.complete(nil)
-	}()
-	return all, nil
+	return joinAcks(acks), nil
 }
 
 // RequestDeviceAttributes asks for attributes of one sub-device: client

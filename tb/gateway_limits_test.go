@@ -90,3 +90,51 @@ func TestConnectGatewayWithDeviceToken(t *testing.T) {
 		t.Fatalf("ConnectGateway: %v, want ErrNotGateway", err)
 	}
 }
+
+// TestGatewayQuotaRefusalKept: the gateway's limits tighten after it
+// connected, so its pacing is briefly wrong and the server refuses a
+// message with PUBACK 0x97 (MQTT 5) and closes the connection. The message
+// is kept and sent again once the client has backed off and read the new
+// limits: everything is delivered. (Under MQTT 3.1.1 the server's PUBACK
+// carries no reason and the message would be lost: pacing is the only
+// protection there.)
+func TestGatewayQuotaRefusalKept(t *testing.T) {
+	// MQTT 5 in both runs of the suite: 3.1.1 has no PUBACK reason codes.
+	s := newSim(t, tbsim.Options{})
+	if err := s.AddDevice(tbsim.Device{Name: "gw", Token: "gw-token", Gateway: true}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := simConfig(s, "gw-token")
+	cfg.Protocol = tb.ProtocolMQTT5
+	cfg.ReconnectMin, cfg.ReconnectMax = 50*time.Millisecond, 300*time.Millisecond
+	ctx := ctxT(t)
+	g, err := tb.ConnectGateway(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ackOK(t)(g.ConnectDevice(ctx, "Q", "meter"))
+	s.SetGatewayRateLimits("gw", tbsim.RateLimits{TelemetryMessages: "3:1"})
+	var acks []*tb.Ack
+	for i := range 10 {
+		a, err := g.PublishDeviceTelemetry(ctx, "Q", tb.Telemetry{Ts: time.UnixMilli(1700000000000 + int64(i)), Values: map[string]any{"i": i}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks = append(acks, a)
+	}
+	waitAcks(t, ctx, acks)
+	if n := len(s.History("Q", "i")); n != 10 {
+		t.Fatalf("server has %d of 10 values", n)
+	}
+	refused := 0
+	for _, d := range s.Dropped("Q") {
+		if d.PubAck == 0x97 {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("the server never refused a message: the test did not exercise the refusal")
+	}
+	t.Logf("%d refusals (PUBACK 0x97), all sent again", refused)
+}

@@ -344,3 +344,23 @@ func TestGatewaySharedLimitAccounting(t *testing.T) {
 		t.Errorf("gatewayBurst = %d entries, %d points; want 10, 40", e, p)
 	}
 }
+
+// A telemetry array with more data points than the device's data-point
+// limit holds at once is split into messages that fit.
+func TestSplitForBurst(t *testing.T) {
+	lim, err := newLimits(&SessionLimits{RateLimits: RateLimits{TelemetryDataPoints: "5:1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte(`[{"ts":1,"values":{"a":1,"b":2}},{"ts":2,"values":{"a":1,"b":2}},{"ts":3,"values":{"a":1,"b":2,"c":3}}]`)
+	parts, err := splitForBurst(b, lim)
+	if err != nil || len(parts) != 2 || string(parts[1]) != `[{"ts":3,"values":{"a":1,"b":2,"c":3}}]` {
+		t.Fatalf("split %q, %v", parts, err)
+	}
+	if _, err := splitForBurst([]byte(`[{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}]`), lim); !errors.Is(err, ErrInvalidPayload) {
+		t.Fatalf("a record over the limit: %v", err)
+	}
+	if parts, _ := splitForBurst(b, &limits{}); len(parts) != 1 {
+		t.Fatal("split without a limit")
+	}
+}
