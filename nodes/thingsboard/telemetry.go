@@ -428,7 +428,9 @@ func (n *telemetryOut) publish(ctx context.Context, batch map[string][]record) (
 		}
 		byDevice := make(map[string]any, len(batch))
 		for d, rs := range batch {
-			byDevice[d] = rs
+			if len(rs) > 0 { // a recycled map keeps devices of earlier batches
+				byDevice[d] = rs
+			}
 		}
 		ack, err := gw.PublishTelemetryBatch(ctx, byDevice)
 		if err != nil {

@@ -235,6 +235,34 @@ func TestGatewayTelemetryForDevices(t *testing.T) {
 	}
 }
 
+// Batches for different devices one after the other: a batch's map is
+// reused for a later one, and the devices of earlier batches it still
+// names must not be sent as empty.
+func TestGatewayTelemetryBatchesInTurn(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "gateway", "gw-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c"}))
+	ctx := waitCtx(t)
+	for i, dev := range []string{"Meter A", "Meter B", "Meter B", "Meter A", "Meter B"} {
+		m := engine.NewMsg(map[string]any{"p": float64(i)})
+		m.Set("device", dev)
+		h.Send("out", m)
+		want := 0
+		for _, d := range []string{"Meter A", "Meter B", "Meter B", "Meter A", "Meter B"}[:i+1] {
+			if d == dev {
+				want++
+			}
+		}
+		if err := s.WaitTelemetry(ctx, dev, "p", want); err != nil {
+			t.Fatalf("message %d for %s: %v", i, dev, err)
+		}
+	}
+	if errs := h.Errors(); len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+}
+
 func TestRPCDeviceRoundTrip(t *testing.T) {
 	s := sim(t, tbsim.Options{HTTPAddr: "127.0.0.1:0"})
 	h := enginetest.New(t, enginetest.Options{})
