@@ -67,6 +67,17 @@ type telemetryConfig struct {
 	WaitAck    bool            `json:"waitAck"`
 }
 
+// maxPendingBytes bounds the memory the records waiting in the node hold
+// (estimated by recordCost): a batch that reaches it is sent without
+// waiting, and the node holds the flow up at twice it (a single message
+// always gets in, whatever its size).
+const maxPendingBytes = 4 << 20
+
+// recordCost estimates what a pending record holds: the record and its
+// map of values, each entry with its boxed value (strings and nested
+// values are not walked: an estimate, not a measurement).
+func recordCost(r record) int64 { return 48 + 64 + 48*int64(len(r.Values)) }
+
 // record is one telemetry record. One without a time is stamped by the
 // connection when the batch is stored: strictly increasing per device, so
 // that ThingsBoard, which keeps one value per key and millisecond, keeps
@@ -85,6 +96,7 @@ type telemetryOut struct {
 	pending map[string][]record // device ("" in device mode) → records
 	spare   map[string][]record // the last batch's map, emptied, for reuse
 	count   int                 // messages pending
+	bytes   int64               // memory the pending records hold (recordCost)
 	first   *engine.Msg         // first pending message, for error reports
 	firstAt time.Time           // when it arrived
 	kick    chan struct{}       // to the sender: records are pending, a batch is full, or the node went idle
@@ -232,7 +244,7 @@ func (n *telemetryOut) Handle(ctx context.Context, msg *engine.Msg) error {
 	// At most two batches wait here: beyond, the node waits for the
 	// sender (which waits for the outbox), so memory stays bounded and a
 	// full outbox holds the flow up.
-	for n.count >= 2*n.conf.MaxBatch {
+	for n.count >= 2*n.conf.MaxBatch || (n.count > 0 && n.bytes >= 2*maxPendingBytes) {
 		n.mu.Unlock()
 		select {
 		case <-n.taken:
@@ -241,17 +253,23 @@ func (n *telemetryOut) Handle(ctx context.Context, msg *engine.Msg) error {
 		}
 		n.mu.Lock()
 	}
+	before := len(n.pending[device])
 	recs, err := appendRecords(n.pending[device], msg.Payload, ts)
 	if err != nil {
 		n.mu.Unlock()
 		return err
 	}
 	n.pending[device] = recs
+	wasFull := n.bytes >= maxPendingBytes
+	for _, r := range recs[before:] {
+		n.bytes += recordCost(r)
+	}
 	if n.count == 0 {
 		n.first, n.firstAt = msg, time.Now()
 	}
 	n.count++
-	first, full := n.count == 1, n.count == n.conf.MaxBatch
+	first := n.count == 1
+	full := n.count == n.conf.MaxBatch || (!wasFull && n.bytes >= maxPendingBytes)
 	n.mu.Unlock()
 	switch {
 	case first && n.conf.Batching == batchAdaptive && n.inflight.Load() == 0 && n.sendMu.TryLock():
@@ -290,12 +308,12 @@ func (n *telemetryOut) Run(ctx context.Context) error {
 		}
 		for {
 			n.mu.Lock()
-			count, firstAt := n.count, n.firstAt
+			count, firstAt, bytes := n.count, n.firstAt, n.bytes
 			n.mu.Unlock()
 			if count == 0 {
 				break
 			}
-			if count < n.conf.MaxBatch && (n.conf.Batching == batchLinger || n.inflight.Load() > 0) {
+			if count < n.conf.MaxBatch && bytes < maxPendingBytes && (n.conf.Batching == batchLinger || n.inflight.Load() > 0) {
 				if wait := time.Until(firstAt.Add(n.conf.Linger.D())); wait > 0 {
 					t.Reset(wait)
 					select {
@@ -325,7 +343,7 @@ func (n *telemetryOut) flush(ctx context.Context) {
 // flushLocked is flush with sendMu held.
 func (n *telemetryOut) flushLocked(ctx context.Context) {
 	n.mu.Lock()
-	batch, count, first := n.pending, n.count, n.first
+	batch, count, first, bytes := n.pending, n.count, n.first, n.bytes
 	if count == 0 {
 		n.mu.Unlock()
 		return
@@ -335,7 +353,7 @@ func (n *telemetryOut) flushLocked(ctx context.Context) {
 	} else {
 		n.pending = make(map[string][]record, len(batch))
 	}
-	n.count, n.first = 0, nil
+	n.count, n.first, n.bytes = 0, nil, 0
 	n.mu.Unlock()
 	select {
 	case n.taken <- struct{}{}:
@@ -343,7 +361,7 @@ func (n *telemetryOut) flushLocked(ctx context.Context) {
 	}
 	ack, err := n.publish(ctx, batch)
 	if err != nil && ack == nil && ctx.Err() != nil {
-		n.requeue(batch, count, first)
+		n.requeue(batch, count, first, bytes)
 		return
 	}
 	if err != nil {
@@ -354,7 +372,7 @@ func (n *telemetryOut) flushLocked(ctx context.Context) {
 }
 
 // requeue puts a batch that was not stored back before what came since.
-func (n *telemetryOut) requeue(batch map[string][]record, count int, first *engine.Msg) {
+func (n *telemetryOut) requeue(batch map[string][]record, count int, first *engine.Msg, bytes int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for d, rs := range n.pending {
@@ -362,6 +380,7 @@ func (n *telemetryOut) requeue(batch map[string][]record, count int, first *engi
 	}
 	n.pending = batch
 	n.count += count
+	n.bytes += bytes
 	if first != nil {
 		n.first = first
 	}

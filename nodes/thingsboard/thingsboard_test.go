@@ -15,7 +15,7 @@ import (
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
 	_ "github.com/tbflow/tbflow/nodes/core"
-	_ "github.com/tbflow/tbflow/nodes/thingsboard"
+	"github.com/tbflow/tbflow/nodes/thingsboard"
 	"github.com/tbflow/tbflow/tb/tbsim"
 )
 
@@ -179,6 +179,36 @@ func TestTelemetryAdaptiveBatching(t *testing.T) {
 	}
 	if n := publishes(); n != 2 {
 		t.Errorf("%d telemetry publishes, want 2 (one at once, one batch after the acknowledgement)", n)
+	}
+}
+
+// The records waiting in the node are bounded by the memory they hold, not
+// only by their count: one message of 9,000 records of 10 values (about
+// 5 MB by recordCost) is over maxPendingBytes and goes at once, long
+// before the 1-minute linger and although it is a single message of the
+// 100 a batch may hold.
+func TestTelemetryPendingBoundedByBytes(t *testing.T) {
+	const n = 9000
+	recs := make([]any, n)
+	var cost int64
+	for i := range recs {
+		m := map[string]any{"seq": float64(i)}
+		for k := range 9 {
+			m[fmt.Sprintf("v%d", k)] = float64(k)
+		}
+		recs[i] = m
+		cost += thingsboard.RecordCost(m)
+	}
+	if cost < thingsboard.MaxPendingBytes {
+		t.Fatalf("test records cost %d bytes, want over %d", cost, thingsboard.MaxPendingBytes)
+	}
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 100, "batching": "linger"}))
+	h.Send("out", engine.NewMsg(recs))
+	if err := s.WaitTelemetry(waitCtx(t), "dev", "seq", n); err != nil {
+		t.Fatal(err, len(s.History("dev", "seq")), h.Errors())
 	}
 }
 
