@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
@@ -38,7 +40,17 @@ const MaxExprNodes = 2000
 type Expr struct {
 	src  string
 	prog *vm.Program
+	// usesMsg: the expression names msg (or $env), so it needs the whole
+	// message as a map; otherwise Eval skips building it.
+	usesMsg bool
 }
+
+// vms recycles expression machines: expr.Run makes a new one per run.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// envs recycles the environments handed to the machine (a struct passed
+// as any would be copied to the heap on every run).
+var envs = sync.Pool{New: func() any { return new(exprEnv) }}
 
 // ExprError is an expression that does not compile, with the 1-based line
 // and column of the problem within the expression.
@@ -88,7 +100,23 @@ func CompileExpr(src string) (*Expr, error) {
 	if err != nil {
 		return nil, compileError(err)
 	}
-	return &Expr{src: src, prog: prog}, nil
+	return &Expr{src: src, prog: prog, usesMsg: namesMsg(prog.Node())}, nil
+}
+
+// namesMsg reports whether the tree refers to msg or to the whole
+// environment.
+func namesMsg(n ast.Node) bool {
+	v := &identFinder{}
+	ast.Walk(&n, v)
+	return v.found
+}
+
+type identFinder struct{ found bool }
+
+func (v *identFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && (id.Value == "msg" || id.Value == "$env") {
+		v.found = true
+	}
 }
 
 var budgetedOptions = append(append([]expr.Option{}, exprOptions...), budgetOptions()...)
@@ -115,9 +143,17 @@ func (e *Expr) Eval(msg *Msg) (any, error) {
 func (e *Expr) EvalContext(ctx context.Context, msg *Msg) (any, error) {
 	lim := CurrentExprLimits()
 	st := newEvalState(ctx, lim)
-	env := exprEnv{Msg: msg.Map(), Payload: msg.Payload, Topic: msg.Topic, State: st}
-	machine := vm.VM{MemoryBudget: uint(lim.Elements)}
+	env := envs.Get().(*exprEnv)
+	*env = exprEnv{Payload: msg.Payload, Topic: msg.Topic, State: st}
+	if e.usesMsg {
+		env.Msg = msg.Map()
+	}
+	machine := vms.Get().(*vm.VM)
+	machine.MemoryBudget = uint(lim.Elements)
 	v, err := machine.Run(e.prog, env)
+	*env = exprEnv{}
+	envs.Put(env)
+	vms.Put(machine)
 	if err != nil {
 		if st.err != nil {
 			return nil, fmt.Errorf("evaluating %s: %w", e.short(), st.err)

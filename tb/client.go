@@ -154,8 +154,11 @@ func newClient(cfg Config) (*client, error) {
 	c.ob, err = outbox.Open(outbox.Options{
 		Path:     cfg.Outbox.Path,
 		MaxBytes: cfg.Outbox.MaxBytes,
-		Policy:   policy,
-		NoSync:   cfg.Outbox.NoSync,
+		// What the client holds per entry besides its bytes is charged
+		// too (see outboxEntryOverhead).
+		EntryOverhead: outboxEntryOverhead,
+		Policy:        policy,
+		NoSync:        cfg.Outbox.NoSync,
 		OnDrop: func(seqs []uint64) {
 			for _, s := range seqs {
 				c.completeAck(s, ErrDropped)

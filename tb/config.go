@@ -133,12 +133,28 @@ type TLSConfig struct {
 	Config *tls.Config
 }
 
+// DefaultOutboxMaxBytes is the outbox's default bound: 32 MiB, which keeps
+// a 1M-record burst against an unreachable server under 100 MB of RSS.
+const DefaultOutboxMaxBytes = 32 << 20
+
+// outboxEntryOverhead is charged per outbox entry besides its topic and
+// payload: the outbox's index slot, the Ack with its channel and its map
+// entry, measured at about 250 bytes (TestOutboxChargesWhatEntriesHold).
+const outboxEntryOverhead = 256
+
 // OutboxConfig configures the durable outbox of QoS 1 publishes.
 type OutboxConfig struct {
 	// Path of the outbox file. Empty keeps the outbox in memory: messages
 	// survive reconnects but not a restart of the process.
 	Path string
-	// MaxBytes bounds the stored messages (default 64 MiB).
+	// MaxBytes bounds the memory the stored messages hold (default
+	// DefaultOutboxMaxBytes): each message is charged its topic and payload
+	// plus what the client keeps for it (about 256 bytes), so a burst of
+	// small messages cannot hold several times the bound. The Go heap may
+	// grow to about twice what is live (GOGC); set GOMEMLIMIT, or use
+	// tbflow, which sets a soft limit from its connections' bounds, to keep
+	// the process near the bound. A file outbox also keeps its messages in
+	// memory.
 	MaxBytes int64
 	// Full says what a publish does when the outbox is full: OutboxBlock
 	// (default) waits for room until its context ends and then fails with
@@ -243,7 +259,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.MaxInflight = 100
 	}
 	if cfg.Outbox.MaxBytes <= 0 {
-		cfg.Outbox.MaxBytes = 64 << 20
+		cfg.Outbox.MaxBytes = DefaultOutboxMaxBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

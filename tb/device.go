@@ -113,16 +113,24 @@ func (d *Device) SessionLimits() *SessionLimits {
 // that marshals to such JSON, or raw JSON (json.RawMessage, []byte).
 // Wait on the Ack for the server's acknowledgement.
 func (d *Device) PublishTelemetry(ctx context.Context, v any) (*Ack, error) {
-	b, err := encodeTelemetry(v, d.c.stamper(""))
+	b, bp, err := encodeTelemetryInto(v, d.c.stamper(""))
 	if err != nil {
 		return nil, err
 	}
 	if err := checkStrings(b, d.c.cfg.MaxStringValueLength); err != nil {
+		putPayloadBuf(bp, b)
 		return nil, err
 	}
 	parts, err := splitForBurst(b, d.c.limits())
 	if err != nil {
+		putPayloadBuf(bp, b)
 		return nil, err
+	}
+	if d.c.cfg.QoS != 0 {
+		// QoS 1: the outbox holds its own copy of what it stores. QoS 0
+		// hands the bytes to the connection, which may still be writing
+		// them.
+		defer putPayloadBuf(bp, b)
 	}
 	if len(parts) == 1 {
 		return d.c.publish(ctx, d.c.cfg.TelemetryTopic, b)

@@ -63,7 +63,11 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(b, t...), nil
 	case map[string]any:
-		keys := make([]string, 0, len(t))
+		var small [16]string // most records have a few keys: no allocation
+		keys := small[:0]
+		if len(t) > len(small) {
+			keys = make([]string, 0, len(t))
+		}
 		for k := range t {
 			keys = append(keys, k)
 		}

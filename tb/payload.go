@@ -39,6 +39,9 @@ func (t Telemetry) MarshalJSON() ([]byte, error) { return t.appendJSON(nil, 0) }
 // json.RawMessage and []byte are checked, not re-encoded. With stamp set,
 // records without a timestamp get one (see clock).
 func encodeTelemetry(v any, stamp func() int64) ([]byte, error) {
+	if b, ok, err := appendTelemetry(nil, v, stamp); ok {
+		return b, err
+	}
 	b, err := encodeAny(v)
 	if err != nil {
 		return nil, err

@@ -67,7 +67,7 @@ that no node takes gets an ` + "`{\"error\": …}`" + ` reply after 2 s.`,
 			{Name: "telemetryTopic", Label: "Telemetry topic", Kind: engine.KindString, Default: "", ShowIf: map[string][]any{"mode": {modeDevice}}, Help: "Only for a device profile with custom MQTT topic filters: the topic to publish telemetry on (ThingsBoard drops data on the default topic then). Empty = `v1/devices/me/telemetry`.", Example: "sensors/meter-1/telemetry", Advanced: true},
 			{Name: "attributesTopic", Label: "Attributes topic", Kind: engine.KindString, Default: "", ShowIf: map[string][]any{"mode": {modeDevice}}, Help: "Only for a device profile with custom MQTT topic filters: the topic to publish client attributes on. Empty = `v1/devices/me/attributes`.", Example: "sensors/meter-1/attributes", Advanced: true},
 			{Name: "outboxPath", Label: "Outbox file", Kind: engine.KindString, DataPath: true, Default: "", Help: "File of the durable outbox; empty keeps it in memory (lost on restart). A relative path is in the data directory (`--data-dir`, by default the flow file's folder); `serve` refuses a path outside it.", Example: "site-outbox.db"},
-			{Name: "outboxMaxBytes", Kind: engine.KindInt, Label: "Outbox size limit (bytes)", Default: 64 << 20, Min: engine.Float(1024), Help: "Most bytes the outbox holds.", Advanced: true},
+			{Name: "outboxMaxBytes", Kind: engine.KindInt, Label: "Outbox size limit (bytes)", Default: tb.DefaultOutboxMaxBytes, Min: engine.Float(1024), Help: "Most memory the outbox's messages hold: each is charged its topic and payload plus about 256 bytes of bookkeeping (32 MiB by default, which keeps a small edge box safe; set `GOMEMLIMIT` to override the soft memory limit tbflow derives from it).", Advanced: true},
 			{Name: "outboxFull", Kind: engine.KindEnum, Label: "When the outbox is full", Default: "block", Enum: []string{"block", "reject", "drop-oldest"}, Help: "When the outbox is full: `block` holds the flow until there is room, `reject` fails the message (to `catch`), `drop-oldest` evicts the oldest messages.", Advanced: true},
 			{Name: "reconnectMin", Kind: engine.KindDuration, Label: "Shortest reconnect wait", Default: "500ms", Help: "Shortest wait before reconnecting.", Advanced: true},
 			{Name: "reconnectMax", Kind: engine.KindDuration, Label: "Longest reconnect wait", Default: "30s", Help: "Longest wait between reconnection attempts (the wait doubles up to it, with jitter).", Advanced: true},
@@ -163,6 +163,7 @@ type Connection struct {
 	rpcAdded chan struct{} // closed and replaced when an RPC node registers
 	stopped  bool
 	mgmt     mgmtState
+	release  func() // takes the outbox's bound back from the soft memory limit
 }
 
 // rpcListener is a node that takes server-side RPCs.
@@ -261,6 +262,7 @@ func (c *Connection) Start(ctx context.Context) error {
 		return fmt.Errorf("tb-connection %s: %w", c.addr(), err)
 	}
 	c.dev, c.gw, c.stopped = dev, gw, false
+	c.release = reserveOutbox(cfg.Outbox.MaxBytes)
 	return nil
 }
 
@@ -278,12 +280,13 @@ func (c *Connection) addr() string {
 // Stop sends what the outbox holds while ctx allows, then disconnects.
 func (c *Connection) Stop(ctx context.Context) error {
 	c.mu.Lock()
-	dev := c.dev
-	c.dev, c.gw, c.stopped = nil, nil, true
+	dev, release := c.dev, c.release
+	c.dev, c.gw, c.stopped, c.release = nil, nil, true, nil
 	c.mu.Unlock()
 	if dev == nil {
 		return nil
 	}
+	defer release()
 	if err := dev.Close(ctx); err != nil && !errors.Is(err, tb.ErrClosed) && ctx.Err() == nil {
 		return fmt.Errorf("closing tb-connection %s: %w", c.addr(), err)
 	}

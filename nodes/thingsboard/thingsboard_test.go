@@ -15,7 +15,7 @@ import (
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/engine/enginetest"
 	_ "github.com/tbflow/tbflow/nodes/core"
-	_ "github.com/tbflow/tbflow/nodes/thingsboard"
+	"github.com/tbflow/tbflow/nodes/thingsboard"
 	"github.com/tbflow/tbflow/tb/tbsim"
 )
 
@@ -128,7 +128,7 @@ func TestTelemetryBatchStampsEachMessage(t *testing.T) {
 	// A linger far longer than the test (1 minute): the batch goes when maxBatch
 	// messages are there, so the test does not depend on timing.
 	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
-		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 3}))
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 3, "batching": "linger"}))
 	for i := 1; i <= 3; i++ {
 		h.Send("out", engine.NewMsg(map[string]any{"v": float64(i)}))
 		time.Sleep(2 * time.Millisecond) // distinct arrival times, so distinct timestamps
@@ -149,6 +149,66 @@ func TestTelemetryBatchStampsEachMessage(t *testing.T) {
 	}
 	if n := s.Stats().PublishesByTopic["v1/devices/me/telemetry"]; n != 1 {
 		t.Errorf("%d telemetry publishes, want 1 batch", n)
+	}
+}
+
+// Adaptive batching: a message goes at once when nothing awaits an
+// acknowledgement; what arrives while something does waits for it (not
+// for the 1-minute linger) and goes as one batch.
+func TestTelemetryAdaptiveBatching(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 100}))
+	ctx := waitCtx(t)
+	s.SetPubAckDelay(time.Second)
+	publishes := func() uint64 { return s.Stats().PublishesByTopic["v1/devices/me/telemetry"] }
+	h.Send("out", engine.NewMsg(map[string]any{"v": 1.0}))
+	for publishes() < 1 { // sent at once, long before its acknowledgement
+		select {
+		case <-ctx.Done():
+			t.Fatal("the first message was not sent at once")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for i := 2; i <= 4; i++ {
+		h.Send("out", engine.NewMsg(map[string]any{"v": float64(i)}))
+	}
+	if err := s.WaitTelemetry(ctx, "dev", "v", 4); err != nil {
+		t.Fatal(err, s.History("dev", "v"), publishes(), s.Stats())
+	}
+	if n := publishes(); n != 2 {
+		t.Errorf("%d telemetry publishes, want 2 (one at once, one batch after the acknowledgement)", n)
+	}
+}
+
+// The records waiting in the node are bounded by the memory they hold, not
+// only by their count: one message of 9,000 records of 10 values (about
+// 5 MB by recordCost) is over maxPendingBytes and goes at once, long
+// before the 1-minute linger and although it is a single message of the
+// 100 a batch may hold.
+func TestTelemetryPendingBoundedByBytes(t *testing.T) {
+	const n = 9000
+	recs := make([]any, n)
+	var cost int64
+	for i := range recs {
+		m := map[string]any{"seq": float64(i)}
+		for k := range 9 {
+			m[fmt.Sprintf("v%d", k)] = float64(k)
+		}
+		recs[i] = m
+		cost += thingsboard.RecordCost(m)
+	}
+	if cost < thingsboard.MaxPendingBytes {
+		t.Fatalf("test records cost %d bytes, want over %d", cost, thingsboard.MaxPendingBytes)
+	}
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "device", "dev-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c", "linger": "1m", "maxBatch": 100, "batching": "linger"}))
+	h.Send("out", engine.NewMsg(recs))
+	if err := s.WaitTelemetry(waitCtx(t), "dev", "seq", n); err != nil {
+		t.Fatal(err, len(s.History("dev", "seq")), h.Errors())
 	}
 }
 
@@ -202,6 +262,34 @@ func TestGatewayTelemetryForDevices(t *testing.T) {
 	}
 	if typ != "meter" {
 		t.Errorf("Meter A has type %q, want meter", typ)
+	}
+}
+
+// Batches for different devices one after the other: a batch's map is
+// reused for a later one, and the devices of earlier batches it still
+// names must not be sent as empty.
+func TestGatewayTelemetryBatchesInTurn(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "gateway", "gw-token"),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c"}))
+	ctx := waitCtx(t)
+	for i, dev := range []string{"Meter A", "Meter B", "Meter B", "Meter A", "Meter B"} {
+		m := engine.NewMsg(map[string]any{"p": float64(i)})
+		m.Set("device", dev)
+		h.Send("out", m)
+		want := 0
+		for _, d := range []string{"Meter A", "Meter B", "Meter B", "Meter A", "Meter B"}[:i+1] {
+			if d == dev {
+				want++
+			}
+		}
+		if err := s.WaitTelemetry(ctx, dev, "p", want); err != nil {
+			t.Fatalf("message %d for %s: %v", i, dev, err)
+		}
+	}
+	if errs := h.Errors(); len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
 	}
 }
 

@@ -114,7 +114,7 @@ func parse(r io.Reader) []Result {
 }
 
 // headline orders the metrics shown first.
-var headline = []string{"msgs/s", "datapoints/s", "ns/hop", "ns/op", "allocs/publish", "allocs/op", "B/op"}
+var headline = []string{"records/s", "msgs/s", "datapoints/s", "ns/hop", "ns/op", "allocs/publish", "allocs/op", "B/op"}
 
 // print writes the results as one Markdown table: each benchmark's own
 // figures, the baseline measured in the same run, and their ratio.
@@ -135,16 +135,15 @@ func print(w io.Writer, results []Result) {
 		// Per-publish allocations replace per-op ones; benchmarks that
 		// report ns/op 0 measure other processes, not their own loop.
 		_, perPublish := r.Metrics["allocs/publish"]
-		if ns, ok := r.Metrics["ns/op"]; ok && ns == 0 {
+		if ns, ok := r.Metrics["ns/op"]; !ok || ns == 0 {
 			perPublish = true
 		}
-		var figs, base []string
-		ratio := "-"
+		var figs, base, ratios []string
 		for _, k := range keys {
 			v := r.Metrics[k]
 			switch {
 			case strings.HasPrefix(k, "x-"):
-				ratio = format(v) + "× " + ratioMeaning(k)
+				ratios = append(ratios, format(v)+"× "+ratioMeaning(k))
 			case isBaseline(k):
 				base = append(base, format(v)+" "+k)
 			case k == "ns/op" && v == 0:
@@ -152,6 +151,10 @@ func print(w io.Writer, results []Result) {
 			default:
 				figs = append(figs, format(v)+" "+k)
 			}
+		}
+		ratio := "-"
+		if len(ratios) > 0 {
+			ratio = strings.Join(ratios, ", ")
 		}
 		fmt.Fprintf(w, "| %s %s | %s | %s | %s |\n", shortPkg(r.Package), r.Name, strings.Join(figs, ", "), strings.Join(base, ", "), ratio)
 	}
@@ -168,12 +171,24 @@ func ratioMeaning(k string) string {
 		return "a channel hop's time"
 	case "x-less-cpu":
 		return "less CPU per record"
+	case "x-nodered-rate":
+		return "Node-RED's records/s"
+	case "x-less-cpu-than-nodered":
+		return "less CPU per record than Node-RED"
+	case "x-less-peak-rss-than-nodered":
+		return "less peak RSS than Node-RED"
+	case "x-lower-p99-than-nodered":
+		return "lower p99 latency than Node-RED"
+	case "x-less-idle-cpu-than-nodered":
+		return "less CPU than Node-RED while idle"
+	case "x-sdk-rate":
+		return "the Python SDK's records/s"
 	}
 	return strings.ReplaceAll(strings.TrimPrefix(k, "x-"), "-", " ")
 }
 
 func isBaseline(k string) bool {
-	for _, p := range []string{"paho-", "chan-", "baseline-", "naive-"} {
+	for _, p := range []string{"paho-", "chan-", "baseline-", "naive-", "nodered-", "sdk-"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

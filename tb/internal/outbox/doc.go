@@ -32,7 +32,7 @@
 // # When the outbox is full
 //
 // The outbox is bounded by the bytes of topic+payload it holds
-// (Options.MaxBytes, default 64 MiB) and optionally by the number of
+// (Options.MaxBytes, default 32 MiB, with Options.EntryOverhead charged per entry) and optionally by the number of
 // entries (Options.MaxEntries). An Append that does not fit follows
 // Options.Policy:
 //

@@ -11,7 +11,9 @@ type index struct {
 	head  int
 	dead  int   // tombstones in slots[head:]
 	count int   // live entries
-	bytes int64 // topic+payload bytes of the live entries
+	bytes int64 // bytes charged for the live entries (see size)
+
+	overhead int64 // Options.EntryOverhead
 }
 
 type slot struct {
@@ -21,11 +23,15 @@ type slot struct {
 
 func recSize(r Record) int64 { return int64(len(r.Topic) + len(r.Payload)) }
 
+// size is what an entry is charged: its topic and payload bytes plus the
+// per-entry overhead.
+func (x *index) size(r Record) int64 { return recSize(r) + x.overhead }
+
 // push adds an entry whose seq is greater than every seq held.
 func (x *index) push(e Entry) {
 	x.slots = append(x.slots, slot{Entry: e, live: true})
 	x.count++
-	x.bytes += recSize(e.Record)
+	x.bytes += x.size(e.Record)
 }
 
 // find returns the position of the first slot with Seq >= seq.
@@ -46,7 +52,7 @@ func (x *index) remove(seq uint64) bool {
 
 func (x *index) kill(i int) {
 	s := &x.slots[i]
-	x.bytes -= recSize(s.Record)
+	x.bytes -= x.size(s.Record)
 	x.count--
 	s.live = false
 	s.Record = Record{}

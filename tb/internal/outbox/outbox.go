@@ -67,7 +67,7 @@ var (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultMaxBytes      = 64 << 20
+	DefaultMaxBytes      = 32 << 20
 	DefaultFlushInterval = time.Second
 	DefaultLockTimeout   = time.Second
 )
@@ -87,12 +87,18 @@ var bucketName = []byte("outbox")
 // Options configure Open.
 type Options struct {
 	Path       string              // bbolt file; "" = in memory only (same semantics, no durability)
-	MaxBytes   int64               // bound on stored topic+payload bytes; 0 = 64 MiB
+	MaxBytes   int64               // bound on stored bytes (topic+payload+EntryOverhead per entry); 0 = 32 MiB
 	MaxEntries int                 // 0 = no bound on the count
 	Policy     FullPolicy          // what Append does when full; default Block
 	OnDrop     func(seqs []uint64) // DropOldest only; called without locks held
 	NoSync     bool                // skip fsync per commit (survives process crash, not power loss); default false = fsync
 	MaxDead    int                 // bound on dead letters kept; 0 = DefaultMaxDead
+	// EntryOverhead is charged against MaxBytes for every entry besides
+	// its topic and payload: the memory an entry holds beyond its bytes
+	// (its index slot, the payload's allocation rounding, and whatever
+	// the caller keeps per entry, such as an acknowledgement to complete).
+	// 0 charges the bytes only.
+	EntryOverhead int64
 
 	// FlushInterval bounds how long removals may stay unwritten when
 	// nothing else is committed; 0 = 1 s.
@@ -176,6 +182,7 @@ func Open(opts Options) (*Outbox, error) {
 		nextSeq: 1,
 		dead:    deadStore{byseq: map[uint64]Dead{}},
 	}
+	o.idx.overhead = max(opts.EntryOverhead, 0)
 	if opts.Path == "" {
 		close(o.done)
 		return o, nil
@@ -339,7 +346,7 @@ func (o *Outbox) Append(ctx context.Context, recs ...Record) ([]uint64, error) {
 	}
 	var size int64
 	for _, r := range recs {
-		size += recSize(r)
+		size += o.idx.size(r)
 	}
 	if size > o.opts.MaxBytes || (o.opts.MaxEntries > 0 && len(recs) > o.opts.MaxEntries) {
 		return nil, fmt.Errorf("appending %d records of %d bytes (limits %d bytes, %d entries): %w",
