@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 	"github.com/tbflow/tbflow/tb"
 )
 
@@ -193,14 +194,14 @@ func (r nameRule) pick(req *nethttp.Request, payload any) (string, bool, error) 
 			return "", true, fmt.Errorf("no query parameter %q for the %s", r.param, r.what)
 		}
 	case sourcePayload:
-		x, ok := fieldPath(payload, r.field)
+		x, ok := msgfield.Get(payload, r.field)
 		if !ok {
 			return "", true, fmt.Errorf("payload has no field %q for the %s", r.field, r.what)
 		}
-		if v, ok = nameOf(x); !ok {
+		if v, ok = msgfield.Text(x); !ok {
 			return "", true, fmt.Errorf("payload field %q (the %s) must be a non-empty string or a number", r.field, r.what)
 		}
-		deleteFieldPath(payload, r.field)
+		msgfield.Delete(payload, r.field)
 	}
 	if v == "" {
 		return "", true, fmt.Errorf("no %s in the request", r.what)

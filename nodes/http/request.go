@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 	"github.com/tbflow/tbflow/tb"
 )
 
@@ -95,12 +96,12 @@ type requestConfig struct {
 // Validate checks the URL and the headers.
 func (c *requestConfig) Validate() error {
 	var errs []error
-	t, err := parseTemplate(c.URL)
+	t, err := msgfield.ParseTemplate(c.URL)
 	if err != nil {
 		errs = append(errs, &engine.FieldError{Field: "url", Message: err.Error()})
 	} else {
 		probe := c.URL
-		if !t.static() {
+		if !t.Static() {
 			probe = strings.NewReplacer("{{", "x", "}}", "x").Replace(c.URL)
 		}
 		u, err := url.Parse(probe)
@@ -112,7 +113,7 @@ func (c *requestConfig) Validate() error {
 		case u.Host == "":
 			errs = append(errs, &engine.FieldError{Field: "url", Message: "the URL has no host"})
 		}
-		if !t.static() && c.Interval > 0 {
+		if !t.Static() && c.Interval > 0 {
 			errs = append(errs, &engine.FieldError{Field: "url", Message: "a polled URL cannot take {{…}} values from a message"})
 		}
 	}
@@ -148,7 +149,7 @@ func validHeaderName(s string) bool {
 type requestNode struct {
 	nc     *engine.NodeContext
 	conf   *requestConfig
-	url    template
+	url    msgfield.Template
 	client *nethttp.Client
 
 	mu     sync.Mutex
@@ -160,7 +161,7 @@ func newRequest(nc *engine.NodeContext, c *requestConfig) (engine.Node, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	t, _ := parseTemplate(c.URL)
+	t, _ := msgfield.ParseTemplate(c.URL)
 	tr := nethttp.DefaultTransport.(*nethttp.Transport).Clone()
 	tr.Proxy = nil // a site's REST APIs are local; no proxy from the environment
 	if c.Insecure {
@@ -192,7 +193,7 @@ var errUnreachable = errors.New("server unreachable")
 
 // call makes one request; m is the message it is for (nil when polling).
 func (n *requestNode) call(ctx context.Context, m *engine.Msg) (*engine.Msg, error) {
-	target, err := n.url.expand(m, url.PathEscape)
+	target, err := n.url.Expand(m, "URL", url.PathEscape)
 	if err != nil {
 		return nil, err
 	}

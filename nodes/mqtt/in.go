@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 )
 
 func brokerField() engine.Field {
@@ -263,10 +264,10 @@ func (n *inNode) convert(topic string, raw []byte, at time.Time) (*engine.Msg, e
 	}
 	if n.conf.RemoveFields {
 		if n.device.source == sourcePayload {
-			deleteFieldPath(v, n.device.field)
+			msgfield.Delete(v, n.device.field)
 		}
 		if n.dtype.source == sourcePayload {
-			deleteFieldPath(v, n.dtype.field)
+			msgfield.Delete(v, n.dtype.field)
 		}
 	}
 	switch v.(type) {

@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 )
 
 func init() {
@@ -55,56 +56,6 @@ type outConfig struct {
 	Format string `json:"format"`
 }
 
-// template is a topic with {{path}} references to message fields.
-type template struct {
-	parts []string // literal, path, literal, path, …, literal
-}
-
-func parseTemplate(s string) (template, error) {
-	var t template
-	for {
-		i := strings.Index(s, "{{")
-		if i < 0 {
-			t.parts = append(t.parts, s)
-			return t, nil
-		}
-		j := strings.Index(s[i:], "}}")
-		if j < 0 {
-			return t, errors.New("`{{` without a closing `}}`")
-		}
-		path := strings.TrimSpace(s[i+2 : i+j])
-		if path == "" {
-			return t, errors.New("empty `{{}}`")
-		}
-		t.parts = append(t.parts, s[:i], path)
-		s = s[i+j+2:]
-	}
-}
-
-func (t template) expand(m *engine.Msg) (string, error) {
-	if len(t.parts) == 1 {
-		return t.parts[0], nil
-	}
-	var b strings.Builder
-	root := m.Map()
-	for i, p := range t.parts {
-		if i%2 == 0 {
-			b.WriteString(p)
-			continue
-		}
-		v, ok := fieldPath(root, p)
-		if !ok {
-			return "", fmt.Errorf("the topic refers to msg.%s, which the message lacks", p)
-		}
-		s, ok := nameOf(v)
-		if !ok {
-			return "", fmt.Errorf("msg.%s must be text or a number to go into the topic", p)
-		}
-		b.WriteString(s)
-	}
-	return b.String(), nil
-}
-
 // checkTopic checks a topic to publish to.
 func checkTopic(s string) error {
 	if s == "" {
@@ -121,7 +72,7 @@ func checkTopic(s string) error {
 
 // Validate checks the topic template.
 func (c *outConfig) Validate() error {
-	if _, err := parseTemplate(c.Topic); err != nil {
+	if _, err := msgfield.ParseTemplate(c.Topic); err != nil {
 		return &engine.FieldError{Field: "topic", Message: err.Error()}
 	}
 	if !strings.Contains(c.Topic, "{{") && strings.ContainsAny(c.Topic, "+#") {
@@ -134,7 +85,7 @@ type outNode struct {
 	nc     *engine.NodeContext
 	broker *Broker
 	conf   *outConfig
-	topic  template
+	topic  msgfield.Template
 
 	mu      sync.Mutex
 	started bool
@@ -149,7 +100,7 @@ func newOut(nc *engine.NodeContext, c *outConfig) (engine.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, _ := parseTemplate(c.Topic)
+	t, _ := msgfield.ParseTemplate(c.Topic)
 	return &outNode{nc: nc, broker: b, conf: c, topic: t}, nil
 }
 
@@ -200,7 +151,7 @@ func (n *outNode) Handle(ctx context.Context, m *engine.Msg) error {
 	topic := m.Topic
 	if n.conf.Topic != "" {
 		var err error
-		if topic, err = n.topic.expand(m); err != nil {
+		if topic, err = n.topic.Expand(m, "topic", nil); err != nil {
 			return fmt.Errorf("mqtt-out: %w", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 	"github.com/tbflow/tbflow/tb"
 )
 
@@ -87,48 +88,6 @@ func topicLevel(topic string, n int) (string, bool) {
 	return levels[n-1], true
 }
 
-// fieldPath reads a dotted path ("meta.device.name") from a JSON object.
-func fieldPath(v any, path string) (any, bool) {
-	for p := range strings.SplitSeq(path, ".") {
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = obj[p]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-// deleteFieldPath removes a dotted path from a JSON object.
-func deleteFieldPath(v any, path string) {
-	parts := strings.Split(path, ".")
-	for _, p := range parts[:len(parts)-1] {
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return
-		}
-		v = obj[p]
-	}
-	if obj, ok := v.(map[string]any); ok {
-		delete(obj, parts[len(parts)-1])
-	}
-}
-
-// nameOf turns a field value into a device name or profile.
-func nameOf(v any) (string, bool) {
-	switch t := v.(type) {
-	case string:
-		return t, t != ""
-	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(t), true
-	}
-	return "", false
-}
-
 // Source of a device name or profile in mqtt-in.
 const (
 	sourceNone     = "none"
@@ -158,11 +117,11 @@ func (r nameRule) pick(topic string, payload any) (name string, ok bool, err err
 		}
 		return "", true, fmt.Errorf("topic %q has no level %d for the %s", topic, r.level, r.what)
 	case sourcePayload:
-		v, found := fieldPath(payload, r.field)
+		v, found := msgfield.Get(payload, r.field)
 		if !found {
 			return "", true, fmt.Errorf("payload has no field %q for the %s", r.field, r.what)
 		}
-		s, good := nameOf(v)
+		s, good := msgfield.Text(v)
 		if !good {
 			return "", true, fmt.Errorf("payload field %q (the %s) must be a non-empty string or a number", r.field, r.what)
 		}

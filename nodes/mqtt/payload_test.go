@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tbflow/tbflow/engine"
+	"github.com/tbflow/tbflow/nodes/internal/msgfield"
 )
 
 func TestDecodePayload(t *testing.T) {
@@ -66,7 +67,7 @@ func TestTopicLevelAndNameRules(t *testing.T) {
 			t.Errorf("topicLevel(%q, %d) = %q, %v", c.topic, c.n, got, ok)
 		}
 	}
-	payload := map[string]any{"serialNumber": "SN-1", "meta": map[string]any{"model": "TH-2", "id": 42.0}, "list": []any{1.0}}
+	payload := map[string]any{"serialNumber": "SN-1", "meta": map[string]any{"model": "TH-2", "id": 42.0, "sn": int64(1234)}, "list": []any{1.0}}
 	for _, c := range []struct {
 		rule nameRule
 		want string
@@ -78,6 +79,7 @@ func TestTopicLevelAndNameRules(t *testing.T) {
 		{nameRule{what: "device name", source: sourcePayload, field: "serialNumber"}, "SN-1", ""},
 		{nameRule{what: "device profile", source: sourcePayload, field: "meta.model"}, "TH-2", ""},
 		{nameRule{what: "device name", source: sourcePayload, field: "meta.id"}, "42", ""},
+		{nameRule{what: "device name", source: sourcePayload, field: "meta.sn"}, "1234", ""},
 		{nameRule{what: "device name", source: sourcePayload, field: "meta.nope"}, "", `no field "meta.nope" for the device name`},
 		{nameRule{what: "device name", source: sourcePayload, field: "list"}, "", "must be a non-empty string or a number"},
 	} {
@@ -95,9 +97,9 @@ func TestTopicLevelAndNameRules(t *testing.T) {
 	if _, ok, _ := (nameRule{source: sourceNone}).pick("a", nil); ok {
 		t.Error("source none picked a name")
 	}
-	deleteFieldPath(payload, "meta.model")
-	if _, ok := fieldPath(payload, "meta.model"); ok {
-		t.Error("deleteFieldPath left meta.model")
+	msgfield.Delete(payload, "meta.model")
+	if _, ok := msgfield.Get(payload, "meta.model"); ok {
+		t.Error("Delete left meta.model")
 	}
 }
 
@@ -105,20 +107,20 @@ func TestTopicTemplate(t *testing.T) {
 	m := engine.NewMsg(map[string]any{"id": 7.0})
 	m.Set("device", "boiler-3")
 	m.Set("method", "setpoint")
-	tp, err := parseTemplate("sensors/{{device}}/rpc/{{method}}/{{payload.id}}")
+	tp, err := msgfield.ParseTemplate("sensors/{{device}}/rpc/{{method}}/{{payload.id}}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := tp.expand(m); err != nil || got != "sensors/boiler-3/rpc/setpoint/7" {
+	if got, err := tp.Expand(m, "topic", nil); err != nil || got != "sensors/boiler-3/rpc/setpoint/7" {
 		t.Fatalf("expand = %q, %v", got, err)
 	}
-	tp, _ = parseTemplate("x/{{nope}}")
-	if _, err := tp.expand(m); err == nil || !strings.Contains(err.Error(), "msg.nope") {
+	tp, _ = msgfield.ParseTemplate("x/{{nope}}")
+	if _, err := tp.Expand(m, "topic", nil); err == nil || !strings.Contains(err.Error(), "msg.nope") {
 		t.Fatalf("missing reference: %v", err)
 	}
 	for _, bad := range []string{"a/{{device", "a/{{}}"} {
-		if _, err := parseTemplate(bad); err == nil {
-			t.Errorf("parseTemplate(%q) accepted", bad)
+		if _, err := msgfield.ParseTemplate(bad); err == nil {
+			t.Errorf("msgfield.ParseTemplate(%q) accepted", bad)
 		}
 	}
 	for _, f := range []string{"a/#/b", "a/b+/c", "", "a/#x"} {
