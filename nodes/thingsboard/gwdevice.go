@@ -31,7 +31,8 @@ Outputs:
    ` + "`msg.deleted`" + `, ` + "`msg.resync`" + `, ` + "`msg.device`" + `), for the keys in **keys** (all when empty); with **initial**,
    the current values at start and what changed during an outage after every reconnect.
 
-With **device** empty the name comes from each message's ` + "`msg.device`" + `; each new name is connected when its
+With **device** empty the name comes from each message's ` + "`msg.device`" + ` (and the profile from ` + "`msg.deviceType`" + `
+when set, as ` + "`mqtt-in`" + ` and ` + "`http-in`" + ` set it; otherwise **deviceType**); each new name is connected when its
 first message passes, and its RPCs and attribute updates come out from then on.
 
 Removing the node does not disconnect the device from the gateway session (the session keeps it
@@ -39,7 +40,7 @@ until the connection restarts), so that a redeploy does not make ThingsBoard see
 		Fields: []engine.Field{
 			connField(),
 			{Name: "device", Kind: engine.KindString, Label: "Device name", Default: "", Help: "The device's name in ThingsBoard; empty takes it from `msg.device`.", Example: "Meter A"},
-			{Name: "deviceType", Kind: engine.KindString, Label: "Device profile", Default: "default", Help: "The device profile ThingsBoard creates the device with."},
+			{Name: "deviceType", Kind: engine.KindString, Label: "Device profile", Default: "default", Help: "The device profile ThingsBoard creates the device with; with **device** empty, a message's `msg.deviceType` wins when set."},
 			{Name: "keys", Kind: engine.KindString, Label: "Shared attribute keys", Default: "", Help: "Shared attributes to emit on output 3, comma-separated; empty means all.", Example: "interval"},
 			{Name: "initial", Kind: engine.KindBool, Label: "Emit current values", Default: true, Help: "Emit the current shared attributes at start and after every reconnect (needs keys)."},
 		},
@@ -85,7 +86,7 @@ func (n *gwDevice) Start(ctx context.Context) error {
 	}
 	n.life, n.cancel = context.WithCancel(context.Background())
 	if n.conf.Device != "" {
-		if err := n.connectLocked(ctx, n.conf.Device); err != nil {
+		if err := n.connectLocked(ctx, n.conf.Device, n.conf.DeviceType); err != nil {
 			n.cancel()
 			n.cancel = nil
 			return err
@@ -95,9 +96,9 @@ func (n *gwDevice) Start(ctx context.Context) error {
 	return nil
 }
 
-// connectLocked connects device and starts passing on its RPCs and
-// attribute updates.
-func (n *gwDevice) connectLocked(ctx context.Context, device string) error {
+// connectLocked connects device (with profile deviceType) and starts
+// passing on its RPCs and attribute updates.
+func (n *gwDevice) connectLocked(ctx context.Context, device, deviceType string) error {
 	if _, ok := n.devices[device]; ok {
 		return nil
 	}
@@ -105,7 +106,7 @@ func (n *gwDevice) connectLocked(ctx context.Context, device string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := gw.ConnectDevice(ctx, device, n.conf.DeviceType); err != nil {
+	if _, err := gw.ConnectDevice(ctx, device, deviceType); err != nil {
 		return publishErr("connecting device "+device, err)
 	}
 	life := n.life
@@ -158,9 +159,17 @@ func (n *gwDevice) Handle(ctx context.Context, msg *engine.Msg) error {
 	if err != nil {
 		return err
 	}
+	deviceType := n.conf.DeviceType
+	if n.conf.Device == "" {
+		if t, ok := msg.Get("deviceType"); ok {
+			if ts, ok := t.(string); ok && ts != "" {
+				deviceType = ts
+			}
+		}
+	}
 	n.mu.Lock()
 	if n.cancel != nil {
-		err = n.connectLocked(ctx, device)
+		err = n.connectLocked(ctx, device, deviceType)
 	}
 	n.mu.Unlock()
 	if err != nil {

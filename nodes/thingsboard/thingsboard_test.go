@@ -265,6 +265,37 @@ func TestGatewayTelemetryForDevices(t *testing.T) {
 	}
 }
 
+// A gw-device without a device name takes the name from msg.device and
+// the profile from msg.deviceType (as mqtt-in and http-in set them),
+// falling back to its own deviceType.
+func TestGatewayDeviceTypeFromMessage(t *testing.T) {
+	s := sim(t, tbsim.Options{})
+	h := enginetest.New(t, enginetest.Options{})
+	deploy(h, engine.DeployFull, conn(s, "c", "gateway", "gw-token"),
+		node("g", "gw-device", map[string]any{"connection": "c", "deviceType": "fallback"}, []string{"out"}),
+		node("out", "tb-telemetry-out", map[string]any{"connection": "c"}))
+	typed := engine.NewMsg(map[string]any{"p": int64(1)})
+	typed.Set("device", "TH-1")
+	typed.Set("deviceType", "thermometer")
+	plain := engine.NewMsg(map[string]any{"p": int64(2)})
+	plain.Set("device", "TH-2")
+	h.Send("g", typed)
+	h.Send("g", plain)
+	ctx := waitCtx(t)
+	for _, dev := range []string{"TH-1", "TH-2"} {
+		if err := s.WaitTelemetry(ctx, dev, "p", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	types := map[string]string{}
+	for _, d := range s.Devices() {
+		types[d.Name] = d.Type
+	}
+	if types["TH-1"] != "thermometer" || types["TH-2"] != "fallback" {
+		t.Errorf("device types %v, want TH-1 thermometer and TH-2 fallback", types)
+	}
+}
+
 // Batches for different devices one after the other: a batch's map is
 // reused for a later one, and the devices of earlier batches it still
 // names must not be sent as empty.
