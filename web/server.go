@@ -213,6 +213,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /api/status", s.handleStatus)
 	mux.HandleFunc("GET /api/counters", s.handleCounters)
 	mux.HandleFunc("POST /api/inject/{id}", s.handleInject)
+	mux.HandleFunc("POST /api/debug/{id}/{state}", s.handleDebugSwitch) // debugswitch.go
 	mux.HandleFunc("GET /api/nodes/{type}/actions", s.handleListActions)
 	mux.HandleFunc("POST /api/nodes/{type}/actions/{name}", s.handleNodeAction)
 	mux.HandleFunc("POST /api/login", s.handleLogin)

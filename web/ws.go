@@ -387,6 +387,27 @@ func (wc *wsConn) dispatch(data []byte) {
 		wc.async(func() {
 			wc.send(cmd.ID, nil, s.inject(s.ctx, args.ID))
 		})
+	case "debug-active":
+		var args struct {
+			ID     string `json:"id"`
+			Active *bool  `json:"active"`
+		}
+		if err := decodeArgs(cmd.Args, &args); err != nil {
+			wc.send(cmd.ID, nil, badRequest("debug-active args: "+err.Error()))
+			return
+		}
+		if args.Active == nil {
+			wc.send(cmd.ID, nil, badRequest(`debug-active needs "active": true or false`))
+			return
+		}
+		wc.async(func() {
+			res, aerr := s.setActive(args.ID, *args.Active)
+			if aerr != nil {
+				wc.send(cmd.ID, nil, aerr)
+				return
+			}
+			wc.send(cmd.ID, res, nil)
+		})
 	default:
 		wc.send(cmd.ID, nil, &apiError{Code: codeUnknownCommand, Message: fmt.Sprintf("unknown command %q", cmd.Cmd)})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tbflow/tbflow/engine"
 )
@@ -18,11 +19,13 @@ func init() {
 
 **property** picks what to show: ` + "`payload`" + ` (default), ` + "`msg`" + ` for the whole message, or any other
 message property, with dots for nested fields (` + "`payload.temperature`" + `). Turn **active** off to mute
-the node without rewiring; turn **console** on to also write the value to the log as JSON text
-(useful with ` + "`tbflow run`" + `).`,
+the node without rewiring: the button on the node's right switches the running node on and off at
+once, without a deploy, and the flow keeps the new state. Turn **console** on to also write the
+value to the log as JSON text (useful with ` + "`tbflow run`" + `). A node switched off neither
+publishes nor logs.`,
 		Fields: []engine.Field{
 			{Name: "property", Kind: engine.KindString, Label: "Property to show", Default: "payload", Help: "Message property to show; `msg` shows the whole message."},
-			{Name: "active", Kind: engine.KindBool, Label: "Active", Default: true, Help: "Publish debug events."},
+			{Name: "active", Kind: engine.KindBool, Label: "Active", Default: true, Help: "Publish debug events. The node's button switches this at once, without a deploy."},
 			{Name: "console", Kind: engine.KindBool, Label: "Also log it", Default: false, Help: "Also log the value, as JSON text, at info level."},
 		},
 		New: engine.Construct(newDebug),
@@ -39,14 +42,22 @@ type debugNode struct {
 	nc   *engine.NodeContext
 	conf *debugConfig
 	path []string
+	// active starts as conf.Active; the editor's button switches it while
+	// the node runs (engine.Switchable).
+	active atomic.Bool
 }
 
 func newDebug(nc *engine.NodeContext, c *debugConfig) (engine.Node, error) {
 	if c.Property == "" {
 		c.Property = "payload"
 	}
-	return &debugNode{nc: nc, conf: c, path: strings.Split(c.Property, ".")}, nil
+	n := &debugNode{nc: nc, conf: c, path: strings.Split(c.Property, ".")}
+	n.active.Store(c.Active)
+	return n, nil
 }
+
+// SetActive switches the node on or off while it runs.
+func (n *debugNode) SetActive(on bool) { n.active.Store(on) }
 
 func (n *debugNode) Start(context.Context) error { return nil }
 func (n *debugNode) Stop(context.Context) error  { return nil }
@@ -54,7 +65,7 @@ func (n *debugNode) Stop(context.Context) error  { return nil }
 // Handle publishes the property. The node is the message's last owner, so
 // it hands the value over without copying.
 func (n *debugNode) Handle(_ context.Context, m *engine.Msg) error {
-	if !n.conf.Active {
+	if !n.active.Load() {
 		return nil
 	}
 	wanted := n.nc.DebugWanted()
@@ -99,4 +110,7 @@ func lookupPath(m *engine.Msg, path []string) (any, bool) {
 	return v, ok
 }
 
-var _ engine.Handler = (*debugNode)(nil)
+var (
+	_ engine.Handler    = (*debugNode)(nil)
+	_ engine.Switchable = (*debugNode)(nil)
+)

@@ -3,7 +3,7 @@
 // more than four keys; every element copies its path and its value; a
 // pinned element opens by itself in the next messages; an element opened in
 // an older message is not pushed away by the next; a debug node's button
-// on the canvas switches its messages off (at once, and deployed).
+// on the canvas switches its messages off (at once, on the server).
 import assert from 'node:assert/strict';
 import { editorTest, emptyFlow, getFlows, until } from './lib/editor.js';
 
@@ -63,23 +63,21 @@ editorTest('debug previews, copy path and value, pin, opened messages stay, the 
   assert.ok(before && after && Math.abs(before.y - after.y) < 2, `the opened message moved from ${before?.y} to ${after?.y}`);
   await ed.$('#debug-new').waitFor({ state: 'visible' });
 
-  // The debug node's button on the canvas switches its messages off at once…
+  // The debug node's button on the canvas switches its messages off at once,
+  // on the server, without a deploy…
   const button = ed.node('show').locator('.debug-button');
   assert.equal(await button.getAttribute('aria-pressed'), 'true');
   await button.click();
   await ed.node('show').locator('.debug-button.off').waitFor();
+  await until(async () => (await getFlows()).flows.find((n) => n.id === 'show')?.active === false, 'the server to switch the node off');
   const count = await ed.debugMsgs('show').count();
   await ed.inject('go');
   await ed.page.waitForTimeout(800);
   assert.equal(await ed.debugMsgs('show').count(), count, 'a switched-off debug node still shows messages');
+  assert.equal(await ed.$('#deploy.changed').count(), 0, 'switching a debug node marked the flow changed');
   await ed.shot('debug off');
-  // …and a deploy keeps it off.
-  await ed.deploy();
-  const { flows } = await getFlows();
-  assert.equal(flows.find((n) => n.id === 'show')?.active, false);
   await button.click();
   await ed.node('show').locator('.debug-button.on').waitFor();
-  await ed.deploy();
   await ed.inject('go');
   await until(async () => (await ed.debugMsgs('show').count()) > count, 'messages after switching the node on again');
 }, { flow });

@@ -13,6 +13,7 @@ import { describe, draw, geometry, origin } from './nodeview.js';
 import { renderWires, startWireDrag } from './wires.js';
 import { createDragAids } from './dragaids.js';
 import { drawGroup } from './nodered.js';
+import { bus } from './events.js';
 
 const WIDTH = 6000;
 const HEIGHT = 4000;
@@ -147,8 +148,8 @@ export function createCanvas({ model, view, statuses, problems, onEdit, onInject
     }
     const dbg = e.target.closest('.debug-button');
     if (dbg) {
-      const n = model.get(dbg.closest('g.node')?.dataset.id);
-      if (n) model.update('edit', (ops) => ops.patch(n.id, { active: n.active === false }));
+      const id = dbg.closest('g.node')?.dataset.id;
+      if (id) bus.emit('debug-switch', id);
     }
   });
 

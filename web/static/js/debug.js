@@ -4,8 +4,13 @@
 // unless the user has scrolled up (then "N new" jumps back down). Every
 // element of a value can be copied (its path or its value) and pinned: a
 // pinned path opens by itself in each later message of that node. Text
-// filter, "this tab only", clear; at most 500 entries are kept. Messages
-// of a debug node switched off on the canvas are not shown.
+// filter, "this tab only", clear; at most 500 entries are kept.
+//
+// A debug node's button (and its menu item) switches the deployed node on
+// or off on the server at once, without a deploy (the debug-active
+// command): the flow is not marked changed, and other editors follow the
+// switch/<id> events. A node not deployed yet is edited instead (the
+// deploy applies it). Messages of a node switched off are not shown.
 
 import { $, h, clear } from './dom.js';
 import { bus } from './events.js';
@@ -242,8 +247,7 @@ export function createDebug({ model, view, comms }) {
     const src = ev.node || {};
     const nodeId = src.id || '';
     const known = model.get(nodeId);
-    // A debug node switched off on the canvas shows nothing, at once
-    // (the deployed node stops sending after the next deploy).
+    // A debug node switched off shows nothing, also what was on its way.
     if (kind === 'debug' && known && known.type === 'debug' && known.active === false) return;
     const name = src.name || (known ? nodeLabel(known) : '') || typeLabel(src.type || '') || nodeId;
     const data = ev.data || {};
@@ -328,6 +332,40 @@ export function createDebug({ model, view, comms }) {
 
   comms.subscribe('debug', (ev) => add(ev, 'debug'));
   comms.subscribe('error', (ev) => add(ev, 'error'));
+
+  /** Switches debug node id on or off: on the server when it is deployed. */
+  async function switchNode(id) {
+    const n = model.get(id);
+    if (!n || n.type !== 'debug') return;
+    const on = n.active === false;
+    const edit = () => model.update('edit', (ops) => ops.patch(id, { active: on }));
+    if (!model.isDeployed(id) || n.d === true) {
+      edit();
+      return;
+    }
+    model.switchDeployed(id, { active: on });
+    try {
+      const res = await comms.request('debug-active', { id, active: on });
+      model.switchDeployed(id, { active: res.active !== false }, res.rev, res.prev);
+    } catch (err) {
+      model.switchDeployed(id, { active: !on });
+      if (err.code === 'not_found') {
+        // Deployed in this editor's view but not running on the server
+        // (its tab is disabled, or the flow changed): edit it instead.
+        edit();
+        notify(`${nodeLabel(n)} is not running: deploy to apply the switch.`, { type: 'warning', id: 'debug-switch' });
+      } else {
+        notify(`Could not switch ${nodeLabel(n)} ${on ? 'on' : 'off'}: ${err.message}`, { type: 'error', id: 'debug-switch' });
+      }
+    }
+  }
+  bus.on('debug-switch', switchNode);
+  // Switches made by other editors, or scripts, through the REST mirror.
+  comms.subscribe('switch/+', (ev) => {
+    const id = ev.node?.id;
+    const d = ev.data || {};
+    if (id && model.get(id) && typeof d.active === 'boolean') model.switchDeployed(id, { active: d.active }, d.rev, d.prev);
+  });
 
   return { add };
 }

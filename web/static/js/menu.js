@@ -32,7 +32,7 @@ export function createContextMenu({ model, view, actions, canvas, forms, quickAd
       const many = sel.length > 1;
       if (!many) items.push(item('Edit', 'Enter', () => forms.open(n.id)));
       if (n.type === 'inject' && !many) items.push(item('Inject now', '', () => onInject(n.id)));
-      if (n.type === 'debug' && !many) items.push(item(n.active === false ? 'Show its messages' : 'Hide its messages', '', () => model.update('edit', (ops) => ops.patch(n.id, { active: n.active === false }))));
+      if (n.type === 'debug' && !many) items.push(item(n.active === false ? 'Show its messages' : 'Hide its messages', '', () => bus.emit('debug-switch', n.id)));
       const allOff = sel.every((id) => model.get(id)?.d === true);
       items.push(item(allOff ? 'Enable' : 'Disable', '', () => setDisabled(sel, !allOff)));
       items.push(sep());

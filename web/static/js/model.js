@@ -3,6 +3,9 @@
 // records the before and after state of each touched node for undo and
 // emits "change". Dirty state compares each node with the last deployed
 // (or loaded) version, so undoing back to it clears the marker again.
+// A debug node switched on or off on the server (no deploy) changes the
+// node and its deployed version alike: it is not an edit, is not undone,
+// and undo/redo of other changes keep the switched state.
 
 import { clone, canonical } from './dom.js';
 import { createEmitter } from './events.js';
@@ -18,6 +21,8 @@ export function createModel() {
   let rev = '';
   let tx = null;
   let dirtyCache = null;
+  /** id → properties the server switched since the load (e.g. {active}) */
+  let switched = new Map();
 
   function touch(id) {
     if (!tx) throw new Error('model change outside update()');
@@ -91,6 +96,12 @@ export function createModel() {
       if (canonical(before) !== canonical(now)) changed = true;
     }
     if (!changed) return;
+    // An edit that sets a switched property itself takes it over.
+    for (const id of t.before.keys()) {
+      const sw = switched.get(id);
+      const n = nodes.get(id);
+      if (sw && (!n || Object.entries(sw).some(([k, v]) => canonical(n[k]) !== canonical(v)))) switched.delete(id);
+    }
     dirtyCache = null;
     const entry = { label: t.label, before: t.before, after, tabsBefore: t.tabsBefore, tabsAfter: tabOrder.slice(), meta: t.meta };
     emitter.emit('commit', entry);
@@ -101,7 +112,7 @@ export function createModel() {
   function restore(states, tabs) {
     for (const [id, n] of states) {
       if (n === null) nodes.delete(id);
-      else nodes.set(id, clone(n));
+      else nodes.set(id, { ...clone(n), ...clone(switched.get(id) || {}) });
     }
     tabOrder = tabs.filter((id) => nodes.has(id));
     for (const n of nodes.values()) if (n.type === 'tab' && !tabOrder.includes(n.id)) tabOrder.push(n.id);
@@ -160,6 +171,7 @@ export function createModel() {
         tabOrder.push(t.id);
       }
       rev = revision || '';
+      switched = new Map();
       snapshotDeployed();
       emitter.emit('load');
       emitter.emit('change', { label: 'load', ids: [...nodes.keys()] });
@@ -180,6 +192,24 @@ export function createModel() {
       deployedTabOrder = stored.filter((n) => n.type === 'tab').map((n) => n.id).join('\n');
       dirtyCache = null;
       emitter.emit('change', { label: 'deployed', ids: [] });
+    },
+    /**
+     * Records a change the server made to a deployed node without a deploy
+     * (a debug node switched on or off): the node and its deployed version
+     * both take props, so nothing is marked changed and nothing goes into
+     * undo. The revision becomes `revision` when the editor held `prev`
+     * (the flow it holds is then the deployed one again).
+     */
+    switchDeployed(id, props, revision, prev) {
+      const n = nodes.get(id);
+      if (!n) return;
+      for (const [k, v] of Object.entries(props)) n[k] = clone(v);
+      const d = deployed.get(id);
+      if (d !== undefined) deployed.set(id, canonical({ ...JSON.parse(d), ...props }));
+      switched.set(id, { ...(switched.get(id) || {}), ...clone(props) });
+      if (revision && prev && rev === prev) rev = revision;
+      dirtyCache = null;
+      emitter.emit('change', { label: 'switched', ids: [id] });
     },
     get rev() {
       return rev;
