@@ -168,10 +168,19 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		kick(m.kickAttach)
 	})
+	// A debug node switched on or off from the editor changes the
+	// deployed flow without a deploy: follow it too, so a rollback or a
+	// restart RPC does not bring back the old state.
+	cancelSwitches := m.e.SubscribeFunc(engine.TopicSwitchPrefix+"+", func(ev engine.Event) {
+		if d, ok := ev.Data.(*engine.SwitchData); ok {
+			m.adopt(d.Rev)
+		}
+	})
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
 		defer cancelDeploys()
+		defer cancelSwitches()
 		m.attachLoop(lctx)
 	}()
 	go func() {

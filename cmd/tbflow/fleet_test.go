@@ -398,6 +398,32 @@ func TestServeManaged(t *testing.T) {
 	if err != nil || !strings.Contains(string(raw), `\"reading\": 6`) || strings.Contains(string(raw), "edge-token") {
 		t.Fatalf("tbflow.flow after the editor's deploy: %s %v", raw, err)
 	}
+	// A debug node switched off from the editor (no deploy) is followed too.
+	resp, err = c.Post(url+"api/debug/show/disable", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("switching the debug node off: %d", resp.StatusCode)
+	}
+	// tbflow.restart redeploys the manager's copy of the flow: the switch
+	// must have reached it.
+	rctx, rcancel = context.WithTimeout(context.Background(), 10*time.Second)
+	raw, err = tbs.RPC(rctx, "edge", "tbflow.restart", nil, false)
+	rcancel()
+	if err != nil || strings.Contains(string(raw), "error") {
+		t.Fatalf("tbflow.restart: %s %v", raw, err)
+	}
+	fleetWait(t, 10*time.Second, "the restart", func() (bool, string) {
+		return strings.Contains(errOut.String(), "flow restarted"), errOut.String()
+	})
+	fleetWait(t, 10*time.Second, "the switch in tbflow.flow after a restart", func() (bool, string) {
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer rcancel()
+		raw, err := tbs.RPC(rctx, "edge", "tbflow.flow", nil, false)
+		return err == nil && strings.Contains(string(raw), `"id":"show","type":"debug","z":"site","name":"show","active":false`), string(raw)
+	})
 	cancel()
 	select {
 	case code := <-done:
