@@ -67,6 +67,7 @@ func TestValidation(t *testing.T) {
 		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "securityLevel": "noAuthNoPriv", "engineID": "80zz"}, field: "engineID", msg: "not hexadecimal"},
 		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "securityLevel": "noAuthNoPriv", "senderEngineID": "8000"}, field: "senderEngineID", msg: "5 to 32 octets"},
 		{typ: "snmp-trap-in", node: map[string]any{"version": "v4"}, field: "version"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "authPassword": "12345678", "privPassword": "12345678", "privProtocol": "AES256C"}, field: "privProtocol", msg: "is not one of"},
 	}
 	for _, c := range cases {
 		typ := c.typ

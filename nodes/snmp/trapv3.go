@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -22,7 +23,7 @@ func trapV3Fields() []engine.Field {
 		{Name: "securityLevel", Kind: engine.KindEnum, Label: "Security level", Default: "authPriv", Enum: []string{"noAuthNoPriv", "authNoPriv", "authPriv"}, Help: "v3: the least protection a notification must have: none, authentication, or authentication and encryption. Weaker ones are dropped.", ShowIf: v3},
 		{Name: "authProtocol", Kind: engine.KindEnum, Label: "Authentication protocol", Default: "SHA", Enum: []string{"MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"}, Help: "v3: the hash the senders sign notifications with.", ShowIf: auth},
 		{Name: "authPassword", Kind: engine.KindSecret, Label: "Authentication password", Default: "", Help: "v3: the user's authentication passphrase (at least 8 characters).", ShowIf: auth},
-		{Name: "privProtocol", Kind: engine.KindEnum, Label: "Privacy protocol", Default: "AES", Enum: []string{"DES", "AES", "AES192", "AES256", "AES192C", "AES256C"}, Help: "v3: the cipher the senders encrypt notifications with (AES192C/AES256C: the Cisco variant).", ShowIf: priv},
+		{Name: "privProtocol", Kind: engine.KindEnum, Label: "Privacy protocol", Default: "AES", Enum: trapPrivProtocols, Help: "v3: the cipher the senders encrypt notifications with (AES192 and AES256 with net-snmp's key extension).", ShowIf: priv},
 		{Name: "privPassword", Kind: engine.KindSecret, Label: "Privacy password", Default: "", Help: "v3: the user's privacy passphrase (at least 8 characters).", ShowIf: priv},
 		{Name: "senderEngineID", Kind: engine.KindString, Label: "Sender engine ID", Default: "", Help: "v3: accept traps only from the sender with this engine ID (hex, the sender's `-e`); empty accepts any sender whose traps authenticate.", ShowIf: v3, Advanced: true, Example: "8000000001020304"},
 		{Name: "engineID", Kind: engine.KindString, Label: "Own engine ID", Default: "", Help: "v3: this receiver's engine ID (hex), which senders of informs discover and sign with; empty derives a fixed one from the node's id.", ShowIf: v3, Advanced: true, Example: "80001f8880aabbccdd"},
@@ -47,7 +48,7 @@ func (c *trapConfig) validateV3() []error {
 		}
 	}
 	if c.SecurityLevel == "authPriv" {
-		if _, ok := privProtocols[c.PrivProtocol]; !ok {
+		if !slices.Contains(trapPrivProtocols, c.PrivProtocol) {
 			errs = append(errs, &engine.FieldError{Field: "privProtocol", Message: fmt.Sprintf("%q is not a privacy protocol", c.PrivProtocol)})
 		}
 		if len(c.PrivPassword) < 8 {
@@ -64,6 +65,11 @@ func (c *trapConfig) validateV3() []error {
 	}
 	return errs
 }
+
+// trapPrivProtocols are the ciphers of notifications. Not the Cisco
+// variants (AES192C, AES256C): gosnmp keeps their keys for every engine ID
+// it sees, and any sender picks the engine ID of a trap.
+var trapPrivProtocols = []string{"DES", "AES", "AES192", "AES256"}
 
 var levels = map[string]gosnmp.SnmpV3MsgFlags{"noAuthNoPriv": gosnmp.NoAuthNoPriv, "authNoPriv": gosnmp.AuthNoPriv, "authPriv": gosnmp.AuthPriv}
 

@@ -188,3 +188,45 @@ func TestTrapInV3ToV2c(t *testing.T) {
 		t.Errorf("%d messages, want 1", n)
 	}
 }
+
+// TestTrapInV3Protocols receives a v3 trap with each authentication and
+// privacy protocol as net-snmp names them, and without security.
+func TestTrapInV3Protocols(t *testing.T) {
+	cases := []struct{ auth, priv, netAuth, netPriv string }{
+		{"MD5", "DES", "MD5", "DES"},
+		{"SHA224", "AES192", "SHA-224", "AES-192"},
+		{"SHA384", "AES256", "SHA-384", "AES-256"},
+		{"SHA512", "AES", "SHA-512", "AES"},
+		{"", "", "", ""},
+	}
+	for _, c := range cases {
+		name := c.auth + "-" + c.priv
+		if c.auth == "" {
+			name = "noAuthNoPriv"
+		}
+		t.Run(name, func(t *testing.T) {
+			level, sec := "authPriv", []string{"-u", trapUser, "-l", "authPriv", "-a", c.netAuth, "-A", trapAuthPass, "-x", c.netPriv, "-X", trapPrivPass}
+			if c.auth == "" {
+				level, sec = "noAuthNoPriv", []string{"-u", trapUser, "-l", "noAuthNoPriv"}
+			}
+			h, to := trapV3Node(t, map[string]any{"securityLevel": level, "authProtocol": c.auth, "privProtocol": c.priv})
+			if err := snmptest.TrapV3(t, false, append(append(sec, "-e", senderEngine, to), notification("1", "1.3.6.1.4.1.99999.0.7", 3)...)...); err != nil {
+				t.Fatal(err)
+			}
+			checkV3(t, h.WaitOut(0, 1)[0], "1.3.6.1.4.1.99999.0.7", level, 3)
+			if level != "noAuthNoPriv" {
+				return
+			}
+			// Without security, the user name is all that is checked.
+			if err := snmptest.TrapV3(t, false, append([]string{"-u", "someone", "-l", "noAuthNoPriv", "-e", senderEngine, to}, notification("1", "1.3.6.1.4.1.99999.0.7", 4)...)...); err != nil {
+				t.Fatal(err)
+			}
+			waitStatus(t, h, func(s engine.Status) bool {
+				return strings.Contains(s.Text, "1 of another user, version or security level dropped")
+			})
+			if n := len(h.Out(0)); n != 1 {
+				t.Errorf("%d messages, want 1", n)
+			}
+		})
+	}
+}
