@@ -265,7 +265,7 @@ func (n *trapNode) tick() {
 		text += fmt.Sprintf(", %d of another user, version or security level dropped", n.refused)
 	}
 	if rejected > 0 {
-		text += fmt.Sprintf(", %d failing authentication dropped", rejected)
+		text += fmt.Sprintf(", %d unreadable or failing authentication dropped", rejected)
 	}
 	if n.received > 0 || n.dropped > 0 || n.refused > 0 || rejected > 0 {
 		n.setStatusLocked(engine.Status{Fill: "green", Shape: "dot", Text: text})
@@ -280,7 +280,7 @@ func (n *trapNode) tick() {
 // falls behind, traps are dropped (and counted by the engine as errors).
 func (n *trapNode) onTrap(p *gosnmp.SnmpPacket, from *net.UDPAddr, out chan<- *engine.Msg) {
 	if n.conf.Version == "v3" {
-		if why := n.acceptV3(p); why != "" {
+		if n.acceptV3(p) != "" {
 			n.mu.Lock()
 			n.refused++
 			n.mu.Unlock()

@@ -88,14 +88,18 @@ func TestTrapInV3AuthPriv(t *testing.T) {
 	if err := snmptest.TrapV3(t, false, append(append(bad, "-e", senderEngine, to), notification("1", "1.3.6.1.4.1.99999.0.9", 1)...)...); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, h, func(s engine.Status) bool { return strings.Contains(s.Text, "1 failing authentication dropped") })
+	waitStatus(t, h, func(s engine.Status) bool {
+		return strings.Contains(s.Text, "1 unreadable or failing authentication dropped")
+	})
 	// A wrong privacy password cannot be decrypted; the inform is not
 	// acknowledged.
 	badPriv := []string{"-u", trapUser, "-l", "authPriv", "-a", "SHA", "-A", trapAuthPass, "-x", "AES", "-X", "wrongpriv123"}
 	if err := snmptest.TrapV3(t, true, append(append(badPriv, "-r", "0", "-t", "1", to), notification("1", "1.3.6.1.4.1.99999.0.9", 2)...)...); err == nil {
 		t.Error("an inform with a wrong privacy password was acknowledged")
 	}
-	waitStatus(t, h, func(s engine.Status) bool { return strings.Contains(s.Text, "2 failing authentication dropped") })
+	waitStatus(t, h, func(s engine.Status) bool {
+		return strings.Contains(s.Text, "2 unreadable or failing authentication dropped")
+	})
 	errs := h.Errors()
 	if len(errs) == 0 {
 		t.Error("the rejected notifications reached no catch node")
@@ -156,13 +160,17 @@ func TestTrapInV3AuthNoPriv(t *testing.T) {
 	if err := snmptest.TrapV3(t, true, append(append(bad, "-r", "0", "-t", "1", to), notification("1", "1.3.6.1.4.1.99999.0.9", 9)...)...); err == nil {
 		t.Error("an inform with a wrong password was acknowledged")
 	}
-	waitStatus(t, h, func(s engine.Status) bool { return strings.Contains(s.Text, "1 failing authentication dropped") })
+	waitStatus(t, h, func(s engine.Status) bool {
+		return strings.Contains(s.Text, "1 unreadable or failing authentication dropped")
+	})
 	// Another user, even with the right password.
 	other := []string{"-u", "someone", "-l", "authNoPriv", "-a", "SHA-256", "-A", trapAuthPass}
 	if err := snmptest.TrapV3(t, false, append(append(other, "-e", "800000000a0b0c0d", to), notification("1", "1.3.6.1.4.1.99999.0.9", 9)...)...); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, h, func(s engine.Status) bool { return strings.Contains(s.Text, "2 failing authentication dropped") })
+	waitStatus(t, h, func(s engine.Status) bool {
+		return strings.Contains(s.Text, "2 unreadable or failing authentication dropped")
+	})
 	if n := len(h.Out(0)); n != 2 {
 		t.Errorf("%d messages, want 2", n)
 	}
