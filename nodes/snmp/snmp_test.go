@@ -39,6 +39,12 @@ func TestConformance(t *testing.T) {
 			Settings: map[string]any{"host": "127.0.0.1", "port": float64(snmptest.FreeUDPPort(t))},
 		})
 	})
+	t.Run("snmp-trap-in v3", func(t *testing.T) {
+		enginetest.Conformance(t, "snmp-trap-in", enginetest.ConformanceOptions{
+			Settings: map[string]any{"host": "127.0.0.1", "port": float64(snmptest.FreeUDPPort(t)), "version": "v3", "username": "u",
+				"authPassword": "authpass123", "privPassword": "privpass123"},
+		})
+	})
 }
 
 // TestValidation: bad settings are refused with the field named.
@@ -55,6 +61,13 @@ func TestValidation(t *testing.T) {
 		{agent: map[string]any{"version": "v4"}, field: "version"},
 		{typ: "snmp-trap-in", node: map[string]any{"host": "somewhere"}, field: "host", msg: "not an IP address"},
 		{typ: "snmp-trap-in", node: map[string]any{"port": 70000.0}, field: "port"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3"}, field: "username", msg: "needs a user name"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "authPassword": "short"}, field: "authPassword", msg: "at least 8"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "authPassword": "12345678", "privPassword": "1234"}, field: "privPassword", msg: "at least 8"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "securityLevel": "noAuthNoPriv", "engineID": "80zz"}, field: "engineID", msg: "not hexadecimal"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "securityLevel": "noAuthNoPriv", "senderEngineID": "8000"}, field: "senderEngineID", msg: "5 to 32 octets"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v4"}, field: "version"},
+		{typ: "snmp-trap-in", node: map[string]any{"version": "v3", "username": "u", "authPassword": "12345678", "privPassword": "12345678", "privProtocol": "AES256C"}, field: "privProtocol", msg: "is not one of"},
 	}
 	for _, c := range cases {
 		typ := c.typ

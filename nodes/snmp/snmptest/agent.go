@@ -171,6 +171,25 @@ func Trap(t testing.TB, version, community string, args ...string) {
 	}
 }
 
+// TrapV3 sends an SNMP v3 trap with snmptrap, or with inform an inform
+// with snmpinform (which waits for the acknowledgement and fails without
+// one). args are snmptrap's from the security options (-u, -l, -a, -A,
+// -x, -X, -e) on. The error carries the program's output.
+func TrapV3(t testing.TB, inform bool, args ...string) error {
+	t.Helper()
+	bin := peers.Find(t, "snmptrap", "snmp")
+	if inform {
+		bin = peers.Find(t, "snmpinform", "snmp")
+	}
+	cmd := exec.Command(bin, append([]string{"-v", "3"}, args...)...)
+	// A home of its own: net-snmp keeps engine boots and users there.
+	cmd.Env = append(os.Environ(), "MIBS=", "MIBDIRS="+os.TempDir(), "SNMP_PERSISTENT_DIR="+t.TempDir(), "SNMPCONFPATH="+t.TempDir(), "HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", filepath.Base(bin), err, out)
+	}
+	return nil
+}
+
 // FreeUDPPort returns a loopback UDP port that was free a moment ago.
 func FreeUDPPort(t testing.TB) int { return freeUDPPort(t) }
 
