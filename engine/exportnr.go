@@ -106,3 +106,38 @@ func withDefaults(t *Type, in map[string]any) map[string]any {
 	}
 	return out
 }
+
+// UnmappedNotes returns a note for each of the named fields of tbflow type
+// typ that in sets to other than the field's default: settings that have
+// no counterpart in Node-RED and are dropped by an export. Secret fields
+// are named without their value.
+func UnmappedNotes(typ string, in map[string]any, names ...string) []string {
+	t, ok := defaultRegistry.Lookup(typ)
+	if !ok {
+		return nil
+	}
+	var notes []string
+	for _, name := range names {
+		v, set := in[name]
+		if !set || v == nil {
+			continue
+		}
+		for _, f := range t.Fields {
+			if f.Name != name {
+				continue
+			}
+			if f.Kind == KindSecret {
+				if s, _ := v.(string); s != "" {
+					notes = append(notes, fmt.Sprintf("%s (%s) is not exported: set it in Node-RED", f.Name, f.Label))
+				}
+				break
+			}
+			if fmt.Sprint(v) == fmt.Sprint(f.Default) || (f.Default == nil && fmt.Sprint(v) == "") {
+				break
+			}
+			notes = append(notes, fmt.Sprintf("%s (%s) = %v has no Node-RED counterpart and was dropped", f.Name, f.Label, v))
+			break
+		}
+	}
+	return notes
+}
