@@ -60,7 +60,7 @@ func (r *ExportReport) MissingTypes() []string {
 // Secrets are removed as by [Export]. Wires, positions, tabs, groups and
 // comments carry over unchanged.
 func (r *Registry) ExportNodeRED(f *Flow) (*Flow, *ExportReport) {
-	f = Export(f, r)
+	f, creds := SplitSecrets(f, r)
 	rep := &ExportReport{Missing: map[string][]string{}, Notes: []string{}}
 	exportsMu.RLock()
 	defer exportsMu.RUnlock()
@@ -70,6 +70,7 @@ func (r *Registry) ExportNodeRED(f *Flow) (*Flow, *ExportReport) {
 			continue
 		}
 		fn, ok := exports[n.Type]
+		rep.Notes = append(rep.Notes, secretNotes(r, n, creds[n.ID])...)
 		if !ok {
 			rep.Missing[n.Type] = append(rep.Missing[n.Type], n.ID)
 			continue
@@ -127,8 +128,10 @@ func UnmappedNotes(typ string, in map[string]any, names ...string) []string {
 				continue
 			}
 			if f.Kind == KindSecret {
-				if s, _ := v.(string); s != "" {
-					notes = append(notes, fmt.Sprintf("%s (%s) is not exported: set it in Node-RED", f.Name, f.Label))
+				// Literal secrets are gone already (see secretNotes); a
+				// reference to an environment variable names no secret.
+				if s, _ := v.(string); IsEnvRef(s) {
+					notes = append(notes, fmt.Sprintf("%s (%s) = %s is a secret and is not exported: enter it in Node-RED", f.Name, f.Label, s))
 				}
 				break
 			}
@@ -138,6 +141,28 @@ func UnmappedNotes(typ string, in map[string]any, names ...string) []string {
 			notes = append(notes, fmt.Sprintf("%s (%s) = %v has no Node-RED counterpart and was dropped", f.Name, f.Label, v))
 			break
 		}
+	}
+	return notes
+}
+
+// secretNotes names the secrets removed from node n (never their values).
+func secretNotes(r *Registry, n *NodeDef, removed map[string]string) []string {
+	names := make([]string, 0, len(removed))
+	for k := range removed {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var notes []string
+	for _, k := range names {
+		label := k
+		if t, ok := r.Lookup(n.Type); ok {
+			for _, f := range t.Fields {
+				if f.Name == k && f.Label != "" {
+					label = fmt.Sprintf("%s (%s)", k, f.Label)
+				}
+			}
+		}
+		notes = append(notes, fmt.Sprintf("node %q (%s): %s is a secret and is not exported: enter it in Node-RED", n.ID, n.Type, label))
 	}
 	return notes
 }

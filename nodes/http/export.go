@@ -42,7 +42,7 @@ func exportIn(in map[string]any) (string, map[string]any, []string) {
 	if s := str(in, "deviceSource"); s != "" && s != sourceNone {
 		notes = append(notes, "the device name and profile ("+s+": msg.device, msg.deviceType) are tbflow's and are not set in Node-RED: add a change node")
 	}
-	notes = append(notes, engine.UnmappedNotes("http-in", in, "listen", "maxBytes", "timeout")...)
+	notes = append(notes, engine.UnmappedNotes("http-in", in, "secret", "username", "listen", "maxBytes", "timeout")...)
 	return "http in", out, notes
 }
 
@@ -75,15 +75,12 @@ func exportRequest(in map[string]any) (string, map[string]any, []string) {
 	if d := str(in, "interval"); d != "" && d != "0s" && d != "0" {
 		notes = append(notes, "Node-RED's http request does not poll: wire an inject node repeating every "+d+" to it")
 	}
-	if str(in, "authValue") != "" {
-		notes = append(notes, "authValue (the "+str(in, "authHeader")+" header) is a secret and is not exported: add it in Node-RED")
-	}
 	if str(in, "device") != "" || str(in, "deviceType") != "" {
 		notes = append(notes, "device and deviceType (msg.device, msg.deviceType of the answers) are tbflow's: add a change node")
 	}
 	if in["insecure"] == true {
 		notes = append(notes, "insecure (skip TLS verification) needs a Node-RED tls-config node with verification off")
 	}
-	notes = append(notes, engine.UnmappedNotes("http-request", in, "timeout", "maxBytes", "backoffMax")...)
+	notes = append(notes, engine.UnmappedNotes("http-request", in, "authValue", "authHeader", "timeout", "maxBytes", "backoffMax")...)
 	return "http request", out, notes
 }

@@ -61,12 +61,11 @@ func exportBroker(in map[string]any) (string, map[string]any, []string) {
 	var notes []string
 	if u := str(in, "username"); u != "" {
 		out["credentials"] = map[string]any{"user": u}
-		notes = append(notes, "the password is a secret and is not exported: enter it in Node-RED's broker node")
 	}
 	if tls && (str(in, "caFile") != "" || str(in, "certFile") != "" || str(in, "keyFile") != "" || str(in, "serverName") != "") {
 		notes = append(notes, "caFile, certFile, keyFile and serverName need a Node-RED tls-config node: add one to the broker")
 	}
-	notes = append(notes, engine.UnmappedNotes("mqtt-broker", in, "connectTimeout", "reconnectMax", "publishTimeout")...)
+	notes = append(notes, engine.UnmappedNotes("mqtt-broker", in, "password", "connectTimeout", "reconnectMax", "publishTimeout")...)
 	return "mqtt-broker", out, notes
 }
 
@@ -97,7 +96,7 @@ func exportIn(in map[string]any) (string, map[string]any, []string) {
 func exportOut(in map[string]any) (string, map[string]any, []string) {
 	out := map[string]any{
 		"broker": str(in, "broker"), "topic": str(in, "topic"), "qos": strconv.Itoa(intOf(in, "qos", 1)),
-		"retain": strconv.FormatBool(isTrue(in, "retain")),
+		"retain":    strconv.FormatBool(isTrue(in, "retain")),
 		"respTopic": "", "contentType": "", "userProps": "", "correl": "", "expiry": "",
 	}
 	notes := []string{"Node-RED's mqtt out has no output: nodes wired after it get nothing"}
