@@ -20,7 +20,7 @@ import (
 // mqtt-in reads it back; http-request calls %[2]s; http-in takes posts.
 const connectorFlow = `[
  {"id":"x-tab","type":"tab","label":"connectors"},
- {"id":"x-mb","type":"mqtt-broker","host":"127.0.0.1","port":%[1]d,"clientId":"","keepalive":"20s","reconnectMax":"2s"},
+ {"id":"x-mb","type":"mqtt-broker","host":"127.0.0.1","port":%[1]d,"clientId":"","username":"nr-user","keepalive":"20s","reconnectMax":"2s"},
  {"id":"x-in","type":"inject","z":"x-tab","payloadType":"string","payload":"hello via mqtt","x":100,"y":40,"wires":[["x-out"]]},
  {"id":"x-out","type":"mqtt-out","z":"x-tab","broker":"x-mb","topic":"tbflow/export/up","qos":1,"x":300,"y":40,"wires":[[]]},
  {"id":"x-min","type":"mqtt-in","z":"x-tab","broker":"x-mb","topic":"tbflow/export/#","qos":1,"format":"text","deviceSource":"topic","deviceLevel":2,"x":100,"y":100,"wires":[["x-dbg-mqtt"]]},
@@ -81,6 +81,18 @@ func TestExportConnectorsWorkInNodeRED(t *testing.T) {
 	}
 	if log := nr.logText()[before:]; !strings.Contains(log, fmt.Sprintf("Connected to broker: mqtt://127.0.0.1:%d", mosq.Port)) {
 		t.Errorf("Node-RED did not log its connection to mosquitto:\n%s", lastLines(log, 20))
+	}
+
+	// The user name reached Node-RED's credentials; no password did.
+	resp, err := http.Get(nr.base + "/credentials/mqtt-broker/x-mb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds map[string]any
+	json.NewDecoder(resp.Body).Decode(&creds)
+	resp.Body.Close()
+	if creds["user"] != "nr-user" || creds["has_password"] != false {
+		t.Errorf("Node-RED's broker credentials = %v, want user nr-user and no password", creds)
 	}
 
 	// http request: the {{payload}} template and the JSON answer.
