@@ -60,7 +60,7 @@ func (r *ExportReport) MissingTypes() []string {
 // Secrets are removed as by [Export]. Wires, positions, tabs, groups and
 // comments carry over unchanged.
 func (r *Registry) ExportNodeRED(f *Flow) (*Flow, *ExportReport) {
-	f = Export(f, r)
+	f, creds := SplitSecrets(f, r)
 	rep := &ExportReport{Missing: map[string][]string{}, Notes: []string{}}
 	exportsMu.RLock()
 	defer exportsMu.RUnlock()
@@ -70,6 +70,7 @@ func (r *Registry) ExportNodeRED(f *Flow) (*Flow, *ExportReport) {
 			continue
 		}
 		fn, ok := exports[n.Type]
+		rep.Notes = append(rep.Notes, secretNotes(r, n, creds[n.ID])...)
 		if !ok {
 			rep.Missing[n.Type] = append(rep.Missing[n.Type], n.ID)
 			continue
@@ -105,4 +106,63 @@ func withDefaults(t *Type, in map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// UnmappedNotes returns a note for each of the named fields of tbflow type
+// typ that in sets to other than the field's default: settings that have
+// no counterpart in Node-RED and are dropped by an export. Secret fields
+// are named without their value.
+func UnmappedNotes(typ string, in map[string]any, names ...string) []string {
+	t, ok := defaultRegistry.Lookup(typ)
+	if !ok {
+		return nil
+	}
+	var notes []string
+	for _, name := range names {
+		v, set := in[name]
+		if !set || v == nil {
+			continue
+		}
+		for _, f := range t.Fields {
+			if f.Name != name {
+				continue
+			}
+			if f.Kind == KindSecret {
+				// Literal secrets are gone already (see secretNotes); a
+				// reference to an environment variable names no secret.
+				if s, _ := v.(string); IsEnvRef(s) {
+					notes = append(notes, fmt.Sprintf("%s (%s) = %s is a secret and is not exported: enter it in Node-RED", f.Name, f.Label, s))
+				}
+				break
+			}
+			if fmt.Sprint(v) == fmt.Sprint(f.Default) || (f.Default == nil && fmt.Sprint(v) == "") {
+				break
+			}
+			notes = append(notes, fmt.Sprintf("%s (%s) = %v has no Node-RED counterpart and was dropped", f.Name, f.Label, v))
+			break
+		}
+	}
+	return notes
+}
+
+// secretNotes names the secrets removed from node n (never their values).
+func secretNotes(r *Registry, n *NodeDef, removed map[string]string) []string {
+	names := make([]string, 0, len(removed))
+	for k := range removed {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var notes []string
+	for _, k := range names {
+		label := k
+		if t, ok := r.Lookup(n.Type); ok {
+			for _, f := range t.Fields {
+				if f.Name == k && f.Label != "" {
+					label = fmt.Sprintf("%s (%s)", k, f.Label)
+				}
+			}
+		}
+		notes = append(notes, fmt.Sprintf("node %q (%s): %s is a secret and is not exported: enter it in Node-RED", n.ID, n.Type, label))
+	}
+	return notes
 }

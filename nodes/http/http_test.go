@@ -389,7 +389,7 @@ func TestImportNodeRED(t *testing.T) {
 		t.Fatalf("unsupported = %v", rep.Unsupported)
 	}
 	r := f.Node("r")
-	if r.Type != "http-request" || r.Fields["url"] != "http://api.local/v1/{{device}}/state" || r.Fields["format"] != "json" ||
+	if r.Type != "http-request" || r.Fields["url"] != "http://api.local/v1/{{device}}/state" || r.Fields["format"] != "auto" ||
 		!reflect.DeepEqual(r.Fields["headers"], []any{map[string]any{"name": "X-Site", "value": "north"}}) {
 		t.Errorf("http request = %+v", r)
 	}

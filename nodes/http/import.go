@@ -41,8 +41,8 @@ func importRequest(in map[string]any) (string, map[string]any, []string, error) 
 		notes = append(notes, fmt.Sprintf("method %q became GET", str(in, "method")))
 	}
 	switch str(in, "ret") {
-	case "obj":
-		out["format"] = "json"
+	case "obj": // Node-RED passes a body that is not JSON on as text, with a warning
+		out["format"] = "auto"
 	case "txt":
 		out["format"] = "text"
 	default:

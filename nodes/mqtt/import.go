@@ -43,7 +43,13 @@ func importBroker(in map[string]any) (string, map[string]any, []string, error) {
 		return "mqtt-broker", in, nil, nil // already tbflow's: Node-RED's has "broker", tbflow's "host"
 	}
 	out := map[string]any{}
-	notes := []string{"user name and password are not part of Node-RED exports: set them (the password is a secret)"}
+	var notes []string
+	if c, _ := in["credentials"].(map[string]any); str(c, "user") != "" {
+		out["username"] = str(c, "user")
+		notes = append(notes, "the password is not part of Node-RED exports: set it (a secret)")
+	} else {
+		notes = append(notes, "user name and password are not part of Node-RED exports: set them (the password is a secret)")
+	}
 	host := str(in, "broker")
 	for _, p := range []string{"mqtts://", "mqtt://", "tcp://", "ssl://", "tls://"} {
 		if rest, ok := strings.CutPrefix(host, p); ok {
