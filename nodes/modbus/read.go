@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/modbus"
@@ -50,27 +49,14 @@ func (c *readConfig) Validate() error {
 	if err != nil {
 		return err
 	}
-	if c.Key != "" {
-		for _, r := range regs {
-			if r.Key == c.Key {
-				return nil
-			}
-		}
-		return &engine.FieldError{Field: "key", Message: fmt.Sprintf("no row has the key %q", c.Key)}
-	}
-	return nil
+	return checkFixedKey(regs, c.Key)
 }
 
 type readNode struct {
-	nc   *engine.NodeContext
-	conn *Connection
+	linkStatus
 	conf *readConfig
 	regs []modbus.Register
 	by   map[string]int
-
-	mu      sync.Mutex
-	status  string
-	unwatch func()
 }
 
 func newRead(nc *engine.NodeContext, c *readConfig) (engine.Node, error) {
@@ -82,36 +68,11 @@ func newRead(nc *engine.NodeContext, c *readConfig) (engine.Node, error) {
 		return nil, err
 	}
 	regs, _, _ := toRegisters(polledRows(c.Registers), conn.conf.defaults())
-	n := &readNode{nc: nc, conn: conn, conf: c, regs: regs, by: map[string]int{}}
+	n := &readNode{linkStatus: linkStatus{nc: nc, conn: conn}, conf: c, regs: regs, by: map[string]int{}}
 	for i, r := range regs {
 		n.by[r.Key] = i
 	}
 	return n, nil
-}
-
-// Start follows the link's state for the status.
-func (n *readNode) Start(context.Context) error {
-	n.unwatch = watchLink(n.conn, n.setStatus)
-	return nil
-}
-
-// Stop stops following the link.
-func (n *readNode) Stop(context.Context) error {
-	if n.unwatch != nil {
-		n.unwatch()
-		n.unwatch = nil
-	}
-	return nil
-}
-
-func (n *readNode) setStatus(s engine.Status) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
 }
 
 // rows picks the rows a message reads.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/modbus"
@@ -65,28 +64,17 @@ func (c *writeConfig) Validate() error {
 			errs = append(errs, &engine.FieldError{Field: fmt.Sprintf("registers[%d].function", i), Message: fmt.Sprintf("%s is read-only: only coil and holding rows can be written", r.Function)})
 		}
 	}
-	if c.Key != "" {
-		found := false
-		for _, r := range regs {
-			found = found || r.Key == c.Key
-		}
-		if !found {
-			errs = append(errs, &engine.FieldError{Field: "key", Message: fmt.Sprintf("no row has the key %q", c.Key)})
-		}
+	if err := checkFixedKey(regs, c.Key); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 type writeNode struct {
-	nc    *engine.NodeContext
-	conn  *Connection
+	linkStatus
 	conf  *writeConfig
 	regs  map[string]modbus.Register
 	order []string
-
-	mu      sync.Mutex
-	status  string
-	unwatch func()
 }
 
 func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
@@ -98,52 +86,12 @@ func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
 		return nil, err
 	}
 	regs, _, _ := toRegisters(polledRows(c.Registers), conn.conf.defaults())
-	n := &writeNode{nc: nc, conn: conn, conf: c, regs: map[string]modbus.Register{}}
+	n := &writeNode{linkStatus: linkStatus{nc: nc, conn: conn}, conf: c, regs: map[string]modbus.Register{}}
 	for _, r := range regs {
 		n.regs[r.Key] = r
 		n.order = append(n.order, r.Key)
 	}
 	return n, nil
-}
-
-// Start follows the link's state for the status.
-func (n *writeNode) Start(context.Context) error {
-	n.unwatch = watchLink(n.conn, n.setStatus)
-	return nil
-}
-
-// Stop stops following the link.
-func (n *writeNode) Stop(context.Context) error {
-	if n.unwatch != nil {
-		n.unwatch()
-		n.unwatch = nil
-	}
-	return nil
-}
-
-// watchLink shows the link's outages (and its return) in a node's status.
-func watchLink(conn *Connection, set func(engine.Status)) func() {
-	bus, err := conn.Bus()
-	if err != nil {
-		return nil
-	}
-	return bus.Watch(func(up bool, err error) {
-		if up {
-			set(engine.StatusConnected)
-		} else if err != nil {
-			set(engine.StatusError(err))
-		}
-	})
-}
-
-func (n *writeNode) setStatus(s engine.Status) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
 }
 
 // targets picks the rows and values a message writes.
