@@ -184,13 +184,10 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("PUT /api/devices/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
-		body, ok := readBody(w, r, maxOTABody)
+		p, ok := readOTAPackage(w, r)
 		if !ok {
 			return
 		}
-		q := r.URL.Query()
-		p := OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
-			ChecksumAlgorithm: q.Get("algorithm"), Data: body}
 		if err := s.AssignOTA(r.PathValue("name"), r.PathValue("kind"), p); err != nil {
 			writeError(w, err)
 			return
@@ -297,8 +294,7 @@ func (s *Server) Handler() http.Handler {
 			if l == nil {
 				continue
 			}
-			if err := validateRateLimits(*l); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			if !validLimits(w, *l) {
 				return
 			}
 		}
@@ -316,8 +312,7 @@ func (s *Server) Handler() http.Handler {
 		if !readJSON(w, r, &l) || !s.exists(w, name) {
 			return
 		}
-		if err := validateRateLimits(l); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		if !validLimits(w, l) {
 			return
 		}
 		s.SetRateLimits(name, l)
@@ -340,13 +335,10 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("PUT /api/device-profiles/{name}/ota/{kind}", func(w http.ResponseWriter, r *http.Request) {
-		body, ok := readBody(w, r, maxOTABody)
+		p, ok := readOTAPackage(w, r)
 		if !ok {
 			return
 		}
-		q := r.URL.Query()
-		p := OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
-			ChecksumAlgorithm: q.Get("algorithm"), Data: body}
 		if err := s.AssignProfileOTA(r.PathValue("name"), r.PathValue("kind"), p); err != nil {
 			writeError(w, err)
 			return
@@ -440,4 +432,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
+}
+
+// readOTAPackage reads a package assignment: the file as the body, its
+// title, version, tag and checksum algorithm as query parameters.
+func readOTAPackage(w http.ResponseWriter, r *http.Request) (OTAPackage, bool) {
+	body, ok := readBody(w, r, maxOTABody)
+	if !ok {
+		return OTAPackage{}, false
+	}
+	q := r.URL.Query()
+	return OTAPackage{Title: q.Get("title"), Version: q.Get("version"), Tag: q.Get("tag"),
+		ChecksumAlgorithm: q.Get("algorithm"), Data: body}, true
+}
+
+// validLimits answers 400 for rate limits ThingsBoard would not take.
+func validLimits(w http.ResponseWriter, l RateLimits) bool {
+	if err := validateRateLimits(l); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return false
+	}
+	return true
 }
