@@ -379,6 +379,16 @@ func (nc *NodeContext) Status(s Status) {
 	}
 }
 
+// ShowStatus sets the node's status like [NodeContext.Status], unless the
+// status shown has the same text already: a node can call it after every
+// poll or request without sending an event each time.
+func (nc *NodeContext) ShowStatus(s Status) {
+	if cur := nc.r.slot.status.Load(); cur != nil && cur.Text == s.Text {
+		return
+	}
+	nc.Status(s)
+}
+
 // maxCatchDepth stops a catch node that fails on its own error messages
 // from looping.
 const maxCatchDepth = 10

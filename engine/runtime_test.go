@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -496,5 +497,26 @@ func TestConstructFailureLeavesFlowRunning(t *testing.T) {
 	waitIdle(t, e)
 	if len(te.sink("k").got()) != 1 {
 		t.Fatal("the old flow stopped running after a failed deploy")
+	}
+}
+
+// ShowStatus sends a status event only when the text shown changes.
+func TestShowStatusSkipsTheShownText(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	e := newTestEngine(t, reg, Options{})
+	st := e.Subscribe("status/a", 100)
+	deploy(t, e, `[{"id":"a","type":"pass"}]`, DeployFull)
+	nc := e.graph.Load().runners["a"].nc
+	nc.ShowStatus(StatusConnected)
+	nc.ShowStatus(StatusConnected)
+	nc.ShowStatus(StatusError(errors.New("gone")))
+	nc.ShowStatus(StatusError(errors.New("gone")))
+	nc.ShowStatus(StatusConnected)
+	var texts []string
+	for len(st.C) > 0 {
+		texts = append(texts, (<-st.C).Data.(Status).Text)
+	}
+	if want := []string{StatusConnected.Text, "error: gone", StatusConnected.Text}; !slices.Equal(texts, want) {
+		t.Fatalf("status events %q, want %q", texts, want)
 	}
 }

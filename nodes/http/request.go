@@ -153,7 +153,6 @@ type requestNode struct {
 	client *nethttp.Client
 
 	mu     sync.Mutex
-	status string
 	failed bool
 }
 
@@ -176,16 +175,6 @@ func (n *requestNode) Start(context.Context) error { return nil }
 func (n *requestNode) Stop(context.Context) error {
 	n.client.CloseIdleConnections()
 	return nil
-}
-
-func (n *requestNode) setStatus(s engine.Status) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
 }
 
 // errUnreachable marks a server that could not be reached.
@@ -297,13 +286,13 @@ func redact(s string) string {
 func (n *requestNode) Handle(ctx context.Context, m *engine.Msg) error {
 	out, err := n.call(ctx, m)
 	if err != nil {
-		n.setStatus(engine.StatusError(err))
+		n.nc.ShowStatus(engine.StatusError(err))
 		if errors.Is(err, errUnreachable) {
 			return fmt.Errorf("http-request: %w: %w", engine.ErrNotConnected, err)
 		}
 		return fmt.Errorf("http-request: %w", err)
 	}
-	n.setStatus(engine.Status{Fill: "green", Shape: "dot", Text: "ok"})
+	n.nc.ShowStatus(engine.Status{Fill: "green", Shape: "dot", Text: "ok"})
 	return n.nc.Send(ctx, out)
 }
 
@@ -330,7 +319,7 @@ func (n *requestNode) Run(ctx context.Context) error {
 			first := !n.failed
 			n.failed = true
 			n.mu.Unlock()
-			n.setStatus(engine.StatusError(err))
+			n.nc.ShowStatus(engine.StatusError(err))
 			if first {
 				n.nc.Error(fmt.Errorf("http-request: %w", err), nil)
 			}
@@ -347,7 +336,7 @@ func (n *requestNode) Run(ctx context.Context) error {
 		}
 		n.failed = false
 		n.mu.Unlock()
-		n.setStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
+		n.nc.ShowStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
 		wait = interval
 		if err := n.nc.Send(ctx, out); err != nil {
 			return nil

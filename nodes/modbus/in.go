@@ -85,7 +85,6 @@ type inNode struct {
 
 	mu     sync.Mutex
 	remove func()
-	status string
 	failed bool
 
 	rep reporter // used only by Run
@@ -128,7 +127,7 @@ func (n *inNode) Start(ctx context.Context) error {
 		return err
 	}
 	n.remove = remove
-	n.setStatus(engine.StatusConnecting)
+	n.nc.ShowStatus(engine.StatusConnecting)
 	return nil
 }
 
@@ -159,14 +158,6 @@ func (n *inNode) Stop(context.Context) error {
 	return nil
 }
 
-func (n *inNode) setStatus(s engine.Status) {
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
-}
-
 // Run turns poll results into messages until ctx ends.
 func (n *inNode) Run(ctx context.Context) error {
 	for {
@@ -186,7 +177,7 @@ func (n *inNode) emit(ctx context.Context, r modbus.Result) error {
 	if r.Err != nil {
 		first := !n.failed
 		n.failed = true
-		n.setStatus(engine.StatusError(r.Err))
+		n.nc.ShowStatus(engine.StatusError(r.Err))
 		n.mu.Unlock()
 		if first {
 			n.nc.Error(fmt.Errorf("modbus-in unit %d: %w", r.Unit, r.Err), nil)
@@ -198,9 +189,9 @@ func (n *inNode) emit(ctx context.Context, r modbus.Result) error {
 	}
 	n.failed = false
 	if len(r.Errors) > 0 {
-		n.setStatus(engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("polling, %d of %d values failing", len(r.Errors), len(n.regs))})
+		n.nc.ShowStatus(engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("polling, %d of %d values failing", len(r.Errors), len(n.regs))})
 	} else {
-		n.setStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
+		n.nc.ShowStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
 	}
 	n.mu.Unlock()
 

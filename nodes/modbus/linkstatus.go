@@ -3,7 +3,6 @@ package modbus
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/tbflow/tbflow/engine"
 	"github.com/tbflow/tbflow/modbus"
@@ -16,14 +15,12 @@ type linkStatus struct {
 	nc   *engine.NodeContext
 	conn *Connection
 
-	mu      sync.Mutex
-	status  string
 	unwatch func()
 }
 
 // Start follows the link's state for the status.
 func (l *linkStatus) Start(context.Context) error {
-	l.unwatch = watchLink(l.conn, l.setStatus)
+	l.unwatch = watchLink(l.conn, l.nc.ShowStatus)
 	return nil
 }
 
@@ -34,17 +31,6 @@ func (l *linkStatus) Stop(context.Context) error {
 		l.unwatch = nil
 	}
 	return nil
-}
-
-// setStatus shows s unless it is the status already shown.
-func (l *linkStatus) setStatus(s engine.Status) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s.Text == l.status {
-		return
-	}
-	l.status = s.Text
-	l.nc.Status(s)
 }
 
 // watchLink shows the link's outages (and its return) in a node's status.

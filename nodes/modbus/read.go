@@ -134,7 +134,7 @@ func (n *readNode) Handle(ctx context.Context, m *engine.Msg) error {
 	if err != nil {
 		err = linkError(err)
 		if !errors.Is(err, engine.ErrNotConnected) {
-			n.setStatus(engine.StatusError(err))
+			n.nc.ShowStatus(engine.StatusError(err))
 		}
 		return fmt.Errorf("modbus-read unit %d: %w", n.conf.Unit, err)
 	}
@@ -145,10 +145,10 @@ func (n *readNode) Handle(ctx context.Context, m *engine.Msg) error {
 		}
 		sort.Strings(msgs)
 		err := fmt.Errorf("modbus-read unit %d: %s", n.conf.Unit, strings.Join(msgs, "; "))
-		n.setStatus(engine.StatusError(err))
+		n.nc.ShowStatus(engine.StatusError(err))
 		return err
 	}
-	n.setStatus(engine.StatusConnected)
+	n.nc.ShowStatus(engine.StatusConnected)
 	m.Payload = res.Values
 	m.Set("ts", res.Time.UnixMilli())
 	return n.nc.Send(ctx, m)

@@ -143,13 +143,13 @@ func (n *writeNode) Handle(ctx context.Context, m *engine.Msg) error {
 		if err := bus.Write(ctx, uint8(n.conf.Unit), n.regs[k], vals[i]); err != nil {
 			err = linkError(err)
 			if !errors.Is(err, engine.ErrNotConnected) {
-				n.setStatus(engine.StatusError(err))
+				n.nc.ShowStatus(engine.StatusError(err))
 			}
 			return fmt.Errorf("modbus-write unit %d: %w", n.conf.Unit, err)
 		}
 		written[k] = vals[i]
 	}
-	n.setStatus(engine.StatusConnected)
+	n.nc.ShowStatus(engine.StatusConnected)
 	m.Payload = map[string]any{"ok": true, "written": written}
 	return n.nc.Send(ctx, m)
 }

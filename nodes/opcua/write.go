@@ -74,10 +74,9 @@ type writeNode struct {
 	conf  *writeConfig
 	items map[string]string // key → node id text
 
-	mu     sync.Mutex
-	status string
-	cli    *opcua.Client // the session types were read with
-	types  map[string]ua.TypeID
+	mu    sync.Mutex
+	cli   *opcua.Client // the session types were read with
+	types map[string]ua.TypeID
 }
 
 func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
@@ -97,16 +96,6 @@ func newWrite(nc *engine.NodeContext, c *writeConfig) (engine.Node, error) {
 
 func (n *writeNode) Start(context.Context) error { return nil }
 func (n *writeNode) Stop(context.Context) error  { return nil }
-
-func (n *writeNode) setStatus(s engine.Status) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
-}
 
 // targets picks the items and values a message writes.
 func (n *writeNode) targets(m *engine.Msg) ([]string, []any, error) {
@@ -173,7 +162,7 @@ func (n *writeNode) Handle(ctx context.Context, m *engine.Msg) error {
 		v, err := fromJSON(vals[i], types[k])
 		if err != nil {
 			err = fmt.Errorf("opcua-write %s (%s): %w", k, types[k], err)
-			n.setStatus(engine.StatusError(err))
+			n.nc.ShowStatus(engine.StatusError(err))
 			return err
 		}
 		variant, err := ua.NewVariant(v)
@@ -200,14 +189,14 @@ func (n *writeNode) Handle(ctx context.Context, m *engine.Msg) error {
 	}
 	if len(bad) > 0 {
 		err := fmt.Errorf("opcua-write: the server refused %s", strings.Join(bad, "; "))
-		n.setStatus(engine.StatusError(err))
+		n.nc.ShowStatus(engine.StatusError(err))
 		return err
 	}
 	written := map[string]any{}
 	for i, k := range keys {
 		written[k] = vals[i]
 	}
-	n.setStatus(engine.StatusConnected)
+	n.nc.ShowStatus(engine.StatusConnected)
 	m.Payload = map[string]any{"ok": true, "written": written}
 	return n.nc.Send(ctx, m)
 }
@@ -220,7 +209,7 @@ func (n *writeNode) fail(cli *opcua.Client, err error) error {
 		return fmt.Errorf("opcua-write %s: %w: %w", n.conn.Endpoint(), engine.ErrNotConnected, err)
 	}
 	err = fmt.Errorf("opcua-write %s: %w", n.conn.Endpoint(), err)
-	n.setStatus(engine.StatusError(err))
+	n.nc.ShowStatus(engine.StatusError(err))
 	return err
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
@@ -104,9 +103,6 @@ type inNode struct {
 	conf  *inConfig
 	oids  []string // normalised, by row
 	gets  []int    // rows read by GET
-
-	mu     sync.Mutex
-	status string
 }
 
 func newIn(nc *engine.NodeContext, c *inConfig) (engine.Node, error) {
@@ -134,16 +130,6 @@ func newIn(nc *engine.NodeContext, c *inConfig) (engine.Node, error) {
 func (n *inNode) Start(context.Context) error { return nil }
 func (n *inNode) Stop(context.Context) error  { return nil }
 
-func (n *inNode) setStatus(s engine.Status) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s.Text == n.status {
-		return
-	}
-	n.status = s.Text
-	n.nc.Status(s)
-}
-
 // Run polls every period until ctx ends. A poll the agent does not answer
 // ends Run with the error; the engine calls it again after a growing
 // pause.
@@ -156,13 +142,13 @@ func (n *inNode) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			n.setStatus(engine.StatusError(err))
+			n.nc.ShowStatus(engine.StatusError(err))
 			return fmt.Errorf("snmp-in %s: %w", n.agent.Addr(), err)
 		}
 		if len(errs) > 0 {
-			n.setStatus(engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("polling, %d of %d values failing", len(errs), len(n.conf.OIDs))})
+			n.nc.ShowStatus(engine.Status{Fill: "yellow", Shape: "dot", Text: fmt.Sprintf("polling, %d of %d values failing", len(errs), len(n.conf.OIDs))})
 		} else {
-			n.setStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
+			n.nc.ShowStatus(engine.Status{Fill: "green", Shape: "dot", Text: "polling"})
 		}
 		if err := n.send(ctx, vals, errs, latency); err != nil {
 			return nil
